@@ -1,0 +1,22 @@
+// The dself CLI's commands; each file app/cmd_<name>.cpp registers one.
+#pragma once
+
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+
+#include "core/log.h"
+
+namespace dself {
+
+// Options every command sees, filled by the global flags before a command's callback runs.
+struct GlobalOptions {
+  std::filesystem::path avatar = "avatar";  // --avatar, or $DSELF_AVATAR
+  Verbosity verbosity = Verbosity::normal;
+};
+
+void add_sample_command(CLI::App& app, const GlobalOptions& globals);
+void add_ingest_command(CLI::App& app, const GlobalOptions& globals);
+void add_status_command(CLI::App& app, const GlobalOptions& globals);
+
+}  // namespace dself

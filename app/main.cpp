@@ -1,0 +1,40 @@
+// dself: build a digital self from a person's videos. This file only wires the commands.
+#include <cstdio>
+#include <exception>
+
+#include "app/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+
+int main(int argc, char** argv) {
+  dself::GlobalOptions globals;
+  CLI::App app{"dself: a digital self built from a person's own videos"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "dself 0.1.0");
+  app.add_option("--avatar", globals.avatar, "The avatar's workspace directory")
+      ->envname("DSELF_AVATAR")
+      ->capture_default_str();
+  bool verbose = false;
+  bool quiet = false;
+  app.add_flag("-v,--verbose", verbose, "Log details");
+  app.add_flag("-q,--quiet", quiet, "Log only warnings and errors; no progress bars");
+  app.parse_complete_callback([&] {
+    dself::init_logging(quiet ? dself::Verbosity::quiet
+                              : verbose ? dself::Verbosity::verbose : dself::Verbosity::normal);
+  });
+
+  dself::add_sample_command(app, globals);
+  dself::add_ingest_command(app, globals);
+  dself::add_status_command(app, globals);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version come here too, with exit code 0.
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", dself::describe(e).c_str());
+    return dself::exit_code(dself::kind_of(e));
+  }
+  return 0;
+}

@@ -1,0 +1,55 @@
+// Progress of long work: a bar on a terminal, plain lines otherwise, and events for listeners
+// (the server streams them to the web UI).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace dself {
+
+// One observation of a task's progress.
+struct ProgressEvent {
+  std::string task;     // what is being done, e.g. "ingest: download video_000"
+  std::string unit;     // what is counted: "frames", "bytes", "videos"
+  int64_t done = 0;     // units done so far
+  int64_t total = 0;    // units in all; 0 when unknown
+  double elapsed_s = 0; // seconds since the task started
+  double rate_per_s = 0;// units per second so far
+  double eta_s = -1;    // seconds left; -1 when unknown
+  bool finished = false;
+};
+
+using ProgressListener = std::function<void(const ProgressEvent&)>;
+
+// Registers a listener called (on the working thread) with every event; returns its id.
+int add_progress_listener(ProgressListener listener);
+void remove_progress_listener(int id);
+
+// Turns the stderr display on or off (off with --quiet); listeners are always called.
+void set_progress_display(bool enabled);
+
+// Tracks one task. Display goes to stderr: a redrawn bar with count, rate and ETA when stderr
+// is a terminal, a plain line every few seconds otherwise. Destruction finishes the task.
+class Progress {
+ public:
+  Progress(std::string task, int64_t total, std::string unit);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  void advance(int64_t n = 1);
+  void set_done(int64_t done);
+  void set_total(int64_t total);
+  void finish();
+
+ private:
+  void report(bool force);
+
+  ProgressEvent event_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_report_;
+};
+
+}  // namespace dself
