@@ -1,7 +1,138 @@
+// dself status: what the avatar's workspace holds — sources, media, hours of video, stages done.
+#include <cstdio>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "app/commands.h"
+#include "core/catalog.h"
+#include "core/error.h"
 
 namespace dself {
+namespace {
 
-void add_status_command(CLI::App&, const GlobalOptions&) {}
+struct StatusOptions {
+  bool json = false;  // print the stable JSON document (docs/FORMATS.md) instead of text
+};
+
+// The status document; its shape is documented in docs/FORMATS.md and read by the web UI.
+nlohmann::json status_document(const std::filesystem::path& avatar, const Catalog& catalog) {
+  nlohmann::json sources = nlohmann::json::array();
+  double total_video_s = 0;
+  int64_t total_bytes = 0;
+  int video_count = 0;
+  int captions_count = 0;
+  for (const Source& source : catalog.sources()) {
+    nlohmann::json files = nlohmann::json::array();
+    double duration_s = 0;
+    for (const MediaFile& file : catalog.media(source.id)) {
+      files.push_back({{"path", file.path},
+                       {"role", file.role},
+                       {"size_bytes", file.size_bytes},
+                       {"duration_s", file.duration_s},
+                       {"width", file.width},
+                       {"height", file.height},
+                       {"fps", file.fps},
+                       {"has_video", file.has_video},
+                       {"has_audio", file.has_audio}});
+      total_bytes += file.size_bytes;
+      if (file.role == "video") {
+        duration_s += file.duration_s;
+        ++video_count;
+      } else if (file.role == "captions") {
+        ++captions_count;
+      }
+    }
+    total_video_s += duration_s;
+    sources.push_back({{"id", source.id},
+                       {"key", source.key},
+                       {"kind", source.kind},
+                       {"origin", source.origin},
+                       {"title", source.title},
+                       {"added_at", source.added_at},
+                       {"duration_s", duration_s},
+                       {"files", files}});
+  }
+  nlohmann::json stages = nlohmann::json::array();
+  for (const StageRun& run : catalog.stage_runs()) {
+    stages.push_back({{"stage", run.stage}, {"source_id", run.source_id}, {"finished_at", run.finished_at}});
+  }
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const Job& job : catalog.jobs()) {
+    jobs.push_back({{"id", job.id},
+                    {"command", job.command},
+                    {"arguments", job.arguments},
+                    {"state", job.state},
+                    {"message", job.message},
+                    {"started_at", job.started_at},
+                    {"finished_at", job.finished_at}});
+  }
+  return {{"format", "dself-status"},
+          {"version", 1},
+          {"avatar", std::filesystem::absolute(avatar).lexically_normal().string()},
+          {"totals",
+           {{"sources", sources.size()},
+            {"videos", video_count},
+            {"captions", captions_count},
+            {"video_hours", total_video_s / 3600.0},
+            {"bytes", total_bytes}}},
+          {"sources", sources},
+          {"stages", stages},
+          {"jobs", jobs}};
+}
+
+std::string format_duration(double seconds) {
+  auto s = static_cast<int64_t>(seconds + 0.5);
+  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+void print_text(const nlohmann::json& status) {
+  const auto& totals = status["totals"];
+  std::printf("avatar   %s\n", status["avatar"].get<std::string>().c_str());
+  std::printf("sources  %d (%d videos, %d caption files, %s of video, %.1f MiB)\n",
+              totals["sources"].get<int>(), totals["videos"].get<int>(), totals["captions"].get<int>(),
+              format_duration(totals["video_hours"].get<double>() * 3600).c_str(),
+              totals["bytes"].get<double>() / 1048576.0);
+  for (const auto& source : status["sources"]) {
+    std::printf("  %3lld  %-5s %s  %s\n", source["id"].get<long long>(), source["kind"].get<std::string>().c_str(),
+                format_duration(source["duration_s"].get<double>()).c_str(),
+                source["title"].get<std::string>().empty() ? source["origin"].get<std::string>().c_str()
+                                                           : source["title"].get<std::string>().c_str());
+  }
+  std::map<std::string, int> done_per_stage;
+  for (const auto& run : status["stages"]) ++done_per_stage[run["stage"].get<std::string>()];
+  std::printf("stages  ");
+  if (done_per_stage.empty()) std::printf(" none done yet");
+  for (const auto& [stage, count] : done_per_stage) std::printf(" %s: %d done", stage.c_str(), count);
+  std::printf("\n");
+  if (!status["jobs"].empty()) {
+    const auto& last = status["jobs"][0];
+    std::printf("last job %s %s (%s)%s%s\n", last["command"].get<std::string>().c_str(),
+                last["state"].get<std::string>().c_str(), last["started_at"].get<std::string>().c_str(),
+                last["message"].get<std::string>().empty() ? "" : ": ", last["message"].get<std::string>().c_str());
+  }
+}
+
+}  // namespace
+
+void add_status_command(CLI::App& app, const GlobalOptions& globals) {
+  auto options = std::make_shared<StatusOptions>();
+  auto* command = app.add_subcommand("status", "Show the avatar's sources, media, hours of video and stages done");
+  command->add_flag("--json", options->json, "Print a JSON document (format: docs/FORMATS.md)");
+  command->callback([options, &globals] {
+    if (!std::filesystem::exists(globals.avatar / "dself.db")) {
+      throw InputError(fmt::format("no avatar at {}: give its directory with --avatar, or start one with `dself ingest`",
+                                   globals.avatar.string()));
+    }
+    Catalog catalog(globals.avatar);
+    nlohmann::json status = status_document(globals.avatar, catalog);
+    if (options->json) {
+      std::printf("%s\n", status.dump(2).c_str());
+    } else {
+      print_text(status);
+    }
+  });
+}
 
 }  // namespace dself

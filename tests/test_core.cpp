@@ -1,0 +1,175 @@
+// Core: catalog migrations and transactions, staged files, errors, progress events.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <fstream>
+
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "core/progress.h"
+#include "support.h"
+
+namespace dself {
+namespace {
+
+MediaFile video_file(const std::string& path) {
+  MediaFile file;
+  file.path = path;
+  file.role = "video";
+  file.size_bytes = 1000;
+  file.content_hash = "abc";
+  file.duration_s = 12.5;
+  file.has_video = true;
+  file.has_audio = true;
+  return file;
+}
+
+TEST(Catalog, CreatesSchemaAtCurrentVersion) {
+  test::TempDir dir;
+  { Catalog catalog(dir.path()); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "dself.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(stmt, 0), Catalog::schema_version);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+}
+
+TEST(Catalog, RefusesNewerSchema) {
+  test::TempDir dir;
+  { Catalog catalog(dir.path()); }
+  sqlite3* db = nullptr;
+  sqlite3_open((dir / "dself.db").c_str(), &db);
+  sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  try {
+    Catalog catalog(dir.path());
+    FAIL() << "a catalog from a newer dself was opened";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::environment);
+    EXPECT_NE(std::string(e.what()).find("upgrade dself"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Catalog, AddsSourceWithFilesAndReopens) {
+  test::TempDir dir;
+  {
+    Catalog catalog(dir.path());
+    Source source{0, "file:abc", "file", "/videos/a.mp4", "a", ""};
+    int64_t id = catalog.add_source(source, {video_file("sources/a.mp4")});
+    EXPECT_GT(id, 0);
+  }
+  Catalog catalog(dir.path());
+  auto found = catalog.find_source("file:abc");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->origin, "/videos/a.mp4");
+  EXPECT_FALSE(found->added_at.empty());
+  auto files = catalog.media(found->id);
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].path, "sources/a.mp4");
+  EXPECT_DOUBLE_EQ(files[0].duration_s, 12.5);
+  EXPECT_TRUE(files[0].has_audio);
+}
+
+TEST(Catalog, FailedInsertLeavesNothingBehind) {
+  test::TempDir dir;
+  Catalog catalog(dir.path());
+  catalog.add_source({0, "file:one", "file", "/a.mp4", "", ""}, {video_file("sources/a.mp4")});
+  // The second source's file clashes with the first one's path: the whole insert must roll back.
+  EXPECT_THROW(catalog.add_source({0, "file:two", "file", "/b.mp4", "", ""},
+                                  {video_file("sources/b.mp4"), video_file("sources/a.mp4")}),
+               Error);
+  EXPECT_FALSE(catalog.find_source("file:two"));
+  EXPECT_EQ(catalog.sources().size(), 1u);
+  EXPECT_EQ(catalog.media().size(), 1u);
+}
+
+TEST(Catalog, DuplicateKeyIsRefused) {
+  test::TempDir dir;
+  Catalog catalog(dir.path());
+  catalog.add_source({0, "file:one", "file", "/a.mp4", "", ""}, {});
+  EXPECT_THROW(catalog.add_source({0, "file:one", "file", "/a.mp4", "", ""}, {}), Error);
+  EXPECT_EQ(catalog.sources().size(), 1u);
+}
+
+TEST(Catalog, StagesAndJobs) {
+  test::TempDir dir;
+  Catalog catalog(dir.path());
+  catalog.mark_stage_done({"ingest", 3, "h1", ""});
+  catalog.mark_stage_done({"ingest", 3, "h2", ""});
+  auto run = catalog.stage_run("ingest", 3);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->input_hash, "h2");
+  EXPECT_FALSE(catalog.stage_run("ingest", 4));
+
+  int64_t job = catalog.start_job("ingest", "a.mp4");
+  EXPECT_EQ(catalog.jobs()[0].state, "running");
+  catalog.finish_job(job, false, "a.mp4 is not a video");
+  EXPECT_EQ(catalog.jobs()[0].state, "failed");
+  EXPECT_EQ(catalog.jobs()[0].message, "a.mp4 is not a video");
+}
+
+TEST(StagedPath, OnlyCommittedFilesAppear) {
+  test::TempDir dir;
+  {
+    StagedPath staged(dir / "video.mp4");
+    std::ofstream(staged.temporary()) << "half";
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "an abandoned temporary file was left behind";
+  {
+    StagedPath staged(dir / "video.mp4");
+    std::ofstream(staged.temporary()) << "whole";
+    staged.commit();
+  }
+  EXPECT_EQ(read_file(dir / "video.mp4"), "whole");
+}
+
+TEST(Hash, FileAndBytesAgree) {
+  test::TempDir dir;
+  write_file_atomic(dir / "a.txt", "hello");
+  EXPECT_EQ(hash_file(dir / "a.txt"), hash_bytes("hello"));
+  EXPECT_NE(hash_bytes("hello"), hash_bytes("hellp"));
+  EXPECT_EQ(hash_bytes("hello").size(), 32u);
+  EXPECT_THROW(hash_file(dir / "missing"), InputError);
+}
+
+TEST(Errors, NestedChainIsDescribedAndOuterKindWins) {
+  try {
+    try {
+      throw InputError("caption file a.vtt line 3: bad timestamp");
+    } catch (...) {
+      std::throw_with_nested(std::runtime_error("cannot import a.mp4"));
+    }
+  } catch (const std::exception& e) {
+    EXPECT_EQ(describe(e), "cannot import a.mp4: caption file a.vtt line 3: bad timestamp");
+    EXPECT_EQ(kind_of(e), ErrorKind::user_input);
+    EXPECT_EQ(exit_code(kind_of(e)), 1);
+  }
+  EXPECT_EQ(exit_code(ErrorKind::environment), 2);
+  EXPECT_EQ(kind_of(std::runtime_error("bug")), ErrorKind::internal);
+}
+
+TEST(Progress, ListenersSeeEveryFinishAndCounts) {
+  std::vector<ProgressEvent> events;
+  int id = add_progress_listener([&](const ProgressEvent& e) { events.push_back(e); });
+  set_progress_display(false);
+  {
+    Progress progress("test task", 10, "frames");
+    for (int i = 0; i < 10; ++i) progress.advance();
+  }
+  remove_progress_listener(id);
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events.front().done, 0);
+  EXPECT_TRUE(events.back().finished);
+  EXPECT_EQ(events.back().done, 10);
+  EXPECT_EQ(events.back().total, 10);
+  EXPECT_EQ(events.back().task, "test task");
+  EXPECT_EQ(events.back().eta_s, 0);
+}
+
+}  // namespace
+}  // namespace dself

@@ -1,0 +1,33 @@
+# dself: `make` sets up and builds; `make test`, `make demo`, `make bench` as in the README.
+BUILD ?= build
+DSELF := $(BUILD)/app/dself
+JOBS ?= $(shell nproc)
+DEMO ?= demo
+
+.PHONY: all setup build test test-all demo bench clean
+
+all: setup build
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The default suite: every test labelled "unit" (plus the sample-person fixture they share).
+test: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+# The main job on the sample person: make one, ingest it, show what the avatar has.
+demo: all
+	$(DSELF) sample --out $(DEMO)/sample --minutes 1 --videos 2
+	$(DSELF) --avatar $(DEMO)/avatar ingest $(DEMO)/sample
+	$(DSELF) --avatar $(DEMO)/avatar status
+
+bench: all
+	$(BUILD)/bench/bench_media
+	$(BUILD)/bench/bench_sample
+
+clean:
+	rm -rf $(BUILD)

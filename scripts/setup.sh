@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs every Debian package dself needs (only what is missing, so a second run is quick).
+# Run as root, or as a user with sudo. Usage: scripts/setup.sh
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ ninja-build pkg-config make
+  # download, decode, encode
+  yt-dlp ffmpeg libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
+  # catalog, hashing, CLI, JSON, logs
+  libsqlite3-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  # images and faces
+  libopencv-dev libdlib-dev libdlib-data
+  # the sample person: voices and a public-domain portrait
+  flite1-dev python-matplotlib-data
+  # tests: GoogleTest, Google Benchmark, a loopback HTTP server for yt-dlp
+  libgtest-dev libgmock-dev libbenchmark-dev python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} Debian packages are installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    sudo="sudo"
+  else
+    echo "setup: missing packages: ${missing[*]}" >&2
+    echo "setup: run this script as root (or install sudo) to install them" >&2
+    exit 2
+  fi
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
