@@ -12,10 +12,14 @@ packages=(
   libsqlite3-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   # images and faces
   libopencv-dev libdlib-dev libdlib-data
+  # speech recognition: PocketSphinx with its US English model; real read speech for evaluation
+  libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
   # the sample person: voices and a public-domain portrait
   flite1-dev python-matplotlib-data
   # tests: GoogleTest, Google Benchmark, a loopback HTTP server for yt-dlp
   libgtest-dev libgmock-dev libbenchmark-dev python3
+  # a real video without a face (vtest.avi), for bad-input tests
+  opencv-doc
 )
 
 missing=()

@@ -1,7 +1,11 @@
 // Transcripts: words with times from a source's captions or from speech recognition.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +44,51 @@ Transcript parse_captions(std::string_view text, const std::string& name);
 
 // Reads and parses a caption file (see parse_captions).
 Transcript read_captions(const std::filesystem::path& path);
+
+// A stretch of audio with speech in it, cut at pauses.
+struct SpeechChunk {
+  double start_s = 0;
+  double end_s = 0;
+};
+
+// Cuts mono audio into chunks of speech no longer than max_chunk_s, cutting in pauses
+// (energy-based voice activity detection); silence between chunks is left out.
+std::vector<SpeechChunk> find_speech_chunks(std::span<const float> audio, int sample_rate, double max_chunk_s);
+
+struct PocketSphinxOptions {
+  std::filesystem::path model_dir = "/usr/share/pocketsphinx/model/en-us";  // Debian's pocketsphinx-en-us
+  double max_chunk_s = 30;  // longest stretch decoded at once, in seconds
+};
+
+using ChunkProgress = std::function<void(size_t chunks_done, size_t chunk_count)>;
+
+// Recognises English speech in 16 kHz mono audio. One loaded model; not thread-safe.
+class PocketSphinxRecognizer {
+ public:
+  explicit PocketSphinxRecognizer(const PocketSphinxOptions& options = {});
+  ~PocketSphinxRecognizer();
+  PocketSphinxRecognizer(const PocketSphinxRecognizer&) = delete;
+  PocketSphinxRecognizer& operator=(const PocketSphinxRecognizer&) = delete;
+
+  Transcript transcribe(std::span<const float> audio_16k, const ChunkProgress& progress = {});
+  std::string model_name() const;
+
+ private:
+  struct Model;
+  PocketSphinxOptions options_;
+  std::unique_ptr<Model> model_;
+};
+
+// Text as it is said: numbers, years, money, percentages and common abbreviations written out
+// in words ("In 1995 Dr. Lee paid $5." -> "In nineteen ninety five doctor Lee paid five dollars.");
+// punctuation is kept, since it carries prosody.
+std::string normalize_text(std::string_view text);
+
+// Lower-case words without punctuation, after normalize_text: what word error rate compares.
+std::vector<std::string> scoring_words(std::string_view text);
+
+// Word error rate: (substitutions + deletions + insertions) / reference length.
+double word_error_rate(const std::vector<std::string>& reference, const std::vector<std::string>& hypothesis);
 
 nlohmann::json to_json(const Transcript& transcript);
 Transcript transcript_from_json(const nlohmann::json& json);
