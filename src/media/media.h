@@ -28,14 +28,16 @@ struct MediaInfo {
   std::string audio_codec;  // e.g. "aac"
   int sample_rate = 0;
   int channels = 0;
+  std::map<std::string, std::string> tags;  // container metadata, e.g. {"comment", "synthetic"}
 };
 
 // Probes a file. Throws InputError for a missing file or one that is not media.
 MediaInfo probe(const std::filesystem::path& path);
 
 // Decodes the first audio stream to mono float PCM at sample_rate, calling on_chunk with
-// consecutive blocks (memory flat in file length). Throws InputError when there is no audio
-// stream, and for corrupt data (naming the time it happened at).
+// consecutive blocks (memory flat in file length). Sample n is at n / sample_rate seconds from
+// the file's start, the clock of VideoFrame::time_s. Throws InputError when there is no audio
+// stream, and for corrupt or truncated data (naming the time it happened at).
 void decode_audio(const std::filesystem::path& path, int sample_rate,
                   const std::function<void(std::span<const float> samples)>& on_chunk);
 
@@ -44,7 +46,7 @@ std::vector<float> decode_audio(const std::filesystem::path& path, int sample_ra
 
 struct VideoFrame {
   cv::Mat bgr;        // 8-bit BGR
-  double time_s = 0;  // presentation time
+  double time_s = 0;  // presentation time, seconds from the file's start
   int64_t index = 0;  // 0-based position in decode order
 };
 
