@@ -408,3 +408,25 @@ TEST(Media, ChunkedDecodeMatchesWhole) {
 
 }  // namespace
 }  // namespace dself::media
+
+namespace dself::media {
+namespace {
+
+TEST(Wav, WrittenSamplesDecodeBack) {
+  test::TempDir dir;
+  std::vector<float> tone(16000);
+  for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.5f * std::sin(2 * 3.14159265f * 440 * i / 16000.0f);
+  write_wav(dir / "tone.wav", tone, 16000);
+  MediaInfo info = probe(dir / "tone.wav");
+  EXPECT_EQ(info.sample_rate, 16000);
+  EXPECT_EQ(info.channels, 1);
+  EXPECT_NEAR(info.duration_s, 1.0, 1e-3);
+  std::vector<float> back = decode_audio(dir / "tone.wav", 16000);
+  ASSERT_EQ(back.size(), tone.size());
+  double max_error = 0;
+  for (size_t i = 0; i < tone.size(); ++i) max_error = std::max(max_error, double(std::abs(back[i] - tone[i])));
+  EXPECT_LT(max_error, 1e-4);  // 16-bit quantisation
+}
+
+}  // namespace
+}  // namespace dself::media

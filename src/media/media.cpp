@@ -977,4 +977,30 @@ void VideoWriter::finish() {
   s.finished = true;
 }
 
+void write_wav(const std::filesystem::path& path, std::span<const float> mono, int sample_rate) {
+  // ref: the canonical 44-byte RIFF/WAVE header for PCM (format 1), little-endian fields.
+  auto put = [](std::string& out, uint32_t value, int bytes) {
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
+  };
+  const uint32_t data_bytes = static_cast<uint32_t>(mono.size() * 2);
+  std::string bytes = "RIFF";
+  put(bytes, 36 + data_bytes, 4);
+  bytes += "WAVEfmt ";
+  put(bytes, 16, 4);
+  put(bytes, 1, 2);  // PCM
+  put(bytes, 1, 2);  // mono
+  put(bytes, static_cast<uint32_t>(sample_rate), 4);
+  put(bytes, static_cast<uint32_t>(sample_rate * 2), 4);
+  put(bytes, 2, 2);
+  put(bytes, 16, 2);
+  bytes += "data";
+  put(bytes, data_bytes, 4);
+  bytes.reserve(bytes.size() + data_bytes);
+  for (float sample : mono) {
+    auto value = static_cast<int16_t>(std::lround(std::clamp(sample, -1.0f, 1.0f) * 32767.0f));
+    put(bytes, static_cast<uint16_t>(value), 2);
+  }
+  write_file_atomic(path, bytes);
+}
+
 }  // namespace dself::media

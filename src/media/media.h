@@ -44,6 +44,9 @@ void decode_audio(const std::filesystem::path& path, int sample_rate,
 // Convenience: the whole audio track at sample_rate (for short files and tests).
 std::vector<float> decode_audio(const std::filesystem::path& path, int sample_rate = 16000);
 
+// Writes mono samples in [-1, 1] as a 16-bit PCM WAV file, atomically (temporary name, rename).
+void write_wav(const std::filesystem::path& path, std::span<const float> mono, int sample_rate);
+
 struct VideoFrame {
   cv::Mat bgr;        // 8-bit BGR
   double time_s = 0;  // presentation time, seconds from the file's start
