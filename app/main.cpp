@@ -19,19 +19,21 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log details");
   app.add_flag("-q,--quiet", quiet, "Log only warnings and errors; no progress bars");
   app.parse_complete_callback([&] {
-    dself::init_logging(quiet ? dself::Verbosity::quiet
-                              : verbose ? dself::Verbosity::verbose : dself::Verbosity::normal);
+    globals.verbosity = quiet ? dself::Verbosity::quiet : verbose ? dself::Verbosity::verbose : dself::Verbosity::normal;
+    dself::init_logging(globals.verbosity);
   });
 
   dself::add_sample_command(app, globals);
   dself::add_ingest_command(app, globals);
+  dself::add_prepare_command(app, globals);
   dself::add_status_command(app, globals);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // --help and --version come here too, with exit code 0.
-    return app.exit(e);
+    // --help and --version come here too, and exit 0; a wrong command line is the user's
+    // input, so exit 1 as DESIGN.md §2 says, not CLI11's own codes.
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", dself::describe(e).c_str());
     return dself::exit_code(dself::kind_of(e));
