@@ -17,6 +17,8 @@ struct GlobalOptions {
 
 void add_sample_command(CLI::App& app, const GlobalOptions& globals);
 void add_ingest_command(CLI::App& app, const GlobalOptions& globals);
+void add_prepare_command(CLI::App& app, const GlobalOptions& globals);
 void add_status_command(CLI::App& app, const GlobalOptions& globals);
+void add_eval_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

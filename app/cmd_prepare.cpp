@@ -1,0 +1,58 @@
+// dself prepare: audio, transcripts, the speech dataset and the face track for every source.
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "app/commands.h"
+#include "core/error.h"
+#include "prepare/prepare.h"
+
+namespace dself {
+
+void add_prepare_command(CLI::App& app, const GlobalOptions& globals) {
+  auto options = std::make_shared<prepare::PrepareOptions>();
+  auto* command = app.add_subcommand(
+      "prepare", "Make each source's audio, transcript, speech dataset and face track (resumable)");
+  const std::map<std::string, prepare::SttEngine> engines = {{"auto", prepare::SttEngine::automatic},
+                                                            {"captions", prepare::SttEngine::captions},
+                                                            {"pocketsphinx", prepare::SttEngine::pocketsphinx}};
+  command->add_option("--stt", options->stt,
+                      "Where transcripts come from: auto (captions when a source has them, else PocketSphinx), "
+                      "captions, or pocketsphinx")
+      ->transform(CLI::CheckedTransformer(engines, CLI::ignore_case))
+      ->default_str("auto");
+  command->add_option("--pocketsphinx-model", options->pocketsphinx_model,
+                      "PocketSphinx model directory (en-us/, en-us.lm.bin, cmudict-en-us.dict)")
+      ->capture_default_str();
+  command->footer(
+      "Steps already done for unchanged inputs are skipped, so a re-run does only what is missing.\n"
+      "A source that fails is reported and the others go on. Exit status: 0 when every source is\n"
+      "prepared, 1 when any failed (fix it and run prepare again), 2 for a missing dependency.");
+  command->callback([options, &globals] {
+    options->avatar = globals.avatar;
+    prepare::PrepareReport report = prepare::prepare(*options, [](const prepare::SourceOutcome& outcome) {
+      if (outcome.succeeded) {
+        std::printf("prepared %s (done: %s; up to date: %s)\n", outcome.title.c_str(),
+                    outcome.done.empty() ? "-" : fmt::format("{}", fmt::join(outcome.done, ", ")).c_str(),
+                    outcome.skipped.empty() ? "-" : fmt::format("{}", fmt::join(outcome.skipped, ", ")).c_str());
+      } else {
+        std::printf("failed   %s: %s\n", outcome.title.c_str(), outcome.error.c_str());
+      }
+      std::fflush(stdout);
+    });
+    int failed = report.failed_count();
+    std::printf("prepare: %zu prepared, %d failed\n", report.sources.size() - failed, failed);
+    if (failed > 0) {
+      std::string message = fmt::format("{} source{} could not be prepared:", failed, failed == 1 ? "" : "s");
+      for (const auto& s : report.sources) {
+        if (!s.succeeded) message += fmt::format("\n  {}: {}", s.title, s.error);
+      }
+      throw InputError(message);
+    }
+  });
+}
+
+}  // namespace dself

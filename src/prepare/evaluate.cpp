@@ -1,0 +1,126 @@
+// dself eval prepare: the prepare stage measured against a sample person's ground truth.
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "media/media.h"
+#include "prepare/prepare.h"
+#include "transcript/transcript.h"
+
+namespace dself::prepare {
+namespace {
+
+// Word error rate pooled over sources: total edits over total reference words.
+struct WerTally {
+  double edits = 0;
+  size_t reference_words = 0;
+  int sources = 0;
+  void add(const std::vector<std::string>& reference, const std::vector<std::string>& hypothesis) {
+    edits += transcript::word_error_rate(reference, hypothesis) * static_cast<double>(reference.size());
+    reference_words += reference.size();
+    ++sources;
+  }
+  nlohmann::json json() const {
+    return {{"wer", reference_words ? edits / static_cast<double>(reference_words) : 0.0},
+            {"reference_words", reference_words},
+            {"sources", sources}};
+  }
+};
+
+std::vector<std::string> words_of(const transcript::Transcript& t) {
+  std::vector<std::string> words;
+  for (const auto& w : t.words) {
+    for (auto& s : transcript::scoring_words(w.text)) words.push_back(std::move(s));
+  }
+  return words;
+}
+
+// The truth file of a source: its original file name's stem, e.g. video_000 for
+// ".../video_000.mp4" (a file path or a URL).
+std::filesystem::path truth_file_for(const Source& source, const std::filesystem::path& truth_dir) {
+  std::string name = source.origin.substr(source.origin.find_last_of('/') + 1);
+  name = name.substr(0, name.find_first_of("?#"));
+  return truth_dir / (std::filesystem::path(name).stem().string() + ".truth.json");
+}
+
+// PocketSphinx on the LibriVox recordings of Debian's pocketsphinx-testdata: real read speech,
+// a baseline for stronger recognisers.
+nlohmann::json librivox_wer(transcript::PocketSphinxRecognizer& recognizer) {
+  const std::filesystem::path dir = "/usr/share/pocketsphinx/test/data/librivox";
+  std::ifstream list(dir / "transcription");
+  if (!list) return {{"skipped", "pocketsphinx-testdata is not installed"}};
+  WerTally tally;
+  std::string line;
+  while (std::getline(list, line)) {
+    // "<s> words </s> (file-id)"
+    size_t open = line.rfind('(');
+    std::string id = line.substr(open + 1, line.rfind(')') - open - 1);
+    std::string text = line.substr(0, line.find("</s>"));
+    if (text.rfind("<s>", 0) == 0) text = text.substr(3);
+    auto audio = media::decode_audio(dir / (id + ".wav"), 16000);
+    tally.add(transcript::scoring_words(text), words_of(recognizer.transcribe(audio)));
+  }
+  return tally.json();
+}
+
+}  // namespace
+
+nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir) {
+  if (!std::filesystem::is_directory(truth_dir)) {
+    throw InputError(fmt::format("--truth {}: not a directory; give the --out directory of `dself sample`",
+                                 truth_dir.string()));
+  }
+  if (!std::filesystem::exists(options.avatar / "dself.db")) {
+    throw InputError(fmt::format("no avatar at {}: ingest and prepare the sample person first",
+                                 options.avatar.string()));
+  }
+  Catalog catalog(options.avatar);
+  transcript::PocketSphinxOptions sphinx;
+  sphinx.model_dir = options.pocketsphinx_model;
+  transcript::PocketSphinxRecognizer recognizer(sphinx);
+
+  WerTally captions, pocketsphinx;
+  nlohmann::json per_source = nlohmann::json::array();
+  for (const Source& source : catalog.sources()) {
+    std::filesystem::path truth_path = truth_file_for(source, truth_dir);
+    if (!std::filesystem::exists(truth_path)) continue;  // not a sample video
+    nlohmann::json truth = nlohmann::json::parse(read_file(truth_path));
+    std::string text;
+    for (const auto& sentence : truth.at("sentences")) text += sentence.at("text").get<std::string>() + " ";
+    std::vector<std::string> reference = transcript::scoring_words(text);
+    nlohmann::json row = {{"source_id", source.id}, {"truth", truth_path.filename().string()}};
+
+    std::filesystem::path audio_path = options.avatar / "audio" / fmt::format("{}.wav", source.id);
+    if (!std::filesystem::exists(audio_path)) {
+      throw InputError(fmt::format("source {} has no audio yet: run `dself prepare` first", source.id));
+    }
+    auto audio = media::decode_audio(audio_path, 16000);
+    std::vector<std::string> recognised = words_of(recognizer.transcribe(audio));
+    row["pocketsphinx_wer"] = transcript::word_error_rate(reference, recognised);
+    pocketsphinx.add(reference, recognised);
+    for (const MediaFile& file : catalog.media(source.id)) {
+      if (file.role != "captions") continue;
+      std::vector<std::string> from_captions = words_of(transcript::read_captions(options.avatar / file.path));
+      row["captions_wer"] = transcript::word_error_rate(reference, from_captions);
+      captions.add(reference, from_captions);
+      break;
+    }
+    per_source.push_back(row);
+  }
+  if (per_source.empty()) {
+    throw InputError(fmt::format("no source of the avatar at {} has a truth file in {}: ingest that sample's videos",
+                                 options.avatar.string(), truth_dir.string()));
+  }
+  return {{"format", "dself-eval-prepare"},
+          {"version", 1},
+          {"truth", truth_dir.string()},
+          {"stt", {{"captions", captions.json()}, {"pocketsphinx", pocketsphinx.json()}}},
+          {"librivox", {{"pocketsphinx", librivox_wer(recognizer)}}},
+          {"sources", per_source}};
+}
+
+}  // namespace dself::prepare

@@ -1,0 +1,228 @@
+#include "prepare/prepare.h"
+
+#include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "core/progress.h"
+#include "media/media.h"
+#include "transcript/transcript.h"
+
+namespace dself::prepare {
+namespace {
+
+constexpr int audio_rate = 16000;  // Hz: what the recognisers, aligner and voice models take
+
+// Bump a step's version when its output changes for the same input, so that old results are redone.
+constexpr const char* step_versions[] = {"audio-1", "transcript-1", "speech-1", "face-1"};
+
+struct SourceFiles {
+  Source source;
+  MediaFile video;
+  std::optional<MediaFile> captions;
+};
+
+std::vector<SourceFiles> list_sources(const Catalog& catalog) {
+  std::vector<SourceFiles> result;
+  for (const Source& source : catalog.sources()) {
+    SourceFiles files{source, {}, std::nullopt};
+    for (const MediaFile& file : catalog.media(source.id)) {
+      if (file.role == "video") files.video = file;
+      if (file.role == "captions" && !files.captions) files.captions = file;
+    }
+    if (!files.video.path.empty()) result.push_back(std::move(files));
+  }
+  return result;
+}
+
+// The recogniser takes a second to load: load it once, and only if some source needs it.
+class LazyRecognizer {
+ public:
+  explicit LazyRecognizer(std::filesystem::path model_dir) : model_dir_(std::move(model_dir)) {}
+  transcript::PocketSphinxRecognizer& get() {
+    if (!recognizer_) {
+      transcript::PocketSphinxOptions sphinx;
+      sphinx.model_dir = model_dir_;
+      recognizer_ = std::make_unique<transcript::PocketSphinxRecognizer>(sphinx);
+    }
+    return *recognizer_;
+  }
+
+ private:
+  std::filesystem::path model_dir_;
+  std::unique_ptr<transcript::PocketSphinxRecognizer> recognizer_;
+};
+
+// One source's run through the steps: each step is skipped when the catalog says it finished
+// with the same input hash and its output is on disk.
+class SourcePreparer {
+ public:
+  SourcePreparer(const PrepareOptions& options, Catalog& catalog, const SourceFiles& files,
+                 LazyRecognizer& recognizer)
+      : options_(options), catalog_(catalog), files_(files), recognizer_(recognizer) {}
+
+  SourceOutcome run() {
+    outcome_.source_id = files_.source.id;
+    outcome_.title = files_.source.title.empty() ? files_.source.origin : files_.source.title;
+    try {
+      step(Step::audio, audio_path(), [&] { extract_audio(); });
+      step(Step::transcript, transcript_path(), [&] { make_transcript(); });
+      outcome_.succeeded = true;
+    } catch (const std::exception& e) {
+      outcome_.error = describe(e);
+    }
+    return outcome_;
+  }
+
+ private:
+  std::filesystem::path audio_path() const {
+    return options_.avatar / "audio" / fmt::format("{}.wav", files_.source.id);
+  }
+  std::filesystem::path transcript_path() const {
+    return options_.avatar / "transcripts" / fmt::format("{}.json", files_.source.id);
+  }
+
+  std::string engine_for_source() const {
+    switch (options_.stt) {
+      case SttEngine::captions:
+        if (!files_.captions) {
+          throw InputError(fmt::format("{} has no captions: prepare it with --stt auto or --stt pocketsphinx",
+                                       files_.video.path));
+        }
+        return "captions";
+      case SttEngine::pocketsphinx:
+        return "pocketsphinx";
+      case SttEngine::automatic:
+        return files_.captions ? "captions" : "pocketsphinx";
+    }
+    return "pocketsphinx";
+  }
+
+  // What a step's result depends on: the step before it, and the step's own settings.
+  std::string input_hash(Step s) const {
+    std::string inputs = files_.video.content_hash;
+    for (int i = 0; i <= static_cast<int>(s); ++i) inputs += std::string("|") + step_versions[i];
+    if (s >= Step::transcript && s != Step::face) {
+      std::string engine = engine_for_source();
+      inputs += "|" + engine;
+      inputs += engine == "captions" ? files_.captions->content_hash : options_.pocketsphinx_model.string();
+    }
+    return hash_bytes(inputs);
+  }
+
+  void step(Step s, const std::filesystem::path& output, const std::function<void()>& body) {
+    const std::string stage = std::string("prepare.") + step_name(s);
+    const std::string hash = input_hash(s);
+    auto previous = catalog_.stage_run(stage, files_.source.id);
+    if (previous && previous->input_hash == hash && std::filesystem::exists(output)) {
+      outcome_.skipped.push_back(step_name(s));
+      return;
+    }
+    try {
+      body();
+    } catch (...) {
+      std::throw_with_nested(InputError(fmt::format("{}: {}", step_name(s), files_.video.path)));
+    }
+    catalog_.mark_stage_done(StageRun{stage, files_.source.id, hash, ""});
+    outcome_.done.push_back(step_name(s));
+  }
+
+  const std::vector<float>& audio() {
+    if (!audio_) audio_ = media::decode_audio(audio_path(), audio_rate);
+    return *audio_;
+  }
+
+  void extract_audio() {
+    std::filesystem::create_directories(audio_path().parent_path());
+    std::vector<float> samples;
+    media::MediaInfo info = media::probe(options_.avatar / files_.video.path);
+    Progress progress(fmt::format("audio {}", outcome_.title), static_cast<int64_t>(info.duration_s), "s");
+    media::decode_audio(options_.avatar / files_.video.path, audio_rate, [&](std::span<const float> chunk) {
+      samples.insert(samples.end(), chunk.begin(), chunk.end());
+      progress.set_done(static_cast<int64_t>(samples.size() / audio_rate));
+    });
+    media::write_wav(audio_path(), samples, audio_rate);
+    audio_ = std::move(samples);
+  }
+
+  void make_transcript() {
+    transcript::Transcript result;
+    if (engine_for_source() == "captions") {
+      result = transcript::read_captions(options_.avatar / files_.captions->path);
+      result.model = files_.captions->path;
+    } else {
+      auto& recognizer = recognizer_.get();
+      const auto& samples = audio();
+      Progress progress(fmt::format("speech recognition {}", outcome_.title), 0, "chunks");
+      result = recognizer.transcribe(samples, [&](size_t done, size_t count) {
+        progress.set_total(static_cast<int64_t>(count));
+        progress.set_done(static_cast<int64_t>(done));
+      });
+    }
+    std::filesystem::create_directories(transcript_path().parent_path());
+    write_file_atomic(transcript_path(), transcript::to_json(result).dump(1));
+  }
+
+  const PrepareOptions& options_;
+  Catalog& catalog_;
+  const SourceFiles& files_;
+  LazyRecognizer& recognizer_;
+  SourceOutcome outcome_;
+  std::optional<std::vector<float>> audio_;
+};
+
+}  // namespace
+
+const char* step_name(Step step) {
+  switch (step) {
+    case Step::audio:
+      return "audio";
+    case Step::transcript:
+      return "transcript";
+    case Step::speech:
+      return "speech";
+    case Step::face:
+      return "face";
+  }
+  return "?";
+}
+
+int PrepareReport::failed_count() const {
+  int count = 0;
+  for (const auto& s : sources) count += s.succeeded ? 0 : 1;
+  return count;
+}
+
+PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome) {
+  if (!std::filesystem::exists(options.avatar / "dself.db")) {
+    throw InputError(fmt::format("no avatar at {}: add videos first with `dself ingest`", options.avatar.string()));
+  }
+  Catalog catalog(options.avatar);
+  std::vector<SourceFiles> sources = list_sources(catalog);
+  if (sources.empty()) {
+    throw InputError(fmt::format("the avatar at {} has no videos yet: add some with `dself ingest`",
+                                 options.avatar.string()));
+  }
+  int64_t job = catalog.start_job("prepare", "");
+  PrepareReport report;
+  LazyRecognizer recognizer(options.pocketsphinx_model);
+  for (size_t i = 0; i < sources.size(); ++i) {
+    spdlog::info("prepare [{}/{}] {}", i + 1, sources.size(),
+                 sources[i].source.title.empty() ? sources[i].video.path : sources[i].source.title);
+    SourcePreparer preparer(options, catalog, sources[i], recognizer);
+    report.sources.push_back(preparer.run());
+    if (on_outcome) on_outcome(report.sources.back());
+  }
+  int failed = report.failed_count();
+  catalog.finish_job(job, failed == 0,
+                     fmt::format("{} prepared, {} failed", report.sources.size() - failed, failed));
+  return report;
+}
+
+}  // namespace dself::prepare

@@ -1,0 +1,59 @@
+// The prepare stage: turns every ingested source into the data that training and the avatar
+// use — 16 kHz audio, a transcript, the speech dataset and the face track (DESIGN.md §1).
+// Resumable: a step whose inputs have not changed since it last finished is skipped.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dself::prepare {
+
+// Where a source's transcript comes from.
+enum class SttEngine {
+  automatic,     // its captions when it has them, otherwise PocketSphinx
+  captions,      // its captions only; a source without them fails
+  pocketsphinx,  // speech recognition, even when captions exist
+};
+
+struct PrepareOptions {
+  std::filesystem::path avatar = "avatar";
+  SttEngine stt = SttEngine::automatic;
+  std::filesystem::path pocketsphinx_model = "/usr/share/pocketsphinx/model/en-us";  // Debian's en-us model
+};
+
+// The steps, in order; each writes its own directory of the workspace.
+enum class Step { audio, transcript, speech, face };
+const char* step_name(Step step);
+
+struct SourceOutcome {
+  int64_t source_id = 0;
+  std::string title;
+  bool succeeded = false;
+  std::string error;                  // why it failed: names the file and the step
+  std::vector<std::string> done;      // steps run this time
+  std::vector<std::string> skipped;   // steps already up to date
+};
+
+struct PrepareReport {
+  std::vector<SourceOutcome> sources;
+  int failed_count() const;
+};
+
+using OutcomeListener = std::function<void(const SourceOutcome&)>;
+
+// Prepares every source in the catalog, one after another; a source that fails is reported
+// and the others go on. Records the run as a "prepare" job. Throws InputError when the
+// avatar has no sources.
+PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome = {});
+
+// Measures the prepared avatar against a sample person's ground truth (the --out directory of
+// `dself sample`): word error rate per engine, phone-boundary error, face found share and
+// landmark error. The document's fields are described in docs/FORMATS.md.
+nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir);
+
+}  // namespace dself::prepare
