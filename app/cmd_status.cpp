@@ -56,7 +56,10 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
   }
   nlohmann::json stages = nlohmann::json::array();
   for (const StageRun& run : catalog.stage_runs()) {
-    stages.push_back({{"stage", run.stage}, {"source_id", run.source_id}, {"finished_at", run.finished_at}});
+    stages.push_back({{"stage", run.stage},
+                      {"source_id", run.source_id},
+                      {"finished_at", run.finished_at},
+                      {"summary", nlohmann::json::parse(run.summary, nullptr, false)}});
   }
   nlohmann::json jobs = nlohmann::json::array();
   for (const Job& job : catalog.jobs()) {

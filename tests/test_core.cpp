@@ -173,3 +173,41 @@ TEST(Progress, ListenersSeeEveryFinishAndCounts) {
 
 }  // namespace
 }  // namespace dself
+
+namespace dself {
+namespace {
+
+TEST(Catalog, MigratesAVersionOneCatalogKeepingItsRows) {
+  test::TempDir dir;
+  // A catalog as schema version 1 left it: stages without a summary column.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "dself.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE sources (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+                         " origin TEXT NOT NULL, title TEXT NOT NULL DEFAULT '', added_at TEXT NOT NULL);"
+                         "CREATE TABLE media (id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL, path TEXT NOT NULL"
+                         " UNIQUE, role TEXT NOT NULL, size_bytes INTEGER NOT NULL, content_hash TEXT NOT NULL,"
+                         " duration_s REAL NOT NULL DEFAULT 0, width INTEGER NOT NULL DEFAULT 0, height INTEGER NOT"
+                         " NULL DEFAULT 0, fps REAL NOT NULL DEFAULT 0, has_video INTEGER NOT NULL DEFAULT 0,"
+                         " has_audio INTEGER NOT NULL DEFAULT 0);"
+                         "CREATE TABLE stages (stage TEXT NOT NULL, source_id INTEGER NOT NULL, input_hash TEXT NOT"
+                         " NULL, finished_at TEXT NOT NULL, PRIMARY KEY (stage, source_id));"
+                         "CREATE TABLE jobs (id INTEGER PRIMARY KEY, command TEXT NOT NULL, arguments TEXT NOT NULL,"
+                         " state TEXT NOT NULL, message TEXT NOT NULL DEFAULT '', started_at TEXT NOT NULL,"
+                         " finished_at TEXT NOT NULL DEFAULT '');"
+                         "INSERT INTO stages VALUES ('prepare.audio', 1, 'h', '2026-01-01T00:00:00Z');"
+                         "PRAGMA user_version = 1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Catalog catalog(dir.path());
+  auto run = catalog.stage_run("prepare.audio", 1);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->input_hash, "h");
+  EXPECT_EQ(run->summary, "{}");
+  catalog.mark_stage_done({"prepare.audio", 1, "h2", "", R"({"seconds": 3})"});
+  EXPECT_EQ(catalog.stage_run("prepare.audio", 1)->summary, R"({"seconds": 3})");
+}
+
+}  // namespace
+}  // namespace dself

@@ -54,6 +54,10 @@ const char* const migrations[] = {
       finished_at TEXT NOT NULL DEFAULT ''
     );
     )sql",
+    // 2: a stage records what it made (counts, reasons), so that status need not reread outputs.
+    R"sql(
+    ALTER TABLE stages ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
+    )sql",
 };
 constexpr int migration_count = sizeof(migrations) / sizeof(migrations[0]);
 static_assert(migration_count == Catalog::schema_version);
@@ -244,25 +248,27 @@ std::vector<MediaFile> Catalog::media(int64_t source_id) const {
 
 void Catalog::mark_stage_done(const StageRun& run) {
   Statement s(db_,
-              "INSERT INTO stages (stage, source_id, input_hash, finished_at) VALUES (?, ?, ?, ?)"
+              "INSERT INTO stages (stage, source_id, input_hash, finished_at, summary) VALUES (?, ?, ?, ?, ?)"
               " ON CONFLICT (stage, source_id) DO UPDATE SET input_hash = excluded.input_hash,"
-              " finished_at = excluded.finished_at");
+              " finished_at = excluded.finished_at, summary = excluded.summary");
   s.bind(1, run.stage).bind(2, run.source_id).bind(3, run.input_hash);
   s.bind(4, run.finished_at.empty() ? utc_now() : run.finished_at);
+  s.bind(5, run.summary.empty() ? std::string("{}") : run.summary);
   s.step();
 }
 
 std::optional<StageRun> Catalog::stage_run(const std::string& stage, int64_t source_id) const {
-  Statement s(db_, "SELECT stage, source_id, input_hash, finished_at FROM stages WHERE stage = ? AND source_id = ?");
+  Statement s(db_,
+              "SELECT stage, source_id, input_hash, finished_at, summary FROM stages WHERE stage = ? AND source_id = ?");
   s.bind(1, stage).bind(2, source_id);
-  if (s.step()) return StageRun{s.text(0), s.integer(1), s.text(2), s.text(3)};
+  if (s.step()) return StageRun{s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)};
   return std::nullopt;
 }
 
 std::vector<StageRun> Catalog::stage_runs() const {
-  Statement s(db_, "SELECT stage, source_id, input_hash, finished_at FROM stages ORDER BY stage, source_id");
+  Statement s(db_, "SELECT stage, source_id, input_hash, finished_at, summary FROM stages ORDER BY stage, source_id");
   std::vector<StageRun> result;
-  while (s.step()) result.push_back(StageRun{s.text(0), s.integer(1), s.text(2), s.text(3)});
+  while (s.step()) result.push_back(StageRun{s.text(0), s.integer(1), s.text(2), s.text(3), s.text(4)});
   return result;
 }
 

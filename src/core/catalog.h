@@ -47,6 +47,7 @@ struct StageRun {
   int64_t source_id = 0;
   std::string input_hash;
   std::string finished_at;
+  std::string summary;  // JSON object: what the stage made, e.g. {"utterances": 12}
 };
 
 struct Job {
@@ -67,7 +68,7 @@ class Catalog {
   Catalog(const Catalog&) = delete;
   Catalog& operator=(const Catalog&) = delete;
 
-  static constexpr int schema_version = 1;
+  static constexpr int schema_version = 2;
 
   // Runs body in one transaction: all of its writes land, or none.
   void transaction(const std::function<void()>& body);

@@ -71,8 +71,8 @@ class SourcePreparer {
     outcome_.source_id = files_.source.id;
     outcome_.title = files_.source.title.empty() ? files_.source.origin : files_.source.title;
     try {
-      step(Step::audio, audio_path(), [&] { extract_audio(); });
-      step(Step::transcript, transcript_path(), [&] { make_transcript(); });
+      step(Step::audio, audio_path(), [&] { return extract_audio(); });
+      step(Step::transcript, transcript_path(), [&] { return make_transcript(); });
       outcome_.succeeded = true;
     } catch (const std::exception& e) {
       outcome_.error = describe(e);
@@ -116,7 +116,9 @@ class SourcePreparer {
     return hash_bytes(inputs);
   }
 
-  void step(Step s, const std::filesystem::path& output, const std::function<void()>& body) {
+  // Runs body unless the step is up to date; body returns a summary of what it made (counts),
+  // kept in the catalog for `dself status`.
+  void step(Step s, const std::filesystem::path& output, const std::function<nlohmann::json()>& body) {
     const std::string stage = std::string("prepare.") + step_name(s);
     const std::string hash = input_hash(s);
     auto previous = catalog_.stage_run(stage, files_.source.id);
@@ -124,12 +126,13 @@ class SourcePreparer {
       outcome_.skipped.push_back(step_name(s));
       return;
     }
+    nlohmann::json summary;
     try {
-      body();
+      summary = body();
     } catch (...) {
       std::throw_with_nested(InputError(fmt::format("{}: {}", step_name(s), files_.video.path)));
     }
-    catalog_.mark_stage_done(StageRun{stage, files_.source.id, hash, ""});
+    catalog_.mark_stage_done(StageRun{stage, files_.source.id, hash, "", summary.dump()});
     outcome_.done.push_back(step_name(s));
   }
 
@@ -138,7 +141,7 @@ class SourcePreparer {
     return *audio_;
   }
 
-  void extract_audio() {
+  nlohmann::json extract_audio() {
     std::filesystem::create_directories(audio_path().parent_path());
     std::vector<float> samples;
     media::MediaInfo info = media::probe(options_.avatar / files_.video.path);
@@ -149,9 +152,10 @@ class SourcePreparer {
     });
     media::write_wav(audio_path(), samples, audio_rate);
     audio_ = std::move(samples);
+    return {{"audio_s", static_cast<double>(audio_->size()) / audio_rate}};
   }
 
-  void make_transcript() {
+  nlohmann::json make_transcript() {
     transcript::Transcript result;
     if (engine_for_source() == "captions") {
       result = transcript::read_captions(options_.avatar / files_.captions->path);
@@ -167,6 +171,7 @@ class SourcePreparer {
     }
     std::filesystem::create_directories(transcript_path().parent_path());
     write_file_atomic(transcript_path(), transcript::to_json(result).dump(1));
+    return {{"engine", result.engine}, {"words", result.words.size()}, {"segments", result.segments.size()}};
   }
 
   const PrepareOptions& options_;

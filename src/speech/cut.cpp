@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "speech/detail/audio.h"
 #include "speech/speech.h"
 
 namespace dself::speech {
@@ -338,8 +339,7 @@ UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<
       continue;
     }
     double start = clip_start(c), end = clip_end(c);
-    auto clip = audio.subspan(static_cast<size_t>(start * kSampleRate),
-                              static_cast<size_t>((end - start) * kSampleRate));
+    std::span<const float> clip = detail::samples_between(audio, start, end);
     size_t clipped = 0;
     for (float x : clip) clipped += std::fabs(x) >= options.clipping_level ? 1 : 0;
     size_t first_frame = frame_at(start), last_frame = std::max(first_frame + 1, frame_at(end));

@@ -1,0 +1,147 @@
+// Writing and reading one source's speech dataset: clips, then utterances.json.
+#include <regex>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "media/media.h"
+#include "speech/detail/audio.h"
+#include "speech/speech.h"
+
+namespace dself::speech {
+namespace {
+
+constexpr const char* kFormat = "dself-speech";
+constexpr int kVersion = 1;
+constexpr const char* kIndexName = "utterances.json";
+
+Split split_from_name(const std::string& name) {
+  if (name == "train") return Split::train;
+  if (name == "held_out") return Split::held_out;
+  throw InputError(fmt::format("unknown split \"{}\" (expected train or held_out)", name));
+}
+
+// Clips an earlier run wrote that the new index does not list.
+void remove_unlisted_clips(const std::filesystem::path& dir, const SpeechDataset& dataset) {
+  static const std::regex clip_name(R"(\d{4,}\.wav)");
+  std::set<std::string> listed;
+  for (const auto& u : dataset.utterances) listed.insert(u.wav);
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    if (std::regex_match(name, clip_name) && !listed.contains(name)) std::filesystem::remove(entry.path());
+  }
+}
+
+}  // namespace
+
+SpeechDataset write_dataset(const std::filesystem::path& dir, const transcript::Transcript& transcript,
+                            std::span<const float> audio, const Phonemizer& phonemizer, Aligner& aligner,
+                            const UtteranceOptions& options, const UtteranceProgress& progress) {
+  UtteranceSet set = cut_utterances(transcript, audio, options);
+  SpeechDataset dataset;
+  dataset.dropped = set.dropped;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  // Until the new index is written, the directory holds no dataset (rather than an old index
+  // that names clips being overwritten).
+  std::filesystem::remove(dir / kIndexName, ec);
+  if (ec) throw EnvironmentError(fmt::format("cannot remove {}: {}", (dir / kIndexName).string(), ec.message()));
+
+  for (size_t k = 0; k < set.utterances.size(); ++k) {
+    const Utterance& u = set.utterances[k];
+    std::span<const float> clip = detail::samples_between(audio, u.source_start_s, u.source_end_s);
+    DatasetUtterance d;
+    try {
+      d.alignment = aligner.align(clip, phonemizer.pronounce(u.words));
+    } catch (const InputError&) {
+      dataset.dropped["alignment_failed"] += 1;
+      if (progress) progress(k + 1, set.utterances.size());
+      continue;
+    }
+    d.id = fmt::format("{:04}", dataset.utterances.size());
+    d.wav = d.id + ".wav";
+    d.source_start_s = u.source_start_s;
+    d.source_end_s = u.source_end_s;
+    d.text = u.text();
+    d.normalized_text = transcript::normalize_text(d.text);
+    d.split = u.split;
+    media::write_wav(dir / d.wav, clip, kSampleRate);
+    dataset.utterances.push_back(std::move(d));
+    if (progress) progress(k + 1, set.utterances.size());
+  }
+  write_file_atomic(dir / kIndexName, to_json(dataset).dump(1));
+  remove_unlisted_clips(dir, dataset);
+  return dataset;
+}
+
+SpeechDataset read_dataset(const std::filesystem::path& dir) {
+  const std::filesystem::path path = dir / kIndexName;
+  try {
+    return dataset_from_json(nlohmann::json::parse(read_file(path)));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("{} is not a speech dataset index: {}", path.string(), e.what()));
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: {}", path.string(), e.what()));
+  }
+}
+
+nlohmann::json to_json(const SpeechDataset& dataset) {
+  nlohmann::json utterances = nlohmann::json::array();
+  for (const auto& u : dataset.utterances) {
+    nlohmann::json words = nlohmann::json::array(), phones = nlohmann::json::array();
+    for (const auto& w : u.alignment.words) {
+      words.push_back({{"text", w.text}, {"start_s", w.start_s}, {"end_s", w.end_s}, {"ipa", w.ipa}});
+    }
+    for (const auto& p : u.alignment.phones) {
+      phones.push_back({{"phone", p.phone}, {"start_s", p.start_s}, {"end_s", p.end_s}});
+    }
+    utterances.push_back({{"id", u.id},
+                          {"wav", u.wav},
+                          {"source_start_s", u.source_start_s},
+                          {"source_end_s", u.source_end_s},
+                          {"text", u.text},
+                          {"normalized_text", u.normalized_text},
+                          {"split", split_name(u.split)},
+                          {"words", std::move(words)},
+                          {"phones", std::move(phones)}});
+  }
+  nlohmann::json dropped = nlohmann::json::object();
+  for (const auto& [reason, count] : dataset.dropped) dropped[reason] = count;
+  return {{"format", kFormat}, {"version", kVersion}, {"utterances", std::move(utterances)}, {"dropped", dropped}};
+}
+
+SpeechDataset dataset_from_json(const nlohmann::json& json) {
+  if (json.value("format", "") != kFormat || json.value("version", 0) != kVersion) {
+    throw InputError(fmt::format("expected format \"{}\" version {}", kFormat, kVersion));
+  }
+  SpeechDataset dataset;
+  for (const auto& u : json.at("utterances")) {
+    DatasetUtterance d;
+    d.id = u.at("id").get<std::string>();
+    d.wav = u.at("wav").get<std::string>();
+    if (d.wav.empty() || d.wav.find('/') != std::string::npos || d.wav.find("..") != std::string::npos) {
+      throw InputError(fmt::format("utterance {} names clip \"{}\" outside its directory", d.id, d.wav));
+    }
+    d.source_start_s = u.at("source_start_s").get<double>();
+    d.source_end_s = u.at("source_end_s").get<double>();
+    d.text = u.at("text").get<std::string>();
+    d.normalized_text = u.at("normalized_text").get<std::string>();
+    d.split = split_from_name(u.at("split").get<std::string>());
+    for (const auto& w : u.at("words")) {
+      d.alignment.words.push_back(AlignedWord{w.at("text").get<std::string>(), w.at("start_s").get<double>(),
+                                              w.at("end_s").get<double>(), w.at("ipa").get<std::string>()});
+    }
+    for (const auto& p : u.at("phones")) {
+      d.alignment.phones.push_back(
+          TimedPhone{p.at("phone").get<std::string>(), p.at("start_s").get<double>(), p.at("end_s").get<double>()});
+    }
+    dataset.utterances.push_back(std::move(d));
+  }
+  for (const auto& [reason, count] : json.at("dropped").items()) dataset.dropped[reason] = count.get<int>();
+  return dataset;
+}
+
+}  // namespace dself::speech
