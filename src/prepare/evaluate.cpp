@@ -9,6 +9,7 @@
 #include "core/fs.h"
 #include "media/media.h"
 #include "prepare/prepare.h"
+#include "speech/speech.h"
 #include "transcript/transcript.h"
 
 namespace dself::prepare {
@@ -67,6 +68,39 @@ nlohmann::json librivox_wer(transcript::PocketSphinxRecognizer& recognizer) {
   return tally.json();
 }
 
+// Phone boundaries of the speech dataset against the truth, utterance by utterance (each
+// compared with the true phones inside its stretch of the source), pooled over boundaries.
+struct AlignmentTally {
+  double error_sum_ms = 0;
+  int boundaries = 0;
+  int utterances = 0;
+  void add_source(const speech::SpeechDataset& dataset, const nlohmann::json& truth) {
+    std::vector<speech::TimedPhone> truth_phones;
+    for (const auto& p : truth.at("phones")) {
+      truth_phones.push_back({p.at("phone").get<std::string>(), p.at("start_s").get<double>(), p.at("end_s").get<double>()});
+    }
+    for (const auto& u : dataset.utterances) {
+      std::vector<speech::TimedPhone> aligned;
+      for (const auto& p : u.alignment.phones) {
+        aligned.push_back({p.phone, u.source_start_s + p.start_s, u.source_start_s + p.end_s});
+      }
+      std::vector<speech::TimedPhone> inside;
+      for (const auto& p : truth_phones) {
+        if (p.end_s > u.source_start_s && p.start_s < u.source_end_s) inside.push_back(p);
+      }
+      speech::BoundaryError e = speech::phone_boundary_error(inside, aligned);
+      error_sum_ms += e.mean_ms * e.boundary_count;
+      boundaries += e.boundary_count;
+      ++utterances;
+    }
+  }
+  nlohmann::json json() const {
+    return {{"mean_boundary_error_ms", boundaries ? error_sum_ms / boundaries : 0.0},
+            {"boundaries", boundaries},
+            {"utterances", utterances}};
+  }
+};
+
 }  // namespace
 
 nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir) {
@@ -84,6 +118,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
   transcript::PocketSphinxRecognizer recognizer(sphinx);
 
   WerTally captions, pocketsphinx;
+  AlignmentTally alignment;
   nlohmann::json per_source = nlohmann::json::array();
   for (const Source& source : catalog.sources()) {
     std::filesystem::path truth_path = truth_file_for(source, truth_dir);
@@ -109,6 +144,14 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
       captions.add(reference, from_captions);
       break;
     }
+    std::filesystem::path speech_dir = options.avatar / "speech" / std::to_string(source.id);
+    if (std::filesystem::exists(speech_dir / "utterances.json")) {
+      AlignmentTally one;
+      speech::SpeechDataset dataset = speech::read_dataset(speech_dir);
+      one.add_source(dataset, truth);
+      alignment.add_source(dataset, truth);
+      row["alignment"] = one.json();
+    }
     per_source.push_back(row);
   }
   if (per_source.empty()) {
@@ -119,6 +162,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
           {"version", 1},
           {"truth", truth_dir.string()},
           {"stt", {{"captions", captions.json()}, {"pocketsphinx", pocketsphinx.json()}}},
+          {"alignment", alignment.json()},
           {"librivox", {{"pocketsphinx", librivox_wer(recognizer)}}},
           {"sources", per_source}};
 }

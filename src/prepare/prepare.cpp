@@ -12,6 +12,7 @@
 #include "core/hash.h"
 #include "core/progress.h"
 #include "media/media.h"
+#include "speech/speech.h"
 #include "transcript/transcript.h"
 
 namespace dself::prepare {
@@ -59,13 +60,21 @@ class LazyRecognizer {
   std::unique_ptr<transcript::PocketSphinxRecognizer> recognizer_;
 };
 
+// The phonemizer and aligner load dictionaries and an acoustic model: once per run.
+struct SpeechTools {
+  speech::Phonemizer phonemizer;
+  speech::Aligner aligner;
+  explicit SpeechTools(const PrepareOptions& options)
+      : phonemizer(), aligner(speech::AlignerOptions{options.pocketsphinx_model}) {}
+};
+
 // One source's run through the steps: each step is skipped when the catalog says it finished
 // with the same input hash and its output is on disk.
 class SourcePreparer {
  public:
   SourcePreparer(const PrepareOptions& options, Catalog& catalog, const SourceFiles& files,
-                 LazyRecognizer& recognizer)
-      : options_(options), catalog_(catalog), files_(files), recognizer_(recognizer) {}
+                 LazyRecognizer& recognizer, SpeechTools& speech_tools)
+      : options_(options), catalog_(catalog), files_(files), recognizer_(recognizer), speech_tools_(speech_tools) {}
 
   SourceOutcome run() {
     outcome_.source_id = files_.source.id;
@@ -73,6 +82,7 @@ class SourcePreparer {
     try {
       step(Step::audio, audio_path(), [&] { return extract_audio(); });
       step(Step::transcript, transcript_path(), [&] { return make_transcript(); });
+      step(Step::speech, speech_dir() / "utterances.json", [&] { return make_speech_dataset(); });
       outcome_.succeeded = true;
     } catch (const std::exception& e) {
       outcome_.error = describe(e);
@@ -86,6 +96,10 @@ class SourcePreparer {
   }
   std::filesystem::path transcript_path() const {
     return options_.avatar / "transcripts" / fmt::format("{}.json", files_.source.id);
+  }
+
+  std::filesystem::path speech_dir() const {
+    return options_.avatar / "speech" / fmt::format("{}", files_.source.id);
   }
 
   std::string engine_for_source() const {
@@ -174,10 +188,49 @@ class SourcePreparer {
     return {{"engine", result.engine}, {"words", result.words.size()}, {"segments", result.segments.size()}};
   }
 
+  nlohmann::json make_speech_dataset() {
+    transcript::Transcript words =
+        transcript::transcript_from_json(nlohmann::json::parse(read_file(transcript_path())));
+    if (words.words.empty()) {
+      throw InputError(fmt::format("no speech was found in {} (its transcript is empty): the avatar needs videos "
+                                   "of the person talking",
+                                   files_.video.path));
+    }
+    std::filesystem::create_directories(speech_dir());
+    Progress progress(fmt::format("align {}", outcome_.title), 0, "utterances");
+    speech::SpeechDataset dataset = speech::write_dataset(
+        speech_dir(), words, audio(), speech_tools_.phonemizer, speech_tools_.aligner, {},
+        [&](size_t done, size_t count) {
+          progress.set_total(static_cast<int64_t>(count));
+          progress.set_done(static_cast<int64_t>(done));
+        });
+    if (dataset.utterances.empty()) {
+      std::string reasons;
+      for (const auto& [reason, count] : dataset.dropped) reasons += fmt::format(" {} {},", count, reason);
+      throw InputError(fmt::format("no usable speech in {}: every utterance was dropped ({})", files_.video.path,
+                                   reasons.empty() ? "none found" : reasons.substr(1, reasons.size() - 2)));
+    }
+    double speech_s = 0;
+    size_t word_count = 0, phone_count = 0, held_out = 0;
+    for (const auto& u : dataset.utterances) {
+      speech_s += u.source_end_s - u.source_start_s;
+      word_count += u.alignment.words.size();
+      for (const auto& p : u.alignment.phones) phone_count += p.phone == "sil" ? 0 : 1;
+      held_out += u.split == speech::Split::held_out ? 1 : 0;
+    }
+    return {{"utterances", dataset.utterances.size()},
+            {"held_out", held_out},
+            {"speech_s", speech_s},
+            {"words", word_count},
+            {"phones", phone_count},
+            {"dropped", dataset.dropped}};
+  }
+
   const PrepareOptions& options_;
   Catalog& catalog_;
   const SourceFiles& files_;
   LazyRecognizer& recognizer_;
+  SpeechTools& speech_tools_;
   SourceOutcome outcome_;
   std::optional<std::vector<float>> audio_;
 };
@@ -217,10 +270,11 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
   int64_t job = catalog.start_job("prepare", "");
   PrepareReport report;
   LazyRecognizer recognizer(options.pocketsphinx_model);
+  SpeechTools speech_tools(options);
   for (size_t i = 0; i < sources.size(); ++i) {
     spdlog::info("prepare [{}/{}] {}", i + 1, sources.size(),
                  sources[i].source.title.empty() ? sources[i].video.path : sources[i].source.title);
-    SourcePreparer preparer(options, catalog, sources[i], recognizer);
+    SourcePreparer preparer(options, catalog, sources[i], recognizer, speech_tools);
     report.sources.push_back(preparer.run());
     if (on_outcome) on_outcome(report.sources.back());
   }

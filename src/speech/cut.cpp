@@ -144,23 +144,10 @@ double sustained_tone_share(std::span<const float> clip) {
 
 // ---- Grouping words --------------------------------------------------------------------------
 
-enum class Marker { none, music, other };
-
-// Caption annotations such as "[Music]", "♪" or "(applause)" are not words anyone said.
-Marker marker_kind(const std::string& text) {
-  std::string lower;
-  for (char c : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  bool music = lower.find("\u266a") != std::string::npos || lower.find("\u266b") != std::string::npos;
-  bool bracketed = !lower.empty() && (lower.front() == '[' || lower.front() == '(');
-  if (music || (bracketed && lower.find("music") != std::string::npos)) return Marker::music;
-  return bracketed ? Marker::other : Marker::none;
-}
-
 // The pause between word i and word i + 1: [start_s, end_s] of the silence that separates them.
 struct Pause {
   double start_s = 0;
   double end_s = 0;
-  bool forced = false;  // a caption marker on either side: always cut here
   double length_s() const { return end_s - start_s; }
   double middle_s() const { return 0.5 * (start_s + end_s); }
 };
@@ -168,7 +155,7 @@ struct Pause {
 // Word times from captions run each word into the next, so the pause is also looked for in the
 // audio: the longest run of non-speech frames between the two words' middles.
 Pause measure_pause(const transcript::Word& before, const transcript::Word& after, const Activity& activity) {
-  Pause pause{before.end_s, after.start_s, false};
+  Pause pause{before.end_s, after.start_s};
   if (pause.end_s < pause.start_s) pause.start_s = pause.end_s = 0.5 * (before.end_s + after.start_s);
   size_t first = frame_at(0.5 * (before.start_s + before.end_s));
   size_t last = std::min(activity.energy_db.size(), frame_at(0.5 * (after.start_s + after.end_s)) + 1);
@@ -206,10 +193,10 @@ class Grouper {
       : words_(words), pauses_(pauses), options_(options) {}
 
   std::vector<Candidate> group() {
-    // Pauses long enough to end a sentence, and caption markers, always cut.
+    // Pauses long enough to end a sentence always cut.
     size_t first = 0;
     for (size_t i = 0; i + 1 < words_.size(); ++i) {
-      if (pauses_[i].forced || pauses_[i].length_s() >= options_.split_pause_s) {
+      if (pauses_[i].length_s() >= options_.split_pause_s) {
         split(first, i + 1);
         first = i + 1;
       }
@@ -303,13 +290,8 @@ UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<
   }
   const Activity activity = measure_activity(audio);
 
-  std::vector<Marker> markers(words.size());
-  for (size_t i = 0; i < words.size(); ++i) markers[i] = marker_kind(words[i].text);
   std::vector<Pause> pauses(words.size());
-  for (size_t i = 0; i + 1 < words.size(); ++i) {
-    pauses[i] = measure_pause(words[i], words[i + 1], activity);
-    pauses[i].forced = markers[i] != Marker::none || markers[i + 1] != Marker::none;
-  }
+  for (size_t i = 0; i + 1 < words.size(); ++i) pauses[i] = measure_pause(words[i], words[i + 1], activity);
   std::vector<Candidate> candidates = Grouper(words, pauses, options).group();
 
   // Clip edges: a little of the pause on each side, never past its middle (the neighbour's half).
@@ -326,13 +308,6 @@ UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<
 
   for (Candidate& c : candidates) {
     if (!c.reason.empty()) continue;
-    size_t spoken = 0;
-    for (size_t i = c.first; i < c.last; ++i) {
-      if (markers[i] == Marker::music) c.reason = "music";
-      if (markers[i] == Marker::other && c.reason.empty()) c.reason = "non_speech_sound";
-      spoken += markers[i] == Marker::none ? 1 : 0;
-    }
-    if (!c.reason.empty()) continue;
     const double span = words[c.last - 1].end_s - words[c.first].start_s;
     if (span < options.min_duration_s) {
       c.reason = "too_short";
@@ -345,7 +320,7 @@ UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<
     size_t first_frame = frame_at(start), last_frame = std::max(first_frame + 1, frame_at(end));
     size_t speech_frames = 0;
     for (size_t f = first_frame; f < last_frame; ++f) speech_frames += is_speech_frame(activity, f) ? 1 : 0;
-    c.words_per_s = static_cast<double>(spoken) / std::max(span, 0.1);
+    c.words_per_s = static_cast<double>(c.last - c.first) / std::max(span, 0.1);
     if (static_cast<double>(clipped) > options.max_clipped_share * static_cast<double>(clip.size())) {
       c.reason = "clipping";
     } else if (static_cast<double>(speech_frames) < options.min_speech_share * static_cast<double>(last_frame - first_frame) ||

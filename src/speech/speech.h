@@ -61,7 +61,7 @@ struct UtteranceSet {
 // Groups the transcript's words into utterances of min..max duration, cut at the longest pauses
 // (measured in the word times and in the audio), and drops those unfit for training. Reasons:
 // "too_short", "too_long" (no pause to cut at), "clipping", "too_little_speech", "music",
-// "non_speech_sound" (captions such as [Applause]), "speech_rate_outlier". Held-out split by a
+// "speech_rate_outlier"; docs/ALIGNMENT.md says what each measures. Held-out split by a
 // hash of the utterance's text: deterministic, and the same sentence said twice lands on the
 // same side. Throws InputError for a transcript without words or words beyond the audio's end.
 UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<const float> audio_16k,
