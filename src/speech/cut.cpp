@@ -274,7 +274,10 @@ const char* split_name(Split split) { return split == Split::held_out ? "held_ou
 
 std::string Utterance::text() const {
   std::string text;
-  for (const auto& w : words) text += (text.empty() ? "" : " ") + w.text;
+  for (const auto& w : words) {
+    if (!text.empty()) text += ' ';
+    text += w.text;
+  }
   return text;
 }
 

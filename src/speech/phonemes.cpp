@@ -50,7 +50,8 @@ std::string espeak_ipa(const std::string& text, const std::string& voice) {
   while (position != nullptr) {
     const char* phonemes = espeak_TextToPhonemes(&position, espeakCHARS_UTF8, mode);
     if (phonemes == nullptr || *phonemes == '\0') continue;
-    result += (result.empty() ? "" : " ") + std::string(phonemes);
+    if (!result.empty()) result += ' ';
+    result += phonemes;
   }
   return result;
 }
@@ -119,8 +120,16 @@ std::vector<std::string> ipa_to_arpabet(std::string_view ipa) {
 
 // The words a written word is said as, lower case: "1995" -> nineteen ninety five, "I’ll" -> i'll.
 std::vector<std::string> spoken_words(std::string_view written) {
-  std::string text(written);
-  for (size_t p; (p = text.find("\u2019")) != std::string::npos;) text.replace(p, 3, "'");
+  const std::string_view curly_apostrophe = "\u2019";
+  std::string text;
+  for (size_t i = 0; i < written.size(); ++i) {
+    if (written.substr(i).starts_with(curly_apostrophe)) {
+      text += '\'';
+      i += curly_apostrophe.size() - 1;
+    } else {
+      text += written[i];
+    }
+  }
   std::istringstream tokens(transcript::normalize_text(text));
   std::vector<std::string> words;
   for (std::string token; tokens >> token;) {
@@ -189,11 +198,13 @@ Phonemizer::Phonemizer(const PhonemizerOptions& options) : impl_(std::make_uniqu
       for (char c : phone) {
         if (!std::isdigit(static_cast<unsigned char>(c))) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       }
-      pronunciation += (pronunciation.empty() ? "" : " ") + lower;
+      if (!pronunciation.empty()) pronunciation += ' ';
+      pronunciation += lower;
     }
     if (pronunciation.empty()) continue;
     std::string& entry = impl_->dictionary[word];
-    entry += (entry.empty() ? "" : "|") + pronunciation;
+    if (!entry.empty()) entry += '|';
+    entry += pronunciation;
   }
   if (impl_->dictionary.empty()) {
     throw EnvironmentError(fmt::format("the pronunciation dictionary {} has no entries", options.dictionary.string()));
@@ -210,7 +221,10 @@ Pronunciation Phonemizer::pronounce(std::string_view word) const {
   std::vector<std::string> spoken = spoken_words(word);
   if (spoken.empty()) return result;
   std::string joined;
-  for (const auto& s : spoken) joined += (joined.empty() ? "" : " ") + s;
+  for (const auto& s : spoken) {
+    if (!joined.empty()) joined += ' ';
+    joined += s;
+  }
   std::string separated = espeak_ipa(joined, impl_->options.voice);
   for (char c : separated) {
     if (c != '|') result.ipa += c;

@@ -1,0 +1,137 @@
+// dself prepare end to end through the real binary: the sample person's videos become audio,
+// transcripts, a speech dataset and a face track that meet their targets; bad sources are
+// reported one by one while the good ones are prepared; a re-run after a fix resumes.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/fs.h"
+#include "support.h"
+
+namespace dself {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+void ffmpeg(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"ffmpeg", "-loglevel", "error", "-y"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto result = test::run_program(argv);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+}
+
+nlohmann::json status_of(const std::string& avatar) {
+  auto status = test::run_dself({"--avatar", avatar, "status", "--json"});
+  EXPECT_EQ(status.exit_code, 0) << status.output;
+  return nlohmann::json::parse(status.output);
+}
+
+TEST(Prepare, SamplePersonMeetsItsTargetsAndReRunsDoNothing) {
+  test::TempDir dir;
+  const std::string avatar = (dir / "avatar").string();
+  auto ingest = test::run_dself({"--avatar", avatar, "--quiet", "ingest", test::sample_dir().string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+
+  auto first = test::run_dself({"--avatar", avatar, "prepare"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_TRUE(contains(first.output, "prepare: 2 prepared, 0 failed")) << first.output;
+  for (int id : {1, 2}) {
+    EXPECT_TRUE(fs::exists(fs::path(avatar) / "audio" / (std::to_string(id) + ".wav")));
+    EXPECT_TRUE(fs::exists(fs::path(avatar) / "transcripts" / (std::to_string(id) + ".json")));
+    EXPECT_TRUE(fs::exists(fs::path(avatar) / "speech" / std::to_string(id) / "utterances.json"));
+  }
+
+  auto again = test::run_dself({"--avatar", avatar, "prepare"});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_FALSE(contains(again.output, "done: audio")) << again.output;
+  EXPECT_TRUE(contains(again.output, "done: -")) << again.output;
+
+  auto status = status_of(avatar);
+  int speech_stages = 0;
+  for (const auto& stage : status["stages"]) {
+    if (stage["stage"] == "prepare.speech") {
+      ++speech_stages;
+      EXPECT_GT(stage["summary"]["utterances"].get<int>(), 0);
+      EXPECT_GT(stage["summary"]["phones"].get<int>(), 50);
+    }
+  }
+  EXPECT_EQ(speech_stages, 2);
+
+  auto eval = test::run_dself({"--avatar", avatar, "eval", "prepare", "--truth", test::sample_dir().string(), "--json"});
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  auto figures = nlohmann::json::parse(eval.output);
+  std::printf("eval prepare on the fixture: %s\n", figures.dump().c_str());
+  // The targets of the prepare issue, on the sample person.
+  EXPECT_LE(figures["stt"]["captions"]["wer"].get<double>(), 0.02);
+  EXPECT_LE(figures["stt"]["pocketsphinx"]["wer"].get<double>(), 0.15);
+  EXPECT_LE(figures["alignment"]["mean_boundary_error_ms"].get<double>(), 30.0);
+  EXPECT_GT(figures["alignment"]["boundaries"].get<int>(), 100);
+}
+
+TEST(Prepare, BadSourcesAreReportedOneByOneAndAFixResumes) {
+  test::TempDir dir;
+  const fs::path sample = test::sample_dir();
+  const fs::path inputs = dir / "inputs";
+  fs::create_directories(inputs);
+  // A good video with its captions.
+  fs::copy_file(sample / "video_000.mp4", inputs / "good.mp4");
+  fs::copy_file(sample / "video_000.en.vtt", inputs / "good.en.vtt");
+  // No speech: the picture of the sample, the sound of a quiet room.
+  ffmpeg({"-i", (sample / "video_001.mp4").string(), "-f", "lavfi", "-i", "anoisesrc=a=0.0005:c=pink:d=12", "-map",
+          "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", (inputs / "no_speech.mp4").string()});
+  // Captions that are malformed, and captions in German: the same video remuxed, so a new source.
+  ffmpeg({"-i", (sample / "video_001.mp4").string(), "-c", "copy", "-metadata", "title=bad captions",
+          (inputs / "bad_captions.mp4").string()});
+  write_file_atomic(inputs / "bad_captions.en.vtt", "WEBVTT\n\n00:00:01.000 --> 00:00:0x.500\nhello there\n");
+  ffmpeg({"-i", (sample / "video_001.mp4").string(), "-c", "copy", "-metadata", "title=german captions",
+          (inputs / "german.mp4").string()});
+  write_file_atomic(inputs / "german.en.vtt",
+                    "WEBVTT\nKind: captions\nLanguage: de\n\n00:00:01.000 --> 00:00:04.000\nHallo zusammen, "
+                    "willkommen zurück in der Werkstatt.\n");
+  // A corrupt stretch in the middle: bytes of the media data overwritten with noise.
+  fs::copy_file(sample / "video_001.mp4", inputs / "corrupt.mp4");
+  {
+    std::fstream file(inputs / "corrupt.mp4", std::ios::in | std::ios::out | std::ios::binary);
+    auto size = static_cast<std::streamoff>(fs::file_size(inputs / "corrupt.mp4"));
+    file.seekp(size * 2 / 5);
+    uint32_t seed = 12345;
+    for (std::streamoff i = 0; i < size / 4; ++i) {
+      seed = seed * 1664525u + 1013904223u;
+      file.put(static_cast<char>(seed >> 24));
+    }
+  }
+
+  const std::string avatar = (dir / "avatar").string();
+  auto ingest = test::run_dself({"--avatar", avatar, "--quiet", "ingest", inputs.string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  EXPECT_TRUE(contains(ingest.output, "5 new")) << ingest.output;
+
+  auto prepare = test::run_dself({"--avatar", avatar, "prepare"});
+  EXPECT_EQ(prepare.exit_code, 1) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "prepared good")) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "prepare: 1 prepared, 4 failed")) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "no speech was found in")) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "bad_captions.en.vtt line 3: malformed cue timing")) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "the captions are in 'de', not English")) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "corrupt")) << prepare.output;
+
+  // Fix the captions in the workspace, then run again: the good source is not redone, the fixed
+  // one resumes after its audio.
+  fs::path captions;
+  for (const auto& entry : fs::recursive_directory_iterator(fs::path(avatar) / "sources")) {
+    if (entry.path().filename() == "bad_captions.en.vtt") captions = entry.path();
+  }
+  ASSERT_FALSE(captions.empty());
+  fs::copy_file(sample / "video_001.en.vtt", captions, fs::copy_options::overwrite_existing);
+  auto again = test::run_dself({"--avatar", avatar, "prepare"});
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_TRUE(contains(again.output, "prepare: 2 prepared, 3 failed")) << again.output;
+  EXPECT_TRUE(contains(again.output, "prepared bad_captions (done: transcript, speech")) << again.output;
+}
+
+}  // namespace
+}  // namespace dself
