@@ -43,6 +43,8 @@ TEST(Prepare, SamplePersonMeetsItsTargetsAndReRunsDoNothing) {
     EXPECT_TRUE(fs::exists(fs::path(avatar) / "audio" / (std::to_string(id) + ".wav")));
     EXPECT_TRUE(fs::exists(fs::path(avatar) / "transcripts" / (std::to_string(id) + ".json")));
     EXPECT_TRUE(fs::exists(fs::path(avatar) / "speech" / std::to_string(id) / "utterances.json"));
+    EXPECT_TRUE(fs::exists(fs::path(avatar) / "faces" / std::to_string(id) / "landmarks.bin"));
+    EXPECT_TRUE(fs::exists(fs::path(avatar) / "faces" / std::to_string(id) / "mouths.png"));
   }
 
   auto again = test::run_dself({"--avatar", avatar, "prepare"});
@@ -70,6 +72,8 @@ TEST(Prepare, SamplePersonMeetsItsTargetsAndReRunsDoNothing) {
   EXPECT_LE(figures["stt"]["pocketsphinx"]["wer"].get<double>(), 0.15);
   EXPECT_LE(figures["alignment"]["mean_boundary_error_ms"].get<double>(), 30.0);
   EXPECT_GT(figures["alignment"]["boundaries"].get<int>(), 100);
+  EXPECT_GE(figures["face"]["found_share"].get<double>(), 0.99);
+  EXPECT_LE(figures["face"]["landmark_error_iod_pct"].get<double>(), 3.0);
 }
 
 TEST(Prepare, BadSourcesAreReportedOneByOneAndAFixResumes) {

@@ -7,6 +7,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "face/face_track.h"
 #include "media/media.h"
 #include "prepare/prepare.h"
 #include "speech/speech.h"
@@ -101,6 +102,44 @@ struct AlignmentTally {
   }
 };
 
+// The face track against the commanded landmarks: share of frames found, and the mean point
+// distance in % of the true inter-ocular distance, over frames found.
+struct FaceTally {
+  int64_t frames = 0;
+  int64_t found = 0;
+  double error_iod_sum = 0;
+  double mouth_error_iod_sum = 0;
+  void add_source(const face::FaceTrack& track, const nlohmann::json& truth) {
+    const auto& commanded = truth.at("landmarks");
+    size_t n = std::min(track.frames.size(), commanded.size());
+    frames += static_cast<int64_t>(commanded.size());
+    for (size_t i = 0; i < n; ++i) {
+      const auto& f = track.frames[i];
+      if (!(f.flags & face::kFaceFound)) continue;
+      std::array<cv::Point2f, face::kLandmarkCount> expected;
+      for (int k = 0; k < face::kLandmarkCount; ++k) {
+        expected[k] = {commanded[i][2 * k].get<float>(), commanded[i][2 * k + 1].get<float>()};
+      }
+      double iod = face::inter_ocular_distance(expected);
+      double sum = 0, mouth = 0;
+      for (int k = 0; k < face::kLandmarkCount; ++k) {
+        double d = cv::norm(f.points[k] - expected[k]);
+        sum += d;
+        if (k >= 48) mouth += d;
+      }
+      error_iod_sum += 100 * sum / face::kLandmarkCount / iod;
+      mouth_error_iod_sum += 100 * mouth / 20 / iod;
+      ++found;
+    }
+  }
+  nlohmann::json json() const {
+    return {{"found_share", frames ? static_cast<double>(found) / static_cast<double>(frames) : 0.0},
+            {"landmark_error_iod_pct", found ? error_iod_sum / static_cast<double>(found) : 0.0},
+            {"mouth_error_iod_pct", found ? mouth_error_iod_sum / static_cast<double>(found) : 0.0},
+            {"frames", frames}};
+  }
+};
+
 }  // namespace
 
 nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir) {
@@ -119,6 +158,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
 
   WerTally captions, pocketsphinx;
   AlignmentTally alignment;
+  FaceTally faces;
   nlohmann::json per_source = nlohmann::json::array();
   for (const Source& source : catalog.sources()) {
     std::filesystem::path truth_path = truth_file_for(source, truth_dir);
@@ -152,6 +192,14 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
       alignment.add_source(dataset, truth);
       row["alignment"] = one.json();
     }
+    std::filesystem::path landmarks = options.avatar / "faces" / std::to_string(source.id) / "landmarks.bin";
+    if (std::filesystem::exists(landmarks)) {
+      face::FaceTrack track = face::read_landmarks(landmarks);
+      FaceTally one;
+      one.add_source(track, truth);
+      faces.add_source(track, truth);
+      row["face"] = one.json();
+    }
     per_source.push_back(row);
   }
   if (per_source.empty()) {
@@ -163,6 +211,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
           {"truth", truth_dir.string()},
           {"stt", {{"captions", captions.json()}, {"pocketsphinx", pocketsphinx.json()}}},
           {"alignment", alignment.json()},
+          {"face", faces.json()},
           {"librivox", {{"pocketsphinx", librivox_wer(recognizer)}}},
           {"sources", per_source}};
 }

@@ -11,6 +11,7 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/progress.h"
+#include "face/face_track.h"
 #include "media/media.h"
 #include "speech/speech.h"
 #include "transcript/transcript.h"
@@ -60,12 +61,13 @@ class LazyRecognizer {
   std::unique_ptr<transcript::PocketSphinxRecognizer> recognizer_;
 };
 
-// The phonemizer and aligner load dictionaries and an acoustic model: once per run.
-struct SpeechTools {
+// Models loaded once per run: dictionaries, the acoustic model, dlib's detector and predictor.
+struct Tools {
   speech::Phonemizer phonemizer;
   speech::Aligner aligner;
-  explicit SpeechTools(const PrepareOptions& options)
-      : phonemizer(), aligner(speech::AlignerOptions{options.pocketsphinx_model}) {}
+  face::FaceDetector face_detector;
+  explicit Tools(const PrepareOptions& options)
+      : phonemizer(), aligner(speech::AlignerOptions{options.pocketsphinx_model}), face_detector() {}
 };
 
 // One source's run through the steps: each step is skipped when the catalog says it finished
@@ -73,8 +75,8 @@ struct SpeechTools {
 class SourcePreparer {
  public:
   SourcePreparer(const PrepareOptions& options, Catalog& catalog, const SourceFiles& files,
-                 LazyRecognizer& recognizer, SpeechTools& speech_tools)
-      : options_(options), catalog_(catalog), files_(files), recognizer_(recognizer), speech_tools_(speech_tools) {}
+                 LazyRecognizer& recognizer, Tools& tools)
+      : options_(options), catalog_(catalog), files_(files), recognizer_(recognizer), tools_(tools) {}
 
   SourceOutcome run() {
     outcome_.source_id = files_.source.id;
@@ -83,6 +85,7 @@ class SourcePreparer {
       step(Step::audio, audio_path(), [&] { return extract_audio(); });
       step(Step::transcript, transcript_path(), [&] { return make_transcript(); });
       step(Step::speech, speech_dir() / "utterances.json", [&] { return make_speech_dataset(); });
+      step(Step::face, face_dir() / "summary.json", [&] { return make_face_track(); });
       outcome_.succeeded = true;
     } catch (const std::exception& e) {
       outcome_.error = describe(e);
@@ -101,6 +104,8 @@ class SourcePreparer {
   std::filesystem::path speech_dir() const {
     return options_.avatar / "speech" / fmt::format("{}", files_.source.id);
   }
+
+  std::filesystem::path face_dir() const { return options_.avatar / "faces" / fmt::format("{}", files_.source.id); }
 
   std::string engine_for_source() const {
     switch (options_.stt) {
@@ -199,7 +204,7 @@ class SourcePreparer {
     std::filesystem::create_directories(speech_dir());
     Progress progress(fmt::format("align {}", outcome_.title), 0, "utterances");
     speech::SpeechDataset dataset = speech::write_dataset(
-        speech_dir(), words, audio(), speech_tools_.phonemizer, speech_tools_.aligner, {},
+        speech_dir(), words, audio(), tools_.phonemizer, tools_.aligner, {},
         [&](size_t done, size_t count) {
           progress.set_total(static_cast<int64_t>(count));
           progress.set_done(static_cast<int64_t>(done));
@@ -226,11 +231,36 @@ class SourcePreparer {
             {"dropped", dataset.dropped}};
   }
 
+  nlohmann::json make_face_track() {
+    face::TrackOptions track_options;
+    Progress progress(fmt::format("face track {}", outcome_.title), 0, "frames");
+    face::FaceTrack track = face::track_faces(options_.avatar / files_.video.path, tools_.face_detector, track_options,
+                                              [&](int64_t done, int64_t count) {
+                                                progress.set_total(count);
+                                                progress.set_done(done);
+                                              });
+    if (track.found_share() == 0) {
+      throw InputError(fmt::format("no face was found in {} ({} frames): the avatar needs videos where the "
+                                   "person's face is visible, frontal and not too small",
+                                   files_.video.path, track.frames.size()));
+    }
+    // Remove the summary first so that a crash while writing leaves the step not done.
+    std::filesystem::remove(face_dir() / "summary.json");
+    face::write_face_track(face_dir(), track, track_options);
+    size_t found = 0;
+    for (const auto& f : track.frames) found += (f.flags & face::kFaceFound) ? 1 : 0;
+    return {{"frames", track.frames.size()},
+            {"face_frames", found},
+            {"found_share", track.found_share()},
+            {"references", track.references.size()},
+            {"mouth_crops", track.mouths.size()}};
+  }
+
   const PrepareOptions& options_;
   Catalog& catalog_;
   const SourceFiles& files_;
   LazyRecognizer& recognizer_;
-  SpeechTools& speech_tools_;
+  Tools& tools_;
   SourceOutcome outcome_;
   std::optional<std::vector<float>> audio_;
 };
@@ -270,11 +300,11 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
   int64_t job = catalog.start_job("prepare", "");
   PrepareReport report;
   LazyRecognizer recognizer(options.pocketsphinx_model);
-  SpeechTools speech_tools(options);
+  Tools tools(options);
   for (size_t i = 0; i < sources.size(); ++i) {
     spdlog::info("prepare [{}/{}] {}", i + 1, sources.size(),
                  sources[i].source.title.empty() ? sources[i].video.path : sources[i].source.title);
-    SourcePreparer preparer(options, catalog, sources[i], recognizer, speech_tools);
+    SourcePreparer preparer(options, catalog, sources[i], recognizer, tools);
     report.sources.push_back(preparer.run());
     if (on_outcome) on_outcome(report.sources.back());
   }

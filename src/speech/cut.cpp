@@ -1,12 +1,12 @@
 // Cutting a source's speech into utterances at pauses, and the filters that drop unfit ones.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstdint>
 #include <numbers>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 #include "core/hash.h"
@@ -18,7 +18,7 @@ namespace {
 
 constexpr size_t kHop = kSampleRate / 100;  // 10 ms analysis frames
 constexpr double kFrameS = 0.01;
-constexpr double kTimeToleranceS = 0.5;     // captions may run a little past the audio's end
+constexpr double kTimeToleranceS = 0.5;  // captions may run a little past the audio's end
 
 // ---- Voice activity: frame energies against the whole source's levels ------------------------
 
@@ -61,12 +61,17 @@ size_t frame_at(double time_s) { return static_cast<size_t>(std::max(0.0, time_s
 
 // ---- Sustained tones: what music has and speech has not ---------------------------------------
 
-constexpr size_t kFftSize = 512;           // 32 ms at 16 kHz, 31.25 Hz per bin
-constexpr size_t kLowBin = 3;              // ~94 Hz
+constexpr size_t kFftSize = 512;  // 32 ms at 16 kHz, 31.25 Hz per bin
+// 312 Hz: above most voices' pitch, whose lowest harmonics can hold a bin through a second of
+// continuous voicing (measured on a LibriVox reader, docs/ALIGNMENT.md).
+constexpr size_t kLowBin = 10;
 constexpr size_t kHighBin = 128;           // 4 kHz
-constexpr double kPeakProminenceDb = 10;   // over the spectrum 3 bins either side
-constexpr size_t kMinToneFrames = 50;      // a note held 0.5 s; speech harmonics move sooner
-constexpr size_t kMaxToneGapFrames = 3;    // a tone may be masked for 30 ms and go on
+constexpr double kPeakProminenceDb = 10;   // over the background 3 bins either side
+constexpr size_t kToneWindowFrames = 100;  // 1 s windows...
+constexpr size_t kToneHopFrames = 50;      // ...half overlapping
+// A background tone more than this below the clip's loud spectral peaks (its speech) is too
+// faint to matter (a distant hum, a codec's residue).
+constexpr double kToneBelowSpeechDb = 35;
 
 // ref: the iterative radix-2 Cooley-Tukey FFT (bit reversal, then butterflies).
 void fft(std::vector<std::complex<double>>& a) {
@@ -92,57 +97,67 @@ void fft(std::vector<std::complex<double>>& a) {
   }
 }
 
-// Share of the clip's frames during which some frequency is held as a prominent spectral peak
-// for at least half a second. A held note or chord does this; speech does not, because its
-// harmonics follow the voice's pitch, which moves within a syllable, and voicing stops at
-// every voiceless consonant and pause.
+// Share of the clip's 1 s windows whose background holds a tone that goes on into the next or
+// previous window. The background of a window is, per frequency, the quietest its 32 ms frames
+// get (minimum statistics): speech comes and goes in every band within a second (voiceless
+// consonants, closures, pitch moving the harmonics), so it leaves a smooth background; a held
+// note, chord or hum stays, and shows as a narrow peak.
 double sustained_tone_share(std::span<const float> clip) {
   if (clip.size() < kFftSize) return 0;
   const size_t frame_count = (clip.size() - kFftSize) / kHop + 1;
+  if (frame_count < kToneWindowFrames) return 0;
   std::vector<double> window(kFftSize);
   for (size_t i = 0; i < kFftSize; ++i) {
     window[i] = 0.5 - 0.5 * std::cos(2 * std::numbers::pi * static_cast<double>(i) / (kFftSize - 1));
   }
-  std::vector<size_t> run(kHighBin + 2, 0), gap(kHighBin + 2, 0), run_start(kHighBin + 2, 0);
-  std::vector<bool> covered(frame_count, false);
+  const size_t bins = kHighBin + 4;
+  std::vector<std::vector<float>> power_db(frame_count, std::vector<float>(bins));
   std::vector<std::complex<double>> spectrum(kFftSize);
-  std::vector<double> power_db(kHighBin + 4);
-  auto close_run = [&](size_t k, size_t end_frame) {
-    if (run[k] >= kMinToneFrames) {
-      for (size_t f = run_start[k]; f < end_frame; ++f) covered[f] = true;
-    }
-    run[k] = 0;
-    gap[k] = 0;
-  };
   for (size_t f = 0; f < frame_count; ++f) {
     for (size_t i = 0; i < kFftSize; ++i) spectrum[i] = clip[f * kHop + i] * window[i];
     fft(spectrum);
-    for (size_t k = 0; k < power_db.size(); ++k) power_db[k] = 10 * std::log10(std::norm(spectrum[k]) + 1e-12);
-    std::vector<bool> peak(kHighBin + 2, false);
-    for (size_t k = kLowBin; k <= kHighBin; ++k) {
-      bool local_max = power_db[k] >= power_db[k - 1] && power_db[k] >= power_db[k + 1];
-      double around = 0.5 * (power_db[k - 3] + power_db[k + 3]);
-      // -40 dB in this unnormalised spectrum is a sine of about -80 dBFS: below that is silence.
-      if (local_max && power_db[k] - around >= kPeakProminenceDb && power_db[k] > -40) peak[k] = true;
-    }
-    for (size_t k = kLowBin; k <= kHighBin; ++k) {
-      // A tone drifting by one bin (vibrato, a slightly detuned note) stays the same tone.
-      bool present = peak[k] || peak[k - 1] || peak[k + 1];
-      if (present) {
-        if (run[k] == 0) run_start[k] = f;
-        run[k] += 1 + gap[k];
-        gap[k] = 0;
-      } else if (run[k] > 0 && ++gap[k] > kMaxToneGapFrames) {
-        close_run(k, f - gap[k] + 1);
-      }
+    for (size_t k = 0; k < bins; ++k) {
+      power_db[f][k] = static_cast<float>(10 * std::log10(std::norm(spectrum[k]) + 1e-12));
     }
   }
-  for (size_t k = kLowBin; k <= kHighBin; ++k) close_run(k, frame_count - gap[k]);
-  size_t covered_count = static_cast<size_t>(std::count(covered.begin(), covered.end(), true));
-  return static_cast<double>(covered_count) / static_cast<double>(frame_count);
+  // The level of the clip's speech: its loud frames' strongest peaks.
+  std::vector<float> frame_peaks(frame_count);
+  for (size_t f = 0; f < frame_count; ++f) {
+    frame_peaks[f] = *std::max_element(power_db[f].begin() + kLowBin, power_db[f].begin() + kHighBin + 1);
+  }
+  const double floor_db = percentile(frame_peaks, 0.95) - kToneBelowSpeechDb;
+  // Per window, the frequencies where the background has a tone.
+  std::vector<std::vector<bool>> tones;
+  std::vector<float> background(bins);
+  for (size_t first = 0; first + kToneWindowFrames <= frame_count; first += kToneHopFrames) {
+    std::fill(background.begin(), background.end(), 1e9f);
+    for (size_t f = first; f < first + kToneWindowFrames; ++f) {
+      for (size_t k = 0; k < bins; ++k) background[k] = std::min(background[k], power_db[f][k]);
+    }
+    std::vector<bool>& tone = tones.emplace_back(bins, false);
+    for (size_t k = kLowBin; k <= kHighBin; ++k) {
+      bool local_max = background[k] >= background[k - 1] && background[k] >= background[k + 1];
+      double around = 0.5 * (background[k - 3] + background[k + 3]);
+      tone[k] = local_max && background[k] > floor_db && background[k] - around >= kPeakProminenceDb;
+    }
+  }
+  // A window counts when one of its tones goes on into a neighbouring window (within a bin):
+  // held for 1.5 s, which a chance dip pattern in speech's background is not.
+  size_t tonal_count = 0;
+  for (size_t w = 0; w < tones.size(); ++w) {
+    bool held = false;
+    for (size_t k = kLowBin; k <= kHighBin && !held; ++k) {
+      if (!tones[w][k]) continue;
+      for (size_t n : {w - 1, w + 1}) {
+        if (n >= tones.size()) continue;  // w - 1 wraps around for w == 0
+        held = held || tones[n][k - 1] || tones[n][k] || tones[n][k + 1];
+      }
+    }
+    tonal_count += held ? 1 : 0;
+  }
+  const size_t window_count = tones.size();
+  return static_cast<double>(tonal_count) / static_cast<double>(window_count);
 }
-
-// ---- Grouping words --------------------------------------------------------------------------
 
 // The pause between word i and word i + 1: [start_s, end_s] of the silence that separates them.
 struct Pause {
@@ -248,12 +263,14 @@ void validate(const std::vector<transcript::Word>& words, double audio_s) {
   for (size_t i = 0; i < words.size(); ++i) {
     const transcript::Word& w = words[i];
     if (!std::isfinite(w.start_s) || !std::isfinite(w.end_s) || w.start_s < 0 || w.end_s < w.start_s) {
-      throw InputError(fmt::format("word {} (\"{}\") has bad times {:.3f}..{:.3f} s", i + 1, w.text, w.start_s, w.end_s));
+      throw InputError(
+          fmt::format("word {} (\"{}\") has bad times {:.3f}..{:.3f} s", i + 1, w.text, w.start_s, w.end_s));
     }
     if (w.end_s > audio_s + kTimeToleranceS) {
-      throw InputError(fmt::format("word {} (\"{}\") ends at {:.2f} s but the audio is only {:.2f} s long: the "
-                                   "transcript does not belong to this audio",
-                                   i + 1, w.text, w.end_s, audio_s));
+      throw InputError(
+          fmt::format("word {} (\"{}\") ends at {:.2f} s but the audio is only {:.2f} s long: the "
+                      "transcript does not belong to this audio",
+                      i + 1, w.text, w.end_s, audio_s));
     }
   }
 }
@@ -305,7 +322,9 @@ UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<
   };
   auto clip_end = [&](const Candidate& c) {
     double end = std::min(audio_s, words[c.last - 1].end_s + options.padding_s);
-    if (c.last < words.size()) end = std::min(pauses[c.last - 1].start_s + options.padding_s, pauses[c.last - 1].middle_s());
+    if (c.last < words.size()) {
+      end = std::min(pauses[c.last - 1].start_s + options.padding_s, pauses[c.last - 1].middle_s());
+    }
     return std::max(end, words[c.last - 1].end_s);
   };
 
@@ -326,11 +345,14 @@ UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<
     c.words_per_s = static_cast<double>(c.last - c.first) / std::max(span, 0.1);
     if (static_cast<double>(clipped) > options.max_clipped_share * static_cast<double>(clip.size())) {
       c.reason = "clipping";
-    } else if (static_cast<double>(speech_frames) < options.min_speech_share * static_cast<double>(last_frame - first_frame) ||
+    } else if (sustained_tone_share(clip) > options.max_tone_share) {
+      // Before the speech share: music under a whole source also lifts its quiet end, which can
+      // make its speech look scarce.
+      c.reason = "music";
+    } else if (static_cast<double>(speech_frames) <
+                   options.min_speech_share * static_cast<double>(last_frame - first_frame) ||
                c.words_per_s < options.min_words_per_s) {
       c.reason = "too_little_speech";
-    } else if (sustained_tone_share(clip) > options.max_tone_share) {
-      c.reason = "music";
     }
   }
 

@@ -1,9 +1,9 @@
 // Writing and reading one source's speech dataset: clips, then utterances.json.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -40,15 +40,19 @@ void remove_unlisted_clips(const std::filesystem::path& dir, const SpeechDataset
 SpeechDataset write_dataset(const std::filesystem::path& dir, const transcript::Transcript& transcript,
                             std::span<const float> audio, const Phonemizer& phonemizer, Aligner& aligner,
                             const UtteranceOptions& options, const UtteranceProgress& progress) {
-  UtteranceSet set = cut_utterances(transcript, audio, options);
+  // Nothing said is a dataset of nothing, not an error: the source may be all music.
+  UtteranceSet set = transcript.words.empty() ? UtteranceSet{} : cut_utterances(transcript, audio, options);
   SpeechDataset dataset;
   dataset.dropped = set.dropped;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
   // Until the new index is written, the directory holds no dataset (rather than an old index
   // that names clips being overwritten).
-  std::filesystem::remove(dir / kIndexName, ec);
-  if (ec) throw EnvironmentError(fmt::format("cannot remove {}: {}", (dir / kIndexName).string(), ec.message()));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (!ec) std::filesystem::remove(dir / kIndexName, ec);
+  if (ec) {
+    throw EnvironmentError(fmt::format("cannot make a fresh speech dataset in {}: {} (check that it is writable)",
+                                       dir.string(), ec.message()));
+  }
 
   for (size_t k = 0; k < set.utterances.size(); ++k) {
     const Utterance& u = set.utterances[k];

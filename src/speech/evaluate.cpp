@@ -13,7 +13,9 @@ namespace {
 std::string fold(const std::string& phone) {
   std::string p;
   for (char c : phone) {
-    if (!std::isdigit(static_cast<unsigned char>(c))) p += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!std::isdigit(static_cast<unsigned char>(c))) {
+      p += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
   }
   if (p == "pau" || p == "sil" || p == "sp" || p == "h#" || p == "<sil>") return "";
   if (p == "ax") return "ah";
@@ -23,8 +25,8 @@ std::string fold(const std::string& phone) {
 }
 
 struct Speech {
-  std::vector<size_t> index;        // positions of the speech phones in the full sequence
-  std::vector<std::string> label;   // their folded labels
+  std::vector<size_t> index;       // positions of the speech phones in the full sequence
+  std::vector<std::string> label;  // their folded labels
 };
 
 Speech speech_phones(std::span<const TimedPhone> phones) {
@@ -46,7 +48,8 @@ std::vector<std::pair<size_t, size_t>> pair_up(const std::vector<std::string>& a
   for (size_t j = 0; j <= m; ++j) cost[0][j] = static_cast<int>(j);
   for (size_t i = 1; i <= n; ++i) {
     for (size_t j = 1; j <= m; ++j) {
-      cost[i][j] = std::min({cost[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1), cost[i - 1][j] + 1, cost[i][j - 1] + 1});
+      cost[i][j] =
+          std::min({cost[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1), cost[i - 1][j] + 1, cost[i][j - 1] + 1});
     }
   }
   std::vector<std::pair<size_t, size_t>> pairs;
@@ -92,7 +95,8 @@ BoundaryError phone_boundary_error(std::span<const TimedPhone> truth, std::span<
   }
   result.mean_ms = sum / static_cast<double>(errors_ms.size());
   result.within_20ms = static_cast<double>(within) / static_cast<double>(errors_ms.size());
-  std::nth_element(errors_ms.begin(), errors_ms.begin() + static_cast<std::ptrdiff_t>(errors_ms.size() / 2), errors_ms.end());
+  std::nth_element(errors_ms.begin(), errors_ms.begin() + static_cast<std::ptrdiff_t>(errors_ms.size() / 2),
+                   errors_ms.end());
   result.median_ms = errors_ms[errors_ms.size() / 2];
   return result;
 }

@@ -1,13 +1,12 @@
 // Phonemes: IPA from libespeak-ng, ARPAbet from the CMU dictionary or mapped from espeak-ng.
 #include <espeak-ng/speak_lib.h>
+#include <fmt/format.h>
 
 #include <cctype>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "core/error.h"
 #include "speech/speech.h"
@@ -181,9 +180,10 @@ Phonemizer::Phonemizer(const PhonemizerOptions& options) : impl_(std::make_uniqu
   impl_->options = options;
   std::ifstream in(options.dictionary);
   if (!in) {
-    throw EnvironmentError(fmt::format("cannot read the pronunciation dictionary {}: install pocketsphinx-en-us "
-                                       "(make setup)",
-                                       options.dictionary.string()));
+    throw EnvironmentError(
+        fmt::format("cannot read the pronunciation dictionary {}: install pocketsphinx-en-us "
+                    "(make setup)",
+                    options.dictionary.string()));
   }
   // Lines: "word PH1 PH2 ...", alternatives as "word(2) ...", optional "# comment" at the end.
   for (std::string line; std::getline(in, line);) {
@@ -196,7 +196,9 @@ Phonemizer::Phonemizer(const PhonemizerOptions& options) : impl_(std::make_uniqu
     for (std::string phone; fields >> phone;) {
       std::string lower;
       for (char c : phone) {
-        if (!std::isdigit(static_cast<unsigned char>(c))) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!std::isdigit(static_cast<unsigned char>(c))) {
+          lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));  // stress digits dropped
+        }
       }
       if (!pronunciation.empty()) pronunciation += ' ';
       pronunciation += lower;

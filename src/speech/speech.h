@@ -9,12 +9,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "transcript/transcript.h"
 
@@ -26,18 +25,18 @@ constexpr int kSampleRate = 16000;  // Hz of every clip and of the audio given h
 // Cutting a source into utterances
 
 struct UtteranceOptions {
-  double min_duration_s = 2;          // shortest utterance kept (speech span, padding excluded)
-  double max_duration_s = 15;         // longest utterance; longer runs are cut at their longest pause
-  double min_pause_s = 0.25;          // shortest pause an utterance may be cut at
-  double split_pause_s = 1.5;         // pauses at least this long always end an utterance
-  double padding_s = 0.15;            // silence kept before the first and after the last word
-  double clipping_level = 0.99;       // |sample| at or above this counts as clipped (full scale 1)
-  double max_clipped_share = 0.001;   // more clipped samples than this share drops the utterance
-  double min_speech_share = 0.35;     // fewer voice-active 10 ms frames than this share drops it
-  double min_words_per_s = 0.5;       // fewer words per second of speech span drops it
-  double max_tone_share = 0.3;        // more frames with a sustained tone (held >= 0.5 s) drops it
-  double max_rate_ratio = 1.8;        // words per second above this times the source's median drops it
-  double held_out_share = 0.1;        // share of utterances in the held-out split
+  double min_duration_s = 2;         // shortest utterance kept (speech span, padding excluded)
+  double max_duration_s = 15;        // longest utterance; longer runs are cut at their longest pause
+  double min_pause_s = 0.25;         // shortest pause an utterance may be cut at
+  double split_pause_s = 1.5;        // pauses at least this long always end an utterance
+  double padding_s = 0.15;           // silence kept before the first and after the last word
+  double clipping_level = 0.99;      // |sample| at or above this counts as clipped (full scale 1)
+  double max_clipped_share = 0.001;  // more clipped samples than this share drops the utterance
+  double min_speech_share = 0.35;    // fewer voice-active 10 ms frames than this share drops it
+  double min_words_per_s = 0.5;      // fewer words per second of speech span drops it
+  double max_tone_share = 0.5;       // more 1 s windows with a tone held through them drops it
+  double max_rate_ratio = 1.8;       // words per second above this times the source's median drops it
+  double held_out_share = 0.1;       // share of utterances in the held-out split
 };
 
 enum class Split { train, held_out };
@@ -45,17 +44,17 @@ const char* split_name(Split split);  // "train" or "held_out"
 
 // One utterance: a stretch of the source and the words said in it.
 struct Utterance {
-  double source_start_s = 0;                // the clip, in the source's time (padding included)
+  double source_start_s = 0;  // the clip, in the source's time (padding included)
   double source_end_s = 0;
-  std::vector<transcript::Word> words;      // as written in the source; times from the clip's start
+  std::vector<transcript::Word> words;  // as written in the source; times from the clip's start
   Split split = Split::train;
-  std::string text() const;                 // the words joined by spaces
+  std::string text() const;  // the words joined by spaces
 };
 
 struct UtteranceSet {
-  std::vector<Utterance> utterances;        // in source order
-  std::map<std::string, int> dropped;       // reason -> utterances dropped for it
-  int dropped_word_count = 0;               // words of the transcript in dropped utterances
+  std::vector<Utterance> utterances;   // in source order
+  std::map<std::string, int> dropped;  // reason -> utterances dropped for it
+  int dropped_word_count = 0;          // words of the transcript in dropped utterances
 };
 
 // Groups the transcript's words into utterances of min..max duration, cut at the longest pauses
@@ -72,16 +71,16 @@ UtteranceSet cut_utterances(const transcript::Transcript& transcript, std::span<
 
 // How one written word is said.
 struct Pronunciation {
-  std::string word;                              // as written, e.g. "Hello," or "1995"
-  std::string ipa;                               // espeak-ng's IPA, e.g. "həlˈoʊ"
-  std::vector<std::vector<std::string>> arpabet; // ARPAbet pronunciations (lower case), likeliest first
-  bool in_dictionary = false;                    // from the CMU dictionary, not espeak-ng's rules
+  std::string word;                               // as written, e.g. "Hello," or "1995"
+  std::string ipa;                                // espeak-ng's IPA, e.g. "həlˈoʊ"
+  std::vector<std::vector<std::string>> arpabet;  // ARPAbet pronunciations (lower case), likeliest first
+  bool in_dictionary = false;                     // from the CMU dictionary, not espeak-ng's rules
 };
 
 struct PhonemizerOptions {
   std::filesystem::path dictionary = "/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict";  // CMU dictionary
-  std::string voice = "en-us";                   // espeak-ng voice for IPA and unknown words
-  size_t max_variants = 4;                       // pronunciations kept per word
+  std::string voice = "en-us";  // espeak-ng voice for IPA and unknown words
+  size_t max_variants = 4;      // pronunciations kept per word
 };
 
 // IPA from libespeak-ng; ARPAbet from the CMU dictionary where it has the word, else espeak-ng's
@@ -116,7 +115,7 @@ struct TimedPhone {
 };
 
 struct AlignedWord {
-  std::string text;   // as written
+  std::string text;  // as written
   double start_s = 0;
   double end_s = 0;
   std::string ipa;
@@ -157,14 +156,14 @@ class Aligner {
 // The dataset of one source: <dir>/NNNN.wav and <dir>/utterances.json
 
 struct DatasetUtterance {
-  std::string id;               // "0007"
-  std::string wav;              // file name beside utterances.json, "0007.wav"
+  std::string id;   // "0007"
+  std::string wav;  // file name beside utterances.json, "0007.wav"
   double source_start_s = 0;
   double source_end_s = 0;
   std::string text;             // as written
   std::string normalized_text;  // as said (transcript::normalize_text)
   Split split = Split::train;
-  Alignment alignment;          // times from the clip's start
+  Alignment alignment;  // times from the clip's start
 };
 
 struct SpeechDataset {
@@ -177,7 +176,8 @@ using UtteranceProgress = std::function<void(size_t utterances_done, size_t utte
 // Cuts, phonemizes and aligns one source's speech and writes it to `dir`: first the clips (16 kHz
 // mono 16-bit WAV), then utterances.json, each atomically; an utterances.json from before is
 // removed first, so the directory holds a dataset only once the new one is complete, and clips it
-// no longer lists are removed after. utterances.json:
+// no longer lists are removed after. A transcript without words (a video without speech) makes
+// an empty dataset; other bad input throws as cut_utterances does. utterances.json:
 //   {"format": "dself-speech", "version": 1,
 //    "utterances": [{"id", "wav", "source_start_s", "source_end_s", "text", "normalized_text",
 //                    "split": "train"|"held_out",
@@ -198,12 +198,12 @@ SpeechDataset dataset_from_json(const nlohmann::json& json);
 // Evaluation against known phone times
 
 struct BoundaryError {
-  double mean_ms = 0;        // mean absolute boundary difference
+  double mean_ms = 0;  // mean absolute boundary difference
   double median_ms = 0;
-  double within_20ms = 0;    // share of boundaries off by at most 20 ms
-  int boundary_count = 0;    // boundaries compared
-  int truth_phone_count = 0; // speech phones in the truth
-  int matched_phone_count = 0;
+  double within_20ms = 0;       // share of boundaries off by at most 20 ms
+  int boundary_count = 0;       // boundaries compared
+  int truth_phone_count = 0;    // speech phones in the truth
+  int matched_phone_count = 0;  // truth speech phones paired with an aligned one
 };
 
 // Compares aligned phones with true ones (both in the same clock). The speech phones of the two

@@ -1,0 +1,508 @@
+#include "face/face_track.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/calib3d.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "media/media.h"
+
+namespace dself::face {
+namespace {
+
+using Points = std::array<cv::Point2f, kLandmarkCount>;
+
+// ---------------------------------------------------------------------------------------------
+// Geometry
+
+cv::Rect2f landmark_box(const Points& p) {
+  float x0 = p[0].x, y0 = p[0].y, x1 = x0, y1 = y0;
+  for (const auto& q : p) {
+    x0 = std::min(x0, q.x), y0 = std::min(y0, q.y), x1 = std::max(x1, q.x), y1 = std::max(y1, q.y);
+  }
+  return {x0, y0, x1 - x0, y1 - y0};
+}
+
+double iou(const cv::Rect2f& a, const cv::Rect2f& b) {
+  double inter = (a & b).area();
+  double uni = a.area() + b.area() - inter;
+  return uni > 0 ? inter / uni : 0;
+}
+
+// Least-squares similarity (rotation, uniform scale, translation) taking src onto dst.
+// ref: Umeyama 1991, "Least-squares estimation of transformation parameters", 2-D case.
+Similarity fit_similarity(const std::vector<cv::Point2f>& src, const std::vector<cv::Point2f>& dst) {
+  cv::Point2f ms(0, 0), md(0, 0);
+  for (size_t i = 0; i < src.size(); ++i) ms += src[i], md += dst[i];
+  ms *= 1.0f / src.size(), md *= 1.0f / dst.size();
+  double sxx = 0, sxy = 0, norm = 0;
+  for (size_t i = 0; i < src.size(); ++i) {
+    cv::Point2f s = src[i] - ms, d = dst[i] - md;
+    sxx += s.x * d.x + s.y * d.y;
+    sxy += s.x * d.y - s.y * d.x;
+    norm += s.x * s.x + s.y * s.y;
+  }
+  Similarity t;
+  t.a = static_cast<float>(sxx / norm);
+  t.b = static_cast<float>(sxy / norm);
+  t.tx = md.x - (t.a * ms.x - t.b * ms.y);
+  t.ty = md.y - (t.b * ms.x + t.a * ms.y);
+  return t;
+}
+
+cv::Point2f apply(const Similarity& t, cv::Point2f p) { return {t.a * p.x - t.b * p.y + t.tx, t.b * p.x + t.a * p.y + t.ty}; }
+
+// The canonical face frame: eye centres and nose tip at fixed places in a size x size square.
+Similarity to_canonical(const Points& p, int size) {
+  std::vector<cv::Point2f> src = {centroid(p, 36, 42), centroid(p, 42, 48), p[30]};
+  std::vector<cv::Point2f> dst = {{0.35f * size, 0.40f * size}, {0.65f * size, 0.40f * size}, {0.5f * size, 0.57f * size}};
+  return fit_similarity(src, dst);
+}
+
+// Head pose from six landmarks and a generic face (millimetres; x right, y down, z away from the
+// camera, nose tip at the origin), with a pinhole camera whose focal length is the image width.
+HeadPose head_pose(const Points& p, int width, int height) {
+  static const std::vector<cv::Point3f> model = {{0, 0, 0},          {0, 63.6f, 12.5f},      {-43.3f, -32.7f, 26},
+                                                 {43.3f, -32.7f, 26}, {-28.9f, 28.9f, 24.1f}, {28.9f, 28.9f, 24.1f}};
+  std::vector<cv::Point2f> image = {p[30], p[8], p[36], p[45], p[48], p[54]};
+  cv::Matx33d camera(width, 0, width / 2.0, 0, width, height / 2.0, 0, 0, 1);
+  // Start from a face looking at the camera at the distance its eye span implies; without the
+  // guess the solver sometimes lands on the mirrored solution behind the camera.
+  double eye_span_px = std::max(1.0, cv::norm(p[45] - p[36]));
+  cv::Vec3d rvec(0, 0, 0);
+  cv::Vec3d tvec((p[30].x - width / 2.0) * 86.6 / eye_span_px, (p[30].y - height / 2.0) * 86.6 / eye_span_px,
+                 width * 86.6 / eye_span_px);
+  if (!cv::solvePnP(model, image, camera, cv::noArray(), rvec, tvec, true)) return {};
+  cv::Matx33d rotation;
+  cv::Rodrigues(rvec, rotation);
+  cv::Matx33d r, q;
+  cv::Vec3d euler = cv::RQDecomp3x3(rotation, r, q);
+  return {static_cast<float>(euler[1]), static_cast<float>(euler[0]), static_cast<float>(euler[2])};
+}
+
+// The shape predictor was trained on the HOG detector's boxes and is sensitive to where the box
+// sits. A tracked frame's box is placed from the previous frame's eyes (their centre, distance
+// and angle), with the box's size and offset relative to the eyes averaged over every detection
+// so far: one detection's quantised box would bias a whole stretch, and a box that followed the
+// jaw and lips would feed their motion back into the fit.
+class BoxTracker {
+ public:
+  void detected(const cv::Rect& box, const Points& points) {
+    Eyes e = eyes(points);
+    cv::Point2f centre(box.x + box.width / 2.0f, box.y + box.height / 2.0f);
+    cv::Point2f d = centre - e.middle;
+    // The offset in the eyes' own frame (x along the eye line), in units of their distance.
+    float along = (d.x * e.cos + d.y * e.sin) / e.distance, across = (-d.x * e.sin + d.y * e.cos) / e.distance;
+    ++count_;
+    size_ += (box.width / e.distance - size_) / count_;
+    along_ += (along - along_) / count_;
+    across_ += (across - across_) / count_;
+  }
+  cv::Rect follow(const Points& previous) const {
+    Eyes e = eyes(previous);
+    cv::Point2f centre = e.middle + cv::Point2f((along_ * e.cos - across_ * e.sin) * e.distance,
+                                                (along_ * e.sin + across_ * e.cos) * e.distance);
+    float side = size_ * e.distance;
+    return cv::Rect(cvRound(centre.x - side / 2), cvRound(centre.y - side / 2), cvRound(side), cvRound(side));
+  }
+
+ private:
+  struct Eyes {
+    cv::Point2f middle;
+    float distance, cos, sin;
+  };
+  static Eyes eyes(const Points& p) {
+    cv::Point2f left = centroid(p, 36, 42), right = centroid(p, 42, 48);
+    cv::Point2f d = right - left;
+    float distance = std::max(1.0f, static_cast<float>(cv::norm(d)));
+    return {(left + right) * 0.5f, distance, d.x / distance, d.y / distance};
+  }
+  int count_ = 0;
+  float size_ = 0, along_ = 0, across_ = 0;
+};
+
+float mouth_opening(const Points& p, float iod) { return static_cast<float>(cv::norm(p[62] - p[66]) / iod); }
+float mouth_width(const Points& p, float iod) { return static_cast<float>(cv::norm(p[48] - p[54]) / iod); }
+
+// Eye aspect ratio, mean of both eyes: lid distance over eye width (about 0.3 open, under 0.15 shut).
+float eye_openness(const Points& p) {
+  auto ear = [&](int o) {
+    return (cv::norm(p[o + 1] - p[o + 5]) + cv::norm(p[o + 2] - p[o + 4])) / (2 * cv::norm(p[o] - p[o + 3]) + 1e-6);
+  };
+  return static_cast<float>((ear(36) + ear(42)) / 2);
+}
+
+float sharpness(const cv::Mat& gray, const cv::Rect& box) {
+  cv::Rect inside = box & cv::Rect(0, 0, gray.cols, gray.rows);
+  if (inside.area() < 16) return 0;
+  cv::Mat laplacian;
+  cv::Laplacian(gray(inside), laplacian, CV_32F);
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(laplacian, mean, stddev);
+  return static_cast<float>(stddev[0] * stddev[0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keeping references and mouth crops while streaming: bounded, whatever the video's length.
+
+class ReferencePicker {
+ public:
+  ReferencePicker(int count, int64_t frame_count) : count_(count), frame_count_(std::max<int64_t>(frame_count, 1)) {}
+  void offer(const media::VideoFrame& frame, const TrackedFrame& tracked) {
+    if ((tracked.flags & (kFaceFound | kSmall | kNotFrontal | kBlurry)) != kFaceFound) return;
+    if (mouth_opening(tracked.points, tracked.iod_px) > 0.05f || eye_openness(tracked.points) < 0.2f) return;
+    double score = tracked.sharpness * (1 - std::abs(tracked.pose.yaw_deg) / 45.0) * (1 - std::abs(tracked.pose.pitch_deg) / 45.0);
+    int64_t segment = std::min<int64_t>(count_ - 1, frame.index * count_ / frame_count_);
+    auto& best = best_[segment];
+    if (best.image.empty() || score > scores_[segment]) {
+      best = ReferenceFrame{frame.index, frame.time_s, frame.bgr.clone(), tracked.points};
+      scores_[segment] = score;
+    }
+  }
+  std::vector<ReferenceFrame> take() {
+    std::vector<ReferenceFrame> result;
+    for (auto& [segment, reference] : best_) result.push_back(std::move(reference));
+    return result;
+  }
+
+ private:
+  int count_;
+  int64_t frame_count_;
+  std::map<int64_t, ReferenceFrame> best_;
+  std::map<int64_t, double> scores_;
+};
+
+// Mouth shapes binned by opening and width (both over IOD); each bin keeps its sharpest crops,
+// so rare shapes (wide open, rounded) are kept as well as the common closed mouth.
+class MouthCollector {
+ public:
+  explicit MouthCollector(const TrackOptions& options)
+      : options_(options), per_bin_(std::max(1, options.max_mouth_crops / 24)) {}
+  void offer(const media::VideoFrame& frame, const TrackedFrame& tracked) {
+    if ((tracked.flags & (kFaceFound | kSmall | kNotFrontal | kBlurry)) != kFaceFound) return;
+    float opening = mouth_opening(tracked.points, tracked.iod_px);
+    float width = mouth_width(tracked.points, tracked.iod_px);
+    int open_bin = std::clamp(static_cast<int>(opening / 0.05f), 0, 7);
+    int width_bin = std::clamp(static_cast<int>((width - 0.6f) / 0.15f), 0, 3);
+    auto& bin = bins_[open_bin * 4 + width_bin];
+    if (static_cast<int>(bin.size()) >= per_bin_ && tracked.sharpness <= bin.back().first) return;
+    bin.push_back({tracked.sharpness, crop(frame, tracked, opening, width)});
+    std::sort(bin.begin(), bin.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+    if (static_cast<int>(bin.size()) > per_bin_) bin.pop_back();
+  }
+  std::vector<MouthCrop> take() {
+    std::vector<MouthCrop> result;
+    for (auto& [key, bin] : bins_) {
+      for (auto& [score, crop] : bin) result.push_back(std::move(crop));
+    }
+    std::sort(result.begin(), result.end(), [](const auto& a, const auto& b) { return a.opening < b.opening; });
+    if (static_cast<int>(result.size()) > options_.max_mouth_crops) result.resize(options_.max_mouth_crops);
+    return result;
+  }
+
+ private:
+  // The crop is cut in the canonical frame (so every crop has the same scale and roll), centred
+  // on the mouth.
+  MouthCrop crop(const media::VideoFrame& frame, const TrackedFrame& tracked, float opening, float width) const {
+    const Similarity& t = tracked.to_canonical;
+    cv::Point2f centre(0, 0);
+    for (int i = 48; i < 68; ++i) centre += apply(t, tracked.points[i]);
+    centre *= 1.0f / 20;
+    cv::Size size = options_.mouth_crop_size;
+    cv::Matx23f affine(t.a, -t.b, t.tx - centre.x + size.width / 2.0f, t.b, t.a, t.ty - centre.y + size.height / 2.0f);
+    MouthCrop crop;
+    crop.frame = frame.index;
+    cv::warpAffine(frame.bgr, crop.image, affine, size, cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+    for (int i = 48; i < 68; ++i) {
+      cv::Point2f q = apply(t, tracked.points[i]);
+      crop.points[i - 48] = {q.x - centre.x + size.width / 2.0f, q.y - centre.y + size.height / 2.0f};
+    }
+    crop.opening = opening;
+    crop.width = width;
+    return crop;
+  }
+
+  const TrackOptions& options_;
+  int per_bin_;
+  std::map<int, std::vector<std::pair<float, MouthCrop>>> bins_;
+};
+
+// Centred (lag-free) Gaussian smoothing of landmarks within runs of found frames; the mouth's
+// points get a narrower window so that quick lip movements keep their timing.
+void smooth(std::vector<TrackedFrame>& frames, int radius) {
+  if (radius <= 0) return;
+  std::vector<Points> raw;
+  raw.reserve(frames.size());
+  for (const auto& f : frames) raw.push_back(f.points);
+  auto found = [&](int64_t i) { return i >= 0 && i < static_cast<int64_t>(frames.size()) && (frames[i].flags & kFaceFound); };
+  for (int64_t i = 0; i < static_cast<int64_t>(frames.size()); ++i) {
+    if (!found(i)) continue;
+    for (int k = 0; k < kLandmarkCount; ++k) {
+      int r = k >= 48 ? std::min(radius, 1) : radius;
+      double sigma = std::max(0.5, r / 1.5);
+      cv::Point2d sum(0, 0);
+      double weights = 0;
+      for (int d = -r; d <= r; ++d) {
+        if (!found(i + d)) continue;
+        double w = std::exp(-0.5 * d * d / (sigma * sigma));
+        sum += w * cv::Point2d(raw[i + d][k]);
+        weights += w;
+      }
+      frames[i].points[k] = cv::Point2f(sum * (1.0 / weights));
+    }
+  }
+}
+
+// Flags and geometry that follow from the (smoothed) landmarks.
+void describe_frame(TrackedFrame& f, int width, int height, const TrackOptions& options) {
+  if (!(f.flags & kFaceFound)) return;
+  f.iod_px = static_cast<float>(inter_ocular_distance(f.points));
+  f.pose = head_pose(f.points, width, height);
+  f.to_canonical = to_canonical(f.points, options.canonical_size);
+  if (f.iod_px < options.min_iod_px) f.flags |= kSmall;
+  if (std::abs(f.pose.yaw_deg) > options.max_yaw_deg || std::abs(f.pose.pitch_deg) > options.max_pitch_deg) {
+    f.flags |= kNotFrontal;
+  }
+  if (f.sharpness < options.min_sharpness) f.flags |= kBlurry;
+}
+
+// ---------------------------------------------------------------------------------------------
+// landmarks.bin: a 40-byte header, then one fixed-size record per frame, little-endian.
+
+constexpr char kMagic[8] = {'D', 'S', 'E', 'L', 'F', 'L', 'M', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kRecordBytes = 8 + 4 + kLandmarkCount * 8 + 3 * 4 + 4 * 4 + 4 + 4;
+
+template <typename T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+template <typename T>
+T get(const std::string& in, size_t& at) {
+  T value;
+  std::memcpy(&value, in.data() + at, sizeof value);
+  at += sizeof value;
+  return value;
+}
+
+}  // namespace
+
+double FaceTrack::found_share() const {
+  if (frames.empty()) return 0;
+  size_t found = std::count_if(frames.begin(), frames.end(), [](const auto& f) { return f.flags & kFaceFound; });
+  return static_cast<double>(found) / static_cast<double>(frames.size());
+}
+
+FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& detector, const TrackOptions& options,
+                      const FrameProgress& progress) {
+  media::VideoReader reader(video);
+  const media::MediaInfo& info = reader.info();
+  FaceTrack track;
+  track.width = info.width;
+  track.height = info.height;
+  track.fps = info.fps;
+  ReferencePicker references(options.reference_count, info.frame_count);
+  MouthCollector mouths(options);
+
+  bool tracking = false;
+  BoxTracker box_tracker;
+  Points previous{};
+  int since_detection = 0;
+  media::VideoFrame frame;
+  cv::Mat gray;
+  while (reader.read(frame)) {
+    TrackedFrame tracked;
+    tracked.time_s = frame.time_s;
+    std::optional<FaceLandmarks> face;
+    if (tracking) {
+      face = detector.fit(frame.bgr, box_tracker.follow(previous));
+      cv::Point2f moved = centroid(face->points, 0, kLandmarkCount) - centroid(previous, 0, kLandmarkCount);
+      double iod = inter_ocular_distance(previous);
+      double size_change = landmark_box(face->points).area() / std::max(1.0f, landmark_box(previous).area());
+      if (cv::norm(moved) > options.max_jump_iod * iod || size_change < 0.7 || size_change > 1.4) face.reset();
+    }
+    if (!face || since_detection >= options.redetect_every) {
+      DetectOptions detect;
+      detect.detect_scale = options.detect_scale;
+      std::vector<FaceLandmarks> found = detector.detect(frame.bgr, detect);
+      const FaceLandmarks* chosen = nullptr;
+      if (tracking) {
+        // Stay with the same person: the detection that overlaps the track most.
+        double best = 0.3;
+        for (const auto& candidate : found) {
+          double overlap = iou(landmark_box(candidate.points), landmark_box(face ? face->points : previous));
+          if (overlap > best) best = overlap, chosen = &candidate;
+        }
+      } else {
+        for (const auto& candidate : found) {
+          if (!chosen || candidate.box.area() > chosen->box.area()) chosen = &candidate;
+        }
+      }
+      if (chosen) {
+        face = *chosen;
+        box_tracker.detected(chosen->box, chosen->points);
+        since_detection = 0;
+        tracked.flags |= kDetected;
+      }
+    }
+    tracking = face.has_value();
+    if (face) {
+      ++since_detection;
+      previous = face->points;
+      tracked.points = face->points;
+      tracked.flags |= kFaceFound;
+      cv::cvtColor(frame.bgr, gray, cv::COLOR_BGR2GRAY);
+      tracked.sharpness = sharpness(gray, cv::Rect(landmark_box(face->points)));
+      describe_frame(tracked, track.width, track.height, options);
+      references.offer(frame, tracked);
+      mouths.offer(frame, tracked);
+    }
+    track.frames.push_back(tracked);
+    if (progress) progress(static_cast<int64_t>(track.frames.size()), info.frame_count);
+  }
+  smooth(track.frames, options.smoothing_radius);
+  for (auto& f : track.frames) {
+    f.flags &= kFaceFound | kDetected;
+    describe_frame(f, track.width, track.height, options);
+  }
+  track.references = references.take();
+  track.mouths = mouths.take();
+  return track;
+}
+
+void write_face_track(const std::filesystem::path& dir, const FaceTrack& track, const TrackOptions& options) {
+  std::filesystem::create_directories(dir / "references");
+  std::string bin(kMagic, sizeof kMagic);
+  put<uint32_t>(bin, kVersion);
+  put<uint32_t>(bin, static_cast<uint32_t>(track.frames.size()));
+  put<double>(bin, track.fps);
+  put<uint32_t>(bin, static_cast<uint32_t>(track.width));
+  put<uint32_t>(bin, static_cast<uint32_t>(track.height));
+  put<uint32_t>(bin, kLandmarkCount);
+  put<uint32_t>(bin, kRecordBytes);
+  for (const auto& f : track.frames) {
+    put<double>(bin, f.time_s);
+    put<uint32_t>(bin, f.flags);
+    for (const auto& p : f.points) put<float>(bin, p.x), put<float>(bin, p.y);
+    put<float>(bin, f.pose.yaw_deg), put<float>(bin, f.pose.pitch_deg), put<float>(bin, f.pose.roll_deg);
+    put<float>(bin, f.to_canonical.a), put<float>(bin, f.to_canonical.b);
+    put<float>(bin, f.to_canonical.tx), put<float>(bin, f.to_canonical.ty);
+    put<float>(bin, f.iod_px), put<float>(bin, f.sharpness);
+  }
+  write_file_atomic(dir / "landmarks.bin", bin);
+
+  auto points_json = [](auto begin, auto end) {
+    nlohmann::json xy = nlohmann::json::array();
+    for (auto p = begin; p != end; ++p) xy.push_back(std::round(p->x * 100) / 100), xy.push_back(std::round(p->y * 100) / 100);
+    return xy;
+  };
+  auto write_png = [](const std::filesystem::path& path, const cv::Mat& image) {
+    std::vector<uchar> png;
+    cv::imencode(".png", image, png);
+    write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
+  };
+
+  nlohmann::json references = nlohmann::json::array();
+  for (size_t i = 0; i < track.references.size(); ++i) {
+    const auto& r = track.references[i];
+    std::string file = fmt::format("{:02}.png", i);
+    write_png(dir / "references" / file, r.image);
+    references.push_back({{"file", "references/" + file}, {"frame", r.frame}, {"time_s", r.time_s},
+                          {"landmarks", points_json(r.points.begin(), r.points.end())}});
+  }
+  write_file_atomic(dir / "references" / "references.json", nlohmann::json{{"references", references}}.dump(1));
+
+  const int columns = 16;
+  const cv::Size size = options.mouth_crop_size;
+  nlohmann::json crops = nlohmann::json::array();
+  if (!track.mouths.empty()) {
+    int rows = (static_cast<int>(track.mouths.size()) + columns - 1) / columns;
+    cv::Mat atlas(rows * size.height, columns * size.width, CV_8UC3, cv::Scalar(0, 0, 0));
+    for (size_t i = 0; i < track.mouths.size(); ++i) {
+      const auto& m = track.mouths[i];
+      int col = static_cast<int>(i) % columns, row = static_cast<int>(i) / columns;
+      m.image.copyTo(atlas(cv::Rect(col * size.width, row * size.height, size.width, size.height)));
+      crops.push_back({{"index", i}, {"frame", m.frame}, {"opening", m.opening}, {"width", m.width},
+                       {"landmarks", points_json(m.points.begin(), m.points.end())}});
+    }
+    write_png(dir / "mouths.png", atlas);
+  }
+  write_file_atomic(dir / "mouths.json", nlohmann::json{{"atlas", track.mouths.empty() ? "" : "mouths.png"},
+                                                        {"crop_width", size.width},
+                                                        {"crop_height", size.height},
+                                                        {"columns", columns},
+                                                        {"crops", crops}}
+                                             .dump(1));
+
+  std::map<std::string, int> flag_counts;
+  double iod_sum = 0;
+  for (const auto& f : track.frames) {
+    if (f.flags & kFaceFound) iod_sum += f.iod_px, ++flag_counts["found"];
+    if (f.flags & kSmall) ++flag_counts["small"];
+    if (f.flags & kNotFrontal) ++flag_counts["not_frontal"];
+    if (f.flags & kBlurry) ++flag_counts["blurry"];
+    if (f.flags & kDetected) ++flag_counts["detected"];
+  }
+  nlohmann::json summary = {
+      {"format", "dself-face-track"},
+      {"version", 1},
+      {"frames", track.frames.size()},
+      {"found_share", track.found_share()},
+      {"mean_iod_px", flag_counts["found"] ? iod_sum / flag_counts["found"] : 0.0},
+      {"flags", flag_counts},
+      {"references", track.references.size()},
+      {"mouth_crops", track.mouths.size()},
+      {"thresholds",
+       {{"min_iod_px", options.min_iod_px},
+        {"max_yaw_deg", options.max_yaw_deg},
+        {"max_pitch_deg", options.max_pitch_deg},
+        {"min_sharpness", options.min_sharpness}}}};
+  write_file_atomic(dir / "summary.json", summary.dump(1));
+}
+
+FaceTrack read_landmarks(const std::filesystem::path& path) {
+  std::string bin = read_file(path);
+  const size_t header_bytes = sizeof kMagic + 4 + 4 + 8 + 4 * 4;
+  if (bin.size() < header_bytes || std::memcmp(bin.data(), kMagic, sizeof kMagic) != 0) {
+    throw InputError(fmt::format("{} is not a dself landmarks file (bad header): run `dself prepare` again",
+                                 path.string()));
+  }
+  size_t at = sizeof kMagic;
+  uint32_t version = get<uint32_t>(bin, at);
+  uint32_t count = get<uint32_t>(bin, at);
+  FaceTrack track;
+  track.fps = get<double>(bin, at);
+  track.width = static_cast<int>(get<uint32_t>(bin, at));
+  track.height = static_cast<int>(get<uint32_t>(bin, at));
+  uint32_t landmarks = get<uint32_t>(bin, at);
+  uint32_t record = get<uint32_t>(bin, at);
+  if (version != kVersion || landmarks != kLandmarkCount || record != kRecordBytes ||
+      bin.size() != header_bytes + static_cast<size_t>(count) * record) {
+    throw InputError(fmt::format("{}: unsupported or truncated landmarks file (version {}, {} frames): run "
+                                 "`dself prepare` again",
+                                 path.string(), version, count));
+  }
+  track.frames.resize(count);
+  for (auto& f : track.frames) {
+    f.time_s = get<double>(bin, at);
+    f.flags = get<uint32_t>(bin, at);
+    for (auto& p : f.points) p.x = get<float>(bin, at), p.y = get<float>(bin, at);
+    f.pose.yaw_deg = get<float>(bin, at), f.pose.pitch_deg = get<float>(bin, at), f.pose.roll_deg = get<float>(bin, at);
+    f.to_canonical.a = get<float>(bin, at), f.to_canonical.b = get<float>(bin, at);
+    f.to_canonical.tx = get<float>(bin, at), f.to_canonical.ty = get<float>(bin, at);
+    f.iod_px = get<float>(bin, at), f.sharpness = get<float>(bin, at);
+  }
+  return track;
+}
+
+}  // namespace dself::face
