@@ -28,6 +28,7 @@ demo: all
 bench: all
 	$(BUILD)/bench/bench_media
 	$(BUILD)/bench/bench_sample
+	$(BUILD)/bench/bench_prepare
 
 clean:
 	rm -rf $(BUILD)

@@ -97,11 +97,49 @@ void print_text(const nlohmann::json& status) {
               totals["sources"].get<int>(), totals["videos"].get<int>(), totals["captions"].get<int>(),
               format_duration(totals["video_hours"].get<double>() * 3600).c_str(),
               totals["bytes"].get<double>() / 1048576.0);
+  // What prepare made, per source, from the stage summaries.
+  std::map<std::pair<int64_t, std::string>, nlohmann::json> summaries;
+  for (const auto& run : status["stages"]) {
+    summaries[{run["source_id"].get<int64_t>(), run["stage"].get<std::string>()}] = run["summary"];
+  }
+  auto summary = [&](int64_t id, const char* stage) {
+    auto it = summaries.find({id, stage});
+    return it == summaries.end() || !it->second.is_object() ? nlohmann::json() : it->second;
+  };
+  double speech_s = 0;
+  int64_t utterances = 0, words = 0, phones = 0, face_frames = 0, frames = 0;
+  std::map<std::string, int64_t> dropped;
   for (const auto& source : status["sources"]) {
-    std::printf("  %3lld  %-5s %s  %s\n", source["id"].get<long long>(), source["kind"].get<std::string>().c_str(),
-                format_duration(source["duration_s"].get<double>()).c_str(),
+    int64_t id = source["id"].get<int64_t>();
+    std::string prepared = "not prepared";
+    nlohmann::json speech = summary(id, "prepare.speech"), face = summary(id, "prepare.face");
+    if (!speech.is_null() && !face.is_null()) {
+      prepared = fmt::format("speech {} in {} utterances, {} words, {} phones; face on {} of {} frames",
+                             format_duration(speech.value("speech_s", 0.0)), speech.value("utterances", 0),
+                             speech.value("words", 0), speech.value("phones", 0), face.value("face_frames", 0),
+                             face.value("frames", 0));
+      speech_s += speech.value("speech_s", 0.0);
+      utterances += speech.value("utterances", 0);
+      words += speech.value("words", 0);
+      phones += speech.value("phones", 0);
+      face_frames += face.value("face_frames", 0);
+      frames += face.value("frames", 0);
+      for (const auto& [reason, count] : speech["dropped"].items()) dropped[reason] += count.get<int64_t>();
+    }
+    std::printf("  %3lld  %-5s %s  %s\n       %s\n", static_cast<long long>(id),
+                source["kind"].get<std::string>().c_str(), format_duration(source["duration_s"].get<double>()).c_str(),
                 source["title"].get<std::string>().empty() ? source["origin"].get<std::string>().c_str()
-                                                           : source["title"].get<std::string>().c_str());
+                                                           : source["title"].get<std::string>().c_str(),
+                prepared.c_str());
+  }
+  if (frames > 0) {
+    std::string reasons;
+    for (const auto& [reason, count] : dropped) reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", count, reason);
+    std::printf("prepared speech %s kept in %lld utterances, %lld words, %lld phones; dropped: %s\n",
+                format_duration(speech_s).c_str(), static_cast<long long>(utterances), static_cast<long long>(words),
+                static_cast<long long>(phones), reasons.empty() ? "nothing" : reasons.c_str());
+    std::printf("         face on %lld of %lld frames (%.1f%%)\n", static_cast<long long>(face_frames),
+                static_cast<long long>(frames), 100.0 * face_frames / frames);
   }
   std::map<std::string, int> done_per_stage;
   for (const auto& run : status["stages"]) ++done_per_stage[run["stage"].get<std::string>()];

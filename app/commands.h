@@ -20,5 +20,6 @@ void add_ingest_command(CLI::App& app, const GlobalOptions& globals);
 void add_prepare_command(CLI::App& app, const GlobalOptions& globals);
 void add_status_command(CLI::App& app, const GlobalOptions& globals);
 void add_eval_command(CLI::App& app, const GlobalOptions& globals);
+void add_report_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

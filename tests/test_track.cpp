@@ -254,7 +254,9 @@ TEST(TrackFaces, RealVideoWithoutAUsableFaceFindsNone) {
   write_face_track(dir.path(), track);
   auto summary = nlohmann::json::parse(read_file(dir / "summary.json"));
   EXPECT_EQ(summary["frames"].get<int>(), 795);
-  if (track.found_share() == 0) EXPECT_TRUE(summary.contains("message"));
+  if (track.found_share() == 0) {
+    EXPECT_TRUE(summary.contains("message"));
+  }
   EXPECT_EQ(read_landmarks(dir / "landmarks.bin").frames.size(), 795u);
 }
 

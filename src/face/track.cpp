@@ -26,19 +26,23 @@ using detail::stable_points;
 using detail::stable_template;
 
 // The shape predictor was trained on the HOG detector's boxes, so a tracked frame gets a box
-// placed as the detector placed its box when the face was found: the box's centre and size are
-// kept in the frame of the mean face's stable points (eyes, nose), which follow the head but
-// not the mouth, so that an open jaw does not grow the box.
+// placed as the detector places its box: the box's centre and size are kept in the frame of the
+// mean face's stable points (eyes, nose), which follow the head but not the mouth, so that an
+// open jaw does not grow the box. The detector's boxes sit on a coarse grid (HOG cells, pyramid
+// levels), so one box is off the face by up to half a grid step; the mean of a few is not.
 class BoxModel {
  public:
-  BoxModel() = default;
-  BoxModel(const cv::Rect& detected, const Landmarks& points) {
-    Similarity to_image = fit_similarity(stable_template(), stable_points(points));
-    Similarity to_mean = to_image.inverse();
-    centre_ = to_mean.apply({detected.x + detected.width / 2.0f, detected.y + detected.height / 2.0f});
-    width_ = static_cast<float>(detected.width) * to_mean.scale();
-    height_ = static_cast<float>(detected.height) * to_mean.scale();
+  void reset() { count_ = 0, centre_ = {0, 0}, width_ = 0, height_ = 0; }
+  void add(const cv::Rect& detected, const Landmarks& points) {
+    Similarity to_mean = fit_similarity(stable_points(points), stable_template());
+    cv::Point2f centre = to_mean.apply({detected.x + detected.width / 2.0f, detected.y + detected.height / 2.0f});
+    ++count_;
+    float k = 1.0f / static_cast<float>(count_);
+    centre_ += (centre - centre_) * k;
+    width_ += (static_cast<float>(detected.width) * to_mean.scale() - width_) * k;
+    height_ += (static_cast<float>(detected.height) * to_mean.scale() - height_) * k;
   }
+  int count() const { return count_; }
   cv::Rect place(const Landmarks& points) const {
     Similarity to_image = fit_similarity(stable_template(), stable_points(points));
     cv::Point2f c = to_image.apply(centre_);
@@ -48,6 +52,7 @@ class BoxModel {
   }
 
  private:
+  int count_ = 0;
   cv::Point2f centre_;  // mean-face units (IODs from the eye midpoint)
   float width_ = 0, height_ = 0;
 };
@@ -151,7 +156,16 @@ class Tracker {
     return detail::shape_residual_iod(shape) <= options_.max_shape_residual;
   }
 
-  void calibrate(const Found& found) { box_ = BoxModel(found.box, found.points); }
+  // Starts the box model again from a detection (a new face, or a track that slid off it).
+  void restart(const Found& found) {
+    box_.reset();
+    box_.add(found.box, found.points);
+  }
+  // Refines the box model with a full-resolution detection near the face.
+  void calibrate(const cv::Mat& gray, const Landmarks& points) {
+    if (auto seen = detect_near(gray, box_.place(points), 1.0)) box_.add(seen->box, seen->points);
+  }
+  int calibrations() const { return box_.count(); }
   cv::Rect box_for(const Landmarks& points) const { return box_.place(points); }
 
  private:
@@ -369,7 +383,7 @@ FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& de
           extra |= kDetected;
           // A track that slid off the face the detector sees starts again from the detection.
           if (iou(seen->box, tracker.box_for(*shape)) < 0.5) {
-            tracker.calibrate(*seen);
+            tracker.restart(*seen);
             shape = tracker.follow(gray, seen->points);
           }
         } else if (++failed_confirms >= 2) {
@@ -387,7 +401,7 @@ FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& de
       if (++since_search >= std::max(1, options.lost_detect_every) || index == 0) {
         since_search = 0;
         if (auto found = tracker.acquire(gray)) {
-          tracker.calibrate(*found);
+          tracker.restart(*found);
           shape = found->points;
           extra |= kDetected;
           tracking = true;

@@ -86,6 +86,8 @@ struct TrackOptions {
   int redetect_every = 15;        // frames between the detector's confirmations while tracking
   int lost_detect_every = 4;      // frames between searches while no face is tracked
   int fit_passes = 2;             // landmark fits per frame, each in the box the last one gives
+  int calibrations = 6;           // full-resolution detections that place the box, per track
+  int calibrate_every = 5;        // frames between them, from the track's start
   double max_jump_iod = 0.5;      // a fit moving more than this (in IODs) in one frame is lost
   double max_scale_change = 0.2;  // ... and one whose IOD changes by more than this share
   double max_shape_residual = 0.12;  // ... and one whose stable points leave the mean face (IODs)

@@ -1,5 +1,6 @@
 #include "prepare/prepare.h"
 
+#include <chrono>
 #include <optional>
 
 #include <fmt/format.h>
@@ -146,8 +147,10 @@ class SourcePreparer {
       return;
     }
     nlohmann::json summary;
+    auto start = std::chrono::steady_clock::now();
     try {
       summary = body();
+      summary["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     } catch (...) {
       std::throw_with_nested(InputError(fmt::format("{}: {}", step_name(s), files_.video.path)));
     }
@@ -309,8 +312,11 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
     if (on_outcome) on_outcome(report.sources.back());
   }
   int failed = report.failed_count();
-  catalog.finish_job(job, failed == 0,
-                     fmt::format("{} prepared, {} failed", report.sources.size() - failed, failed));
+  std::string message = fmt::format("{} prepared, {} failed", report.sources.size() - failed, failed);
+  for (const auto& s : report.sources) {
+    if (!s.succeeded) message += fmt::format("\n{}: {}", s.title, s.error);
+  }
+  catalog.finish_job(job, failed == 0, message);
   return report;
 }
 

@@ -51,6 +51,11 @@ using OutcomeListener = std::function<void(const SourceOutcome&)>;
 // avatar has no sources.
 PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome = {});
 
+// Writes <avatar>/report.html: per source, what was kept and dropped; plots of speech per source,
+// utterance lengths and the face-detection rate over time; reference frames and mouth crops.
+// It reads only what prepare wrote (and the catalog). Returns the page's path.
+std::filesystem::path write_report(const PrepareOptions& options);
+
 // Measures the prepared avatar against a sample person's ground truth (the --out directory of
 // `dself sample`): word error rate per engine, phone-boundary error, face found share and
 // landmark error. The document's fields are described in docs/FORMATS.md.

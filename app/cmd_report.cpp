@@ -1,0 +1,20 @@
+// dself report: an HTML page on what prepare made.
+#include <cstdio>
+
+#include "app/commands.h"
+#include "prepare/prepare.h"
+
+namespace dself {
+
+void add_report_command(CLI::App& app, const GlobalOptions& globals) {
+  auto* command = app.add_subcommand(
+      "report", "Write <avatar>/report.html: speech and faces per source, with plots, reference frames and mouth crops");
+  command->callback([&globals] {
+    prepare::PrepareOptions options;
+    options.avatar = globals.avatar;
+    std::filesystem::path page = prepare::write_report(options);
+    std::printf("wrote %s\n", page.string().c_str());
+  });
+}
+
+}  // namespace dself

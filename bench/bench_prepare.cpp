@@ -1,0 +1,131 @@
+// Prepare throughput on the sample person: × real time for the captions path and the
+// PocketSphinx path, split by step, and peak memory for a short and a long video (it should be
+// flat in video length). Prints tables; asserts nothing.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Measured {
+  int exit_code = -1;
+  double wall_s = 0;
+  long max_rss_kib = 0;
+  std::string output;
+};
+
+// Runs the dself binary, capturing stdout, with the child's own peak memory from wait4.
+Measured run(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {DSELF_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  int out[2];
+  if (pipe(out) != 0) return {};
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDERR_FILENO);
+    close(out[0]);
+    std::vector<char*> c_args;
+    for (auto& a : argv) c_args.push_back(a.data());
+    c_args.push_back(nullptr);
+    execv(c_args[0], c_args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  Measured m;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(out[0], buffer, sizeof buffer)) > 0) m.output.append(buffer, static_cast<size_t>(n));
+  close(out[0]);
+  int status = 0;
+  rusage usage{};
+  wait4(pid, &status, 0, &usage);
+  m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  m.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  m.max_rss_kib = usage.ru_maxrss;
+  return m;
+}
+
+bool must(const Measured& m, const char* what) {
+  if (m.exit_code == 0) return true;
+  std::fprintf(stderr, "bench_prepare: %s failed (exit %d)\n%s\n", what, m.exit_code, m.output.c_str());
+  return false;
+}
+
+struct Row {
+  double video_s = 0, wall_s = 0;
+  std::map<std::string, double> step_s;
+  long max_rss_kib = 0;
+};
+
+// Ingests the sample at `sample` into a fresh avatar and prepares it with the given engine.
+bool prepare_sample(const fs::path& sample, const fs::path& avatar, const std::string& stt, Row& row) {
+  fs::remove_all(avatar);
+  if (!must(run({"--quiet", "--avatar", avatar, "ingest", sample}), "ingest")) return false;
+  Measured prepared = run({"--quiet", "--avatar", avatar, "prepare", "--stt", stt});
+  if (!must(prepared, "prepare")) return false;
+  Measured status = run({"--avatar", avatar, "status", "--json"});
+  if (!must(status, "status")) return false;
+  auto json = nlohmann::json::parse(status.output);
+  row.video_s = json["totals"]["video_hours"].get<double>() * 3600;
+  row.wall_s = prepared.wall_s;
+  row.max_rss_kib = prepared.max_rss_kib;
+  for (const auto& stage : json["stages"]) {
+    row.step_s[stage["stage"].get<std::string>().substr(8)] += stage["summary"].value("elapsed_s", 0.0);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main() {
+  const fs::path dir = fs::temp_directory_path() / "dself-bench-prepare";
+  fs::create_directories(dir);
+  std::printf("prepare on the sample person (512x512, 25 fps); %u hardware threads\n\n",
+              std::thread::hardware_concurrency());
+
+  const fs::path sample = dir / "sample";
+  if (!fs::exists(sample / "sample.json") &&
+      !must(run({"--quiet", "sample", "--out", sample, "--minutes", "2", "--videos", "2", "--seed", "3"}), "sample")) {
+    return 1;
+  }
+  std::printf("%-13s %8s %8s %8s | %8s %10s %8s %8s\n", "path", "video s", "wall s", "x RT", "audio s", "transcript s",
+              "speech s", "face s");
+  for (const std::string stt : {"captions", "pocketsphinx"}) {
+    Row row;
+    if (!prepare_sample(sample, dir / ("avatar-" + stt), stt, row)) return 1;
+    std::printf("%-13s %8.1f %8.1f %8.1f | %8.2f %10.2f %8.2f %8.2f\n", stt.c_str(), row.video_s, row.wall_s,
+                row.video_s / row.wall_s, row.step_s["audio"], row.step_s["transcript"], row.step_s["speech"],
+                row.step_s["face"]);
+  }
+
+  std::printf("\npeak memory of prepare (captions path) against video length:\n%-10s %8s %12s\n", "video", "wall s",
+              "peak MiB");
+  for (const char* minutes : {"1", "4"}) {
+    const fs::path one = dir / (std::string("single-") + minutes);
+    if (!fs::exists(one / "sample.json") &&
+        !must(run({"--quiet", "sample", "--out", one, "--minutes", minutes, "--videos", "1", "--seed", "5"}), "sample")) {
+      return 1;
+    }
+    Row row;
+    if (!prepare_sample(one, dir / (std::string("avatar-single-") + minutes), "captions", row)) return 1;
+    std::printf("%-10s %8.1f %12.1f\n", (std::string(minutes) + " min").c_str(), row.wall_s, row.max_rss_kib / 1024.0);
+  }
+  std::printf("\n(samples are kept in %s between runs; delete it to remake them)\n", dir.c_str());
+  return 0;
+}
