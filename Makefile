@@ -4,7 +4,7 @@ DSELF := $(BUILD)/app/dself
 JOBS ?= $(shell nproc)
 DEMO ?= demo
 
-.PHONY: all setup build test test-all demo bench clean
+.PHONY: all setup build test demo eval bench clean
 
 all: setup build
 
@@ -19,11 +19,22 @@ build:
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
-# The main job on the sample person: make one, ingest it, show what the avatar has.
+# The main job on the sample person: make one, ingest and prepare it, show what the avatar has.
 demo: all
 	$(DSELF) sample --out $(DEMO)/sample --minutes 1 --videos 2
 	$(DSELF) --avatar $(DEMO)/avatar ingest $(DEMO)/sample
+	$(DSELF) --avatar $(DEMO)/avatar prepare
+	$(DSELF) --avatar $(DEMO)/avatar report
 	$(DSELF) --avatar $(DEMO)/avatar status
+
+# The evaluations, on the default sample person (2 minutes, 2 videos); prints JSON.
+EVAL ?= eval-run
+eval: all
+	rm -rf $(EVAL)
+	$(DSELF) --quiet sample --out $(EVAL)/sample
+	$(DSELF) --quiet --avatar $(EVAL)/avatar ingest $(EVAL)/sample
+	$(DSELF) --quiet --avatar $(EVAL)/avatar prepare
+	$(DSELF) --avatar $(EVAL)/avatar eval prepare --truth $(EVAL)/sample --json
 
 bench: all
 	$(BUILD)/bench/bench_media

@@ -337,6 +337,7 @@ FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& de
   int since_confirmed = 0;   // frames since the detector last saw the tracked face
   int failed_confirms = 0;   // confirmations in a row that did not see it
   int since_search = 0;      // frames since the last whole-frame search while lost
+  int since_calibrated = 0;  // frames since the box model last took a detection
   std::deque<Recent> recent;  // frames since the face was lost, newest last
   const int keep_recent = std::max(0, options.lost_detect_every - 1);
 
@@ -392,6 +393,11 @@ FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& de
           since_confirmed = 0;
         }
       }
+      if (shape && tracker.calibrations() < options.calibrations &&
+          ++since_calibrated >= std::max(1, options.calibrate_every)) {
+        since_calibrated = 0;
+        tracker.calibrate(gray, *shape);
+      }
       if (!shape) {
         tracking = false;
         since_search = options.lost_detect_every;  // search this very frame
@@ -402,6 +408,7 @@ FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& de
         since_search = 0;
         if (auto found = tracker.acquire(gray)) {
           tracker.restart(*found);
+          since_calibrated = 0;
           shape = found->points;
           extra |= kDetected;
           tracking = true;
