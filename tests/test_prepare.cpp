@@ -63,6 +63,13 @@ TEST(Prepare, SamplePersonMeetsItsTargetsAndReRunsDoNothing) {
   }
   EXPECT_EQ(speech_stages, 2);
 
+  auto report = test::run_dself({"--avatar", avatar, "report"});
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  std::string page = read_file(fs::path(avatar) / "report.html");
+  EXPECT_TRUE(contains(page, "<svg")) << "no plots in the report";
+  EXPECT_TRUE(contains(page, "faces/1/mouths.png"));
+  EXPECT_TRUE(contains(page, "faces/2/references/00.png"));
+
   auto eval = test::run_dself({"--avatar", avatar, "eval", "prepare", "--truth", test::sample_dir().string(), "--json"});
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   auto figures = nlohmann::json::parse(eval.output);
@@ -96,6 +103,11 @@ TEST(Prepare, BadSourcesAreReportedOneByOneAndAFixResumes) {
   write_file_atomic(inputs / "german.en.vtt",
                     "WEBVTT\nKind: captions\nLanguage: de\n\n00:00:01.000 --> 00:00:04.000\nHallo zusammen, "
                     "willkommen zurück in der Werkstatt.\n");
+  // No face: a real video of people walking far from the camera (OpenCV's vtest.avi), with the
+  // sample person's voice.
+  ffmpeg({"-i", "/usr/share/doc/opencv-doc/examples/data/vtest.avi", "-i", (sample / "video_001.mp4").string(), "-map",
+          "0:v", "-map", "1:a", "-t", "8", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+          (inputs / "no_face.mp4").string()});
   // A corrupt stretch in the middle: bytes of the media data overwritten with noise.
   fs::copy_file(sample / "video_001.mp4", inputs / "corrupt.mp4");
   {
@@ -112,12 +124,13 @@ TEST(Prepare, BadSourcesAreReportedOneByOneAndAFixResumes) {
   const std::string avatar = (dir / "avatar").string();
   auto ingest = test::run_dself({"--avatar", avatar, "--quiet", "ingest", inputs.string()});
   ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
-  EXPECT_TRUE(contains(ingest.output, "5 new")) << ingest.output;
+  EXPECT_TRUE(contains(ingest.output, "6 new")) << ingest.output;
 
   auto prepare = test::run_dself({"--avatar", avatar, "prepare"});
   EXPECT_EQ(prepare.exit_code, 1) << prepare.output;
   EXPECT_TRUE(contains(prepare.output, "prepared good")) << prepare.output;
-  EXPECT_TRUE(contains(prepare.output, "prepare: 1 prepared, 4 failed")) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "prepare: 1 prepared, 5 failed")) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "no face was found in")) << prepare.output;
   EXPECT_TRUE(contains(prepare.output, "no speech was found in")) << prepare.output;
   EXPECT_TRUE(contains(prepare.output, "bad_captions.en.vtt line 3: malformed cue timing")) << prepare.output;
   EXPECT_TRUE(contains(prepare.output, "the captions are in 'de', not English")) << prepare.output;
@@ -133,8 +146,11 @@ TEST(Prepare, BadSourcesAreReportedOneByOneAndAFixResumes) {
   fs::copy_file(sample / "video_001.en.vtt", captions, fs::copy_options::overwrite_existing);
   auto again = test::run_dself({"--avatar", avatar, "prepare"});
   EXPECT_EQ(again.exit_code, 1) << again.output;
-  EXPECT_TRUE(contains(again.output, "prepare: 2 prepared, 3 failed")) << again.output;
-  EXPECT_TRUE(contains(again.output, "prepared bad_captions (done: transcript, speech")) << again.output;
+  EXPECT_TRUE(contains(again.output, "prepare: 2 prepared, 4 failed")) << again.output;
+  EXPECT_TRUE(contains(again.output, "prepared bad_captions (done: transcript, speech, face; up to date: audio)"))
+      << again.output;
+  EXPECT_TRUE(contains(again.output, "prepared good (done: -; up to date: audio, transcript, speech, face)"))
+      << again.output;
 }
 
 }  // namespace

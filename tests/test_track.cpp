@@ -89,6 +89,8 @@ TEST_F(SamplePerson, FindsTheFaceOnEveryFrameWithTheCommandedLandmarks) {
   TrackOptions raw_options;
   raw_options.smooth_radius = 0;
   raw_options.mouth_smooth_radius = 0;
+  raw_options.head_smooth_radius = 0;
+  raw_options.contour_smooth_radius = 0;
   FaceTrack raw = track_faces(video(), *detector_, raw_options);
   LandmarkError unsmoothed = landmark_error(raw.frames, *truth_);
   std::printf("face track: landmark error %.2f%% of IOD (mouth %.2f%%) smoothed, %.2f%% (mouth %.2f%%) raw\n",

@@ -276,45 +276,6 @@ double FaceTrack::mean_iod_px() const {
   return n ? sum / static_cast<double>(n) : 0;
 }
 
-void smooth_landmarks(std::vector<FrameTrack>& frames, const TrackOptions& options) {
-  // A centred window (offline, so no lag) with a bilateral weight: neighbours that moved far
-  // from the frame's point (real motion, not jitter) count little, so fast lip and head moves
-  // keep their timing and size. ref: Tomasi & Manduchi 1998, "Bilateral filtering", in time.
-  auto n = static_cast<int64_t>(frames.size());
-  std::vector<Landmarks> raw(frames.size());
-  for (int64_t i = 0; i < n; ++i) raw[i] = frames[i].points;
-  auto found = [&](int64_t i) { return i >= 0 && i < n && (frames[i].flags & kFaceFound); };
-  for (int64_t i = 0; i < n; ++i) {
-    if (!found(i)) continue;
-    double iod = inter_ocular_distance(raw[i]);
-    double sigma_move = std::max(1e-3, options.smooth_motion_iod * iod);
-    for (int k = 0; k < kLandmarkCount; ++k) {
-      int radius = k >= 48 ? options.mouth_smooth_radius : options.smooth_radius;
-      if (radius <= 0) continue;
-      double sigma_time = std::max(0.5, radius / 2.0);
-      cv::Point2d sum(0, 0);
-      double weights = 0;
-      // Only within the run of found frames around i.
-      for (int64_t d = -radius; d <= radius; ++d) {
-        if (!found(i + d)) {
-          if (d < 0) {
-            sum = {0, 0}, weights = 0;
-            continue;
-          }
-          break;
-        }
-        cv::Point2d p(raw[i + d][k]);
-        cv::Point2d delta = p - cv::Point2d(raw[i][k]);
-        double w = std::exp(-0.5 * d * d / (sigma_time * sigma_time) -
-                            0.5 * delta.dot(delta) / (sigma_move * sigma_move));
-        sum += w * p;
-        weights += w;
-      }
-      if (weights > 0) frames[i].points[k] = cv::Point2f(sum * (1.0 / weights));
-    }
-  }
-}
-
 FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& detector, const TrackOptions& options,
                       const TrackProgress& progress) {
   auto started = std::chrono::steady_clock::now();

@@ -92,9 +92,10 @@ struct TrackOptions {
   double max_scale_change = 0.2;  // ... and one whose IOD changes by more than this share
   double max_shape_residual = 0.12;  // ... and one whose stable points leave the mean face (IODs)
   // Smoothing (centred in time, so without lag)
-  int smooth_radius = 3;          // frames each side for the eyes, brows, nose and jaw
-  int mouth_smooth_radius = 1;    // frames each side for the lips (48-67), for lip sync
-  double smooth_motion_iod = 0.03;  // moves beyond this (IODs) from the frame are kept, not smoothed
+  int head_smooth_radius = 2;     // frames each side for the head's motion (a similarity)
+  int smooth_radius = 2;          // ... for the face's shape at the eyes and nose
+  int contour_smooth_radius = 6;  // ... at the jaw's sides and the brows
+  int mouth_smooth_radius = 1;    // ... at the lips and chin, to keep lip sync
   // Quality flags
   double min_iod_px = 40;         // kSmall below this
   double max_yaw_deg = 25;        // kNotFrontal beyond this
