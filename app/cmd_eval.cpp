@@ -24,12 +24,29 @@ void add_eval_command(CLI::App& app, const GlobalOptions& globals) {
       "prepare", "Transcripts (WER per engine), phone alignment, face track against a sample person's truth");
   prepare->add_option("--truth", options->truth, "The --out directory of `dself sample` whose videos were ingested")
       ->required();
-  prepare->add_flag("--json", options->json, "Print the JSON document only (format: docs/FORMATS.md)");
+  prepare->add_flag("--json", options->json, "Print the JSON document (format: docs/FORMATS.md) instead of a summary");
   prepare->callback([options, &globals] {
     prepare::PrepareOptions prepare_options;
     prepare_options.avatar = globals.avatar;
     nlohmann::json result = prepare::evaluate(prepare_options, options->truth);
-    std::printf("%s\n", result.dump(options->json ? 2 : 2).c_str());
+    if (options->json) {
+      std::printf("%s\n", result.dump(2).c_str());
+      return;
+    }
+    const auto& stt = result["stt"];
+    std::printf("transcripts   captions WER %.1f%%, PocketSphinx WER %.1f%% (%d reference words)\n",
+                100 * stt["captions"]["wer"].get<double>(), 100 * stt["pocketsphinx"]["wer"].get<double>(),
+                stt["pocketsphinx"]["reference_words"].get<int>());
+    std::printf("alignment     mean phone-boundary error %.1f ms (%d boundaries)\n",
+                result["alignment"]["mean_boundary_error_ms"].get<double>(),
+                result["alignment"]["boundaries"].get<int>());
+    std::printf("face          found in %.1f%% of frames, landmark error %.2f%% of inter-ocular distance\n",
+                100 * result["face"]["found_share"].get<double>(),
+                result["face"]["landmark_error_iod_pct"].get<double>());
+    if (result["librivox"]["pocketsphinx"].contains("wer")) {
+      std::printf("baseline      PocketSphinx WER %.1f%% on LibriVox (pocketsphinx-testdata)\n",
+                  100 * result["librivox"]["pocketsphinx"]["wer"].get<double>());
+    }
   });
 }
 

@@ -124,11 +124,13 @@ class SourcePreparer {
     return "pocketsphinx";
   }
 
-  // What a step's result depends on: the step before it, and the step's own settings.
+  // What a step's result depends on: the video, the steps it reads from, and its own version.
+  // The face track reads only the video; the others form a chain audio → transcript → speech.
   std::string input_hash(Step s) const {
     std::string inputs = files_.video.content_hash;
+    if (s == Step::face) return hash_bytes(inputs + "|" + step_versions[static_cast<int>(Step::face)]);
     for (int i = 0; i <= static_cast<int>(s); ++i) inputs += std::string("|") + step_versions[i];
-    if (s >= Step::transcript && s != Step::face) {
+    if (s >= Step::transcript) {
       std::string engine = engine_for_source();
       inputs += "|" + engine;
       inputs += engine == "captions" ? files_.captions->content_hash : options_.pocketsphinx_model.string();
