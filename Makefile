@@ -40,6 +40,7 @@ bench: all
 	$(BUILD)/bench/bench_media
 	$(BUILD)/bench/bench_sample
 	$(BUILD)/bench/bench_prepare
+	$(BUILD)/bench/bench_persona
 
 clean:
 	rm -rf $(BUILD)

@@ -19,6 +19,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& globals) {
   auto* eval = app.add_subcommand("eval", "Measure a stage of the avatar against ground truth");
   eval->require_subcommand(1);
 
+  add_eval_persona_command(*eval, globals);
+
   auto options = std::make_shared<EvalPrepareOptions>();
   auto* prepare = eval->add_subcommand(
       "prepare", "Transcripts (WER per engine), phone alignment, face track against a sample person's truth");

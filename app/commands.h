@@ -20,6 +20,8 @@ void add_ingest_command(CLI::App& app, const GlobalOptions& globals);
 void add_prepare_command(CLI::App& app, const GlobalOptions& globals);
 void add_status_command(CLI::App& app, const GlobalOptions& globals);
 void add_eval_command(CLI::App& app, const GlobalOptions& globals);
+void add_eval_persona_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval persona`
 void add_report_command(CLI::App& app, const GlobalOptions& globals);
+void add_chat_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   dself::add_status_command(app, globals);
   dself::add_report_command(app, globals);
   dself::add_eval_command(app, globals);
+  dself::add_chat_command(app, globals);
 
   try {
     app.parse(argc, argv);

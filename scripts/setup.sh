@@ -9,7 +9,7 @@ packages=(
   # download, decode, encode
   yt-dlp ffmpeg libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
   # catalog, hashing, CLI, JSON, logs
-  libsqlite3-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libsqlite3-dev libcurl4-openssl-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   # images and faces
   libopencv-dev libdlib-dev libdlib-data
   # speech recognition: PocketSphinx with its US English model; real read speech for evaluation

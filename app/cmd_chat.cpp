@@ -1,0 +1,132 @@
+// dself chat: talk with the persona, one reply or an interactive session.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "app/commands.h"
+#include "core/error.h"
+#include "persona/persona.h"
+
+namespace dself {
+
+namespace {
+
+struct ChatOptions {
+  std::string message;
+  std::string engine = "extractive";
+  bool json = false;
+  persona::PersonaParams params;
+  persona::OpenAiOptions openai;
+};
+
+std::string clock_of(double s) {
+  int total = static_cast<int>(s);
+  return fmt::format("{}:{:02}.{}", total / 60, total % 60, static_cast<int>((s - total) * 10));
+}
+
+nlohmann::json reply_json(const persona::Reply& reply, int64_t conversation_id, const std::string& engine) {
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& s : reply.sources) {
+    sources.push_back(
+        {{"source_id", s.source_id}, {"title", s.title}, {"start_s", s.start_s}, {"end_s", s.end_s}, {"text", s.text}});
+  }
+  return {{"conversation_id", conversation_id}, {"engine", engine},    {"kind", reply.kind},
+          {"grounded", reply.grounded},         {"reply", reply.text}, {"sources", sources}};
+}
+
+// One turn: streams the reply (text mode) and prints its sources; records both messages.
+void turn(persona::Memory& memory, persona::ChatEngine& engine, int64_t conversation_id,
+          std::vector<persona::Message>& history, const std::string& message, bool json) {
+  history.push_back({"user", message, {}});
+  memory.add_message(conversation_id, "user", message, {});
+  persona::Reply reply = engine.reply(history, [json](std::string_view piece) {
+    if (json) return;
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+  if (json) {
+    std::printf("%s\n", reply_json(reply, conversation_id, engine.name()).dump().c_str());
+  } else {
+    std::printf("\n");
+    for (const auto& s : reply.sources) {
+      std::printf("  source: %s (source %lld) %s-%s\n", s.title.c_str(), static_cast<long long>(s.source_id),
+                  clock_of(s.start_s).c_str(), clock_of(s.end_s).c_str());
+    }
+  }
+  std::fflush(stdout);
+  history.push_back({"assistant", reply.text, reply.sources});
+  memory.add_message(conversation_id, "assistant", reply.text, reply.sources);
+}
+
+}  // namespace
+
+void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
+  auto options = std::make_shared<ChatOptions>();
+  auto* command = app.add_subcommand("chat", "Talk with the persona: one reply to MESSAGE, or a session on stdin");
+  command->add_option("message", options->message, "What to say; without it, read lines from stdin until EOF or /quit");
+  command->add_option("--engine", options->engine, "Chat engine")
+      ->check(CLI::IsMember({"extractive", "openai"}))
+      ->capture_default_str();
+  command->add_option("--llm-url", options->openai.url,
+                      "openai engine: the server's base URL, e.g. http://127.0.0.1:8000/v1 (key: $DSELF_LLM_API_KEY)");
+  command->add_option("--llm-model", options->openai.model, "openai engine: the model name");
+  command->add_option("--llm-timeout", options->openai.timeout_s, "openai engine: seconds for a whole reply")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_flag("--json", options->json, "Print each reply as one JSON line (format: docs/FORMATS.md)");
+  command->add_option("--max-message-chars", options->params.max_message_chars, "Longest message accepted")
+      ->capture_default_str();
+  command->footer(
+      "Replies are the person's own sentences, each with where it was said (source, start-end).\n"
+      "Needs `dself prepare` first. The conversation is kept in <avatar>/persona.db.");
+  command->callback([options, command, &globals] {
+    // `dself chat ""` is an empty message (an error); `dself chat` alone is a session.
+    bool interactive = command->count("message") == 0;
+    if (!interactive) persona::check_message(options->message, options->params);
+    persona::Memory memory(globals.avatar, options->params);
+    std::unique_ptr<persona::ChatEngine> engine;
+    if (options->engine == "openai") {
+      if (options->openai.url.empty() || options->openai.model.empty()) {
+        throw InputError("--engine openai needs --llm-url URL and --llm-model NAME");
+      }
+      if (const char* key = std::getenv("DSELF_LLM_API_KEY")) options->openai.api_key = key;
+      engine = persona::make_openai_engine(memory, options->openai);
+    } else {
+      engine = persona::make_extractive_engine(memory);
+    }
+    int64_t conversation_id = memory.start_conversation(engine->name());
+    std::vector<persona::Message> history;
+    if (!interactive) {
+      turn(memory, *engine, conversation_id, history, options->message, options->json);
+      return;
+    }
+    bool tty = isatty(STDIN_FILENO);
+    if (tty && !options->json) std::fprintf(stderr, "Talking with the persona; /quit or Ctrl-D to end.\n");
+    std::string line;
+    while (true) {
+      if (tty) std::fprintf(stderr, "you> ");
+      if (!std::getline(std::cin, line)) break;
+      if (line == "/quit" || line == "/exit") break;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      try {
+        persona::check_message(line, options->params);
+      } catch (const InputError& e) {
+        if (options->json) {
+          std::printf("%s\n", nlohmann::json{{"error", e.what()}}.dump().c_str());
+        } else {
+          std::printf("error: %s\n", e.what());
+        }
+        std::fflush(stdout);
+        continue;
+      }
+      turn(memory, *engine, conversation_id, history, line, options->json);
+    }
+  });
+}
+
+}  // namespace dself

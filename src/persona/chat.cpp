@@ -1,0 +1,228 @@
+// The extractive chat engine: answers with the person's own sentences, found by retrieval.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "core/error.h"
+#include "persona/detail/text.h"
+#include "persona/persona.h"
+
+namespace dself::persona {
+
+void check_message(std::string_view message, const PersonaParams& params) {
+  if (message.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    throw InputError("the message is empty: say something, e.g. dself chat \"How did you start baking?\"");
+  }
+  if (message.size() > params.max_message_chars) {
+    throw InputError(
+        fmt::format("the message is {} characters long; the limit is {} (PersonaParams::max_message_chars)",
+                    message.size(), params.max_message_chars));
+  }
+}
+
+namespace {
+
+const std::set<std::string> kGreetingWords = {"hi",      "hello",     "hey",     "hiya", "howdy", "greetings",
+                                              "morning", "afternoon", "evening", "yo",   "sup",   "heya"};
+const std::set<std::string> kThanksWords = {"thanks",   "thank", "thx", "cheers", "bye",        "goodbye",
+                                            "farewell", "later", "cya", "night",  "appreciate", "appreciated"};
+// Words that can sit around a greeting or a thanks without adding a topic.
+const std::set<std::string> kSocialWords = {
+    "there",  "everyone", "all",   "guys", "folks", "friend", "good", "you",   "how",    "are",  "doing",
+    "much",   "so",       "very",  "a",    "lot",   "for",    "that", "this",  "the",    "it",   "and",
+    "see",    "nice",     "great", "talk", "to",    "chat",   "ing",  "again", "i",      "your", "help",
+    "answer", "answers",  "today", "man",  "dude",  "buddy",  "mate", "s",     "what's", "up",   "is",
+    "going",  "have",     "day",   "time", "next",  "now",    "soon", "ok",    "okay"};
+const std::set<std::string> kMoreWords = {"more", "continue", "on",   "go",    "else",   "and",   "then", "tell", "me",
+                                          "what", "next",     "keep", "going", "please", "about", "that", "it"};
+
+bool only_words_from(const std::vector<std::string>& words, const std::set<std::string>& a,
+                     const std::set<std::string>& b) {
+  for (const auto& w : words) {
+    if (!a.count(w) && !b.count(w)) return false;
+  }
+  return true;
+}
+
+bool any_word_in(const std::vector<std::string>& words, const std::set<std::string>& set) {
+  for (const auto& w : words) {
+    if (set.count(w)) return true;
+  }
+  return false;
+}
+
+// Mostly letters outside ASCII, or several words none of which is English: another language.
+bool looks_foreign(std::string_view text, const std::vector<std::string>& words) {
+  size_t ascii = 0, other = 0;
+  for (unsigned char c : text) {
+    if (std::isalpha(c)) ++ascii;
+    if (c >= 0xC0) ++other;  // lead byte of a multi-byte UTF-8 character
+  }
+  if (other > ascii) return true;
+  if (words.size() < 3) return false;
+  for (const auto& w : words) {
+    if (is_common_english(w)) return false;
+  }
+  return true;
+}
+
+SourceRef ref_of(const std::vector<Sentence>& span) {
+  SourceRef ref{span.front().source_id, span.front().title, span.front().start_s, span.back().end_s, ""};
+  for (const auto& s : span) {
+    if (!ref.text.empty()) ref.text += ' ';
+    ref.text += as_sentence(s.text);
+  }
+  return ref;
+}
+
+class ExtractiveEngine : public ChatEngine {
+ public:
+  explicit ExtractiveEngine(const Memory& memory) : memory_(memory) {}
+  std::string name() const override { return "extractive"; }
+
+  Reply reply(const std::vector<Message>& history, const TextCallback& on_text) override {
+    Reply r = answer(history);
+    // Stream sentence by sentence: the first sentence is ready before the rest is sent.
+    size_t pos = 0;
+    while (pos < r.text.size()) {
+      size_t end = r.text.find_first_of(".?!", pos);
+      end = end == std::string::npos ? r.text.size() : end + 1;
+      if (on_text) on_text(std::string_view(r.text).substr(pos, end - pos));
+      pos = end;
+    }
+    return r;
+  }
+
+ private:
+  Reply canned(const std::string& kind, const std::string& text) const { return Reply{text, {}, false, kind}; }
+
+  Reply unknown() const {
+    std::string text = "I don't think I've talked about that in my videos, so I'd rather not guess.";
+    const auto& terms = memory_.card().distinctive_terms;
+    if (!terms.empty()) {
+      text += " I mostly talk about things like ";
+      size_t n = std::min<size_t>(terms.size(), 3);
+      for (size_t i = 0; i < n; ++i) {
+        if (i > 0) text += i + 1 == n ? " and " : ", ";
+        text += terms[i].text;
+      }
+      text += ".";
+    }
+    return canned("unknown", text);
+  }
+
+  Reply from_refs(const std::string& kind, const std::vector<SourceRef>& refs, const std::string& fallback) const {
+    if (refs.empty()) return canned(kind, fallback);
+    Reply r{as_sentence(refs.front().text), {refs.front()}, true, kind};
+    return r;
+  }
+
+  Reply answer(const std::vector<Message>& history) const {
+    std::string message;
+    const Message* last_answer = nullptr;
+    std::string previous_question;
+    for (auto it = history.rbegin(); it != history.rend(); ++it) {
+      if (it->role == "user" && message.empty() && !last_answer) {
+        message = it->text;
+      } else if (it->role == "assistant" && !last_answer) {
+        last_answer = &*it;
+      } else if (it->role == "user" && previous_question.empty()) {
+        previous_question = it->text;
+      }
+    }
+    auto words = words_of(message);
+    if (words.empty()) return canned("unknown", "Sorry, I didn't catch a question there.");
+    // Keywords the person said are never "another language", even with no English around them.
+    if (looks_foreign(message, words) && memory_.search(message, 1).empty()) {
+      return canned("language", "Sorry, I only speak English, and I don't think I've talked about that.");
+    }
+    if (any_word_in(words, kGreetingWords) && only_words_from(words, kGreetingWords, kSocialWords)) {
+      return from_refs("greeting", memory_.card().greetings, "Hello!");
+    }
+    if (any_word_in(words, kThanksWords) && only_words_from(words, kThanksWords, kSocialWords)) {
+      return from_refs("thanks", memory_.card().sign_offs, "Thanks, it was nice talking to you.");
+    }
+    if (last_answer && !last_answer->sources.empty() && only_words_from(words, kMoreWords, {}) &&
+        any_word_in(words, {"more", "continue", "on", "else", "next", "keep"})) {
+      Reply more = continue_after(last_answer->sources.back());
+      if (more.grounded) return more;
+    }
+    std::string said;  // what this conversation already answered, not to be repeated
+    for (const auto& m : history) {
+      if (m.role != "assistant") continue;
+      said += ' ';
+      said += normalized(m.text);
+      said += ' ';
+    }
+    Reply r = retrieve(message, said);
+    // A follow-up ("and why was that?") leans on the question before it.
+    if (!r.grounded && !previous_question.empty()) {
+      Reply with_context = retrieve(previous_question + " " + message, said, message);
+      if (with_context.grounded) return with_context;
+    }
+    return r.grounded ? r : unknown();
+  }
+
+  Reply continue_after(const SourceRef& ref) const {
+    auto all = memory_.sentences(ref.source_id, 0, 1 << 30);
+    std::vector<Sentence> span;
+    for (const auto& s : all) {
+      if (s.start_s >= ref.end_s - 0.01 && static_cast<int>(span.size()) < memory_.params().max_reply_sentences) {
+        span.push_back(s);
+      }
+    }
+    if (span.empty()) return canned("unknown", "That's about all I said about it.");
+    SourceRef out = ref_of(span);
+    return Reply{out.text, {out}, true, "answer"};
+  }
+
+  // Best sentence among the retrieved units, by IDF-weighted coverage of the question (ties:
+  // retrieval rank), not one already said in this conversation, plus the sentence after it when that one carries on the
+  // topic or the best is short. `must_match`: text whose terms must also appear when answering with context.
+  Reply retrieve(const std::string& query, const std::string& said, const std::string& must_match = "") const {
+    const auto& params = memory_.params();
+    auto hits = memory_.search(query, params.retrieve_k);
+    double best_coverage = -1;
+    Sentence best;
+    for (const auto& hit : hits) {
+      for (const auto& s : memory_.sentences(hit.ref.source_id, hit.first_sentence, hit.n_sentences)) {
+        std::string padded = normalized(s.text);
+        padded.insert(padded.begin(), ' ');
+        padded.push_back(' ');
+        if (said.find(padded) != std::string::npos) continue;
+        double c = memory_.coverage(query, s.text);
+        if (c > best_coverage + 1e-9) {
+          best_coverage = c;
+          best = s;
+        }
+      }
+    }
+    if (best_coverage < params.min_coverage) return Reply{};
+    if (!must_match.empty() && !content_words(must_match).empty() && memory_.coverage(must_match, best.text) <= 0) {
+      return Reply{};
+    }
+    std::vector<Sentence> span = {best};
+    auto next = memory_.sentences(best.source_id, best.index + 1, params.max_reply_sentences - 1);
+    for (const auto& s : next) {
+      bool short_best = words_of(span.front().text).size() < 8;
+      if (short_best || memory_.coverage(query, s.text) > 0) {
+        span.push_back(s);
+      } else {
+        break;
+      }
+    }
+    SourceRef ref = ref_of(span);
+    return Reply{ref.text, {ref}, true, "answer"};
+  }
+
+  const Memory& memory_;
+};
+
+}  // namespace
+
+std::unique_ptr<ChatEngine> make_extractive_engine(const Memory& memory) {
+  return std::make_unique<ExtractiveEngine>(memory);
+}
+
+}  // namespace dself::persona

@@ -1,0 +1,23 @@
+// Helpers shared by the persona's .cpp files; not part of its API.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "persona/persona.h"
+
+namespace dself::persona {
+
+// Lower-case words (letters, digits, inner apostrophes; other scripts kept as bytes).
+std::vector<std::string> words_of(std::string_view text);
+// A light suffix-stripped form, for matching word forms in coverage.
+std::string stem(const std::string& word);
+// Lower-case words joined by single spaces: for comparing texts.
+std::string normalized(std::string_view text);
+// Capitalised, ending in a full stop when it has no end punctuation (auto captions have none).
+std::string as_sentence(const std::string& text);
+// The persona card built from all sentences (card.cpp).
+PersonaCard build_card(const std::vector<Sentence>& sentences);
+
+}  // namespace dself::persona

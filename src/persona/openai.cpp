@@ -1,0 +1,216 @@
+// The openai engine: an OpenAI-compatible chat completions server, streamed (server-sent
+// events), grounded in the passages retrieved for the question.
+// ref: https://platform.openai.com/docs/api-reference/chat/create ("stream": true sends
+// "data: {chunk}" lines with choices[0].delta.content, ending with "data: [DONE]").
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "persona/detail/text.h"
+#include "persona/persona.h"
+
+namespace dself::persona {
+
+namespace {
+
+std::string clock_of(double s) {
+  int total = static_cast<int>(s);
+  return fmt::format("{}:{:02}", total / 60, total % 60);
+}
+
+std::string system_prompt(const PersonaCard& card, const std::vector<Hit>& hits) {
+  std::string p =
+      "You are speaking as the person in these videos, in the first person, in their own words and style. "
+      "Use only what they said in the passages below; if the passages do not answer the question, say plainly "
+      "that you have not talked about that. Keep replies short, like their sentences (about " +
+      fmt::format("{:.0f}", card.mean_sentence_words) + " words each).\n";
+  if (!card.greetings.empty()) p += "They open videos with: \"" + card.greetings.front().text + "\"\n";
+  if (!card.sign_offs.empty()) p += "They close videos with: \"" + card.sign_offs.front().text + "\"\n";
+  if (!card.distinctive_terms.empty()) {
+    p += "Words they use often:";
+    for (size_t i = 0; i < card.distinctive_terms.size() && i < 15; ++i) p += " " + card.distinctive_terms[i].text;
+    p += "\n";
+  }
+  if (!card.facts.empty()) {
+    p += "Things they said about themselves:\n";
+    for (size_t i = 0; i < card.facts.size() && i < 15; ++i) p += "- " + as_sentence(card.facts[i].text) + "\n";
+  }
+  p += "Passages (what they said, with where):\n";
+  for (size_t i = 0; i < hits.size(); ++i) {
+    p += fmt::format("[{}] \"{}\" ({}, {}-{})\n", i + 1, hits[i].ref.text, hits[i].ref.title,
+                     clock_of(hits[i].ref.start_s), clock_of(hits[i].ref.end_s));
+  }
+  return p;
+}
+
+struct Stream {
+  std::string url;
+  CURL* curl = nullptr;
+  const TextCallback* on_text = nullptr;
+  std::string pending;  // bytes of an unfinished line
+  std::string reply;
+  std::string error_body;  // first bytes of a non-2xx answer
+  std::string malformed;   // why the stream was not understood
+  long status = 0;
+  bool done = false;
+
+  // One line of the event stream; returns false to abort the transfer.
+  bool line(std::string text) {
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (text.empty() || text[0] == ':') return true;  // event separator, comment
+    if (text.rfind("data:", 0) != 0) return true;     // event:, id:, retry: fields carry nothing we use
+    std::string data = text.substr(5);
+    if (!data.empty() && data[0] == ' ') data.erase(0, 1);
+    if (data == "[DONE]") {
+      done = true;
+      return true;
+    }
+    nlohmann::json chunk = nlohmann::json::parse(data, nullptr, false);
+    if (chunk.is_discarded() || !chunk.is_object()) {
+      malformed = fmt::format("an event is not JSON: \"{}\"", data.substr(0, 120));
+      return false;
+    }
+    if (chunk.contains("error")) {
+      malformed = fmt::format("the server reported an error: {}", chunk["error"].dump().substr(0, 300));
+      return false;
+    }
+    if (!chunk.contains("choices") || !chunk["choices"].is_array()) {
+      malformed = fmt::format("an event has no \"choices\": \"{}\"", data.substr(0, 120));
+      return false;
+    }
+    for (const auto& choice : chunk["choices"]) {
+      if (choice.contains("delta") && choice["delta"].contains("content") && choice["delta"]["content"].is_string()) {
+        std::string piece = choice["delta"]["content"].get<std::string>();
+        reply += piece;
+        if (*on_text && !piece.empty()) (*on_text)(piece);
+      }
+    }
+    return true;
+  }
+
+  static size_t write(char* data, size_t size, size_t n, void* self_ptr) {
+    auto* self = static_cast<Stream*>(self_ptr);
+    size_t bytes = size * n;
+    if (self->status == 0) curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, &self->status);
+    if (self->status < 200 || self->status >= 300) {
+      if (self->error_body.size() < 2000) self->error_body.append(data, bytes);
+      return bytes;
+    }
+    self->pending.append(data, bytes);
+    size_t start = 0;
+    while (true) {
+      size_t end = self->pending.find('\n', start);
+      if (end == std::string::npos) break;
+      if (!self->line(self->pending.substr(start, end - start))) return 0;
+      start = end + 1;
+    }
+    self->pending.erase(0, start);
+    return bytes;
+  }
+};
+
+class OpenAiEngine : public ChatEngine {
+ public:
+  OpenAiEngine(const Memory& memory, OpenAiOptions options) : memory_(memory), options_(std::move(options)) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+  }
+  std::string name() const override { return "openai"; }
+
+  Reply reply(const std::vector<Message>& history, const TextCallback& on_text) override {
+    std::string question;
+    for (auto it = history.rbegin(); it != history.rend() && question.empty(); ++it) {
+      if (it->role == "user") question = it->text;
+    }
+    auto hits = memory_.search(question, memory_.params().retrieve_k);
+    nlohmann::json messages = nlohmann::json::array();
+    messages.push_back({{"role", "system"}, {"content", system_prompt(memory_.card(), hits)}});
+    for (const auto& m : history) messages.push_back({{"role", m.role}, {"content", m.text}});
+    nlohmann::json body = {
+        {"model", options_.model}, {"messages", messages}, {"stream", true}, {"max_tokens", options_.max_tokens}};
+
+    std::string url = options_.url;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    if (url.size() < 17 || url.compare(url.size() - 17, 17, "/chat/completions") != 0) url += "/chat/completions";
+
+    Stream stream;
+    stream.url = url;
+    stream.on_text = &on_text;
+    stream.curl = curl_easy_init();
+    if (!stream.curl) throw EnvironmentError("cannot start an HTTP client (curl_easy_init failed)");
+    std::string payload = body.dump();
+    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    headers = curl_slist_append(headers, "Accept: text/event-stream");
+    if (!options_.api_key.empty())
+      headers = curl_slist_append(headers, ("Authorization: Bearer " + options_.api_key).c_str());
+    curl_easy_setopt(stream.curl, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(stream.curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(stream.curl, CURLOPT_POSTFIELDS, payload.c_str());
+    curl_easy_setopt(stream.curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
+    curl_easy_setopt(stream.curl, CURLOPT_WRITEFUNCTION, &Stream::write);
+    curl_easy_setopt(stream.curl, CURLOPT_WRITEDATA, &stream);
+    curl_easy_setopt(stream.curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout_s * 1000));
+    curl_easy_setopt(stream.curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_s * 1000));
+    curl_easy_setopt(stream.curl, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(stream.curl);
+    if (stream.status == 0) curl_easy_getinfo(stream.curl, CURLINFO_RESPONSE_CODE, &stream.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(stream.curl);
+
+    if (!stream.malformed.empty()) {
+      throw EnvironmentError(fmt::format("malformed stream from the LLM server at {}: {}", url, stream.malformed));
+    }
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+      throw EnvironmentError(
+          fmt::format("the LLM server at {} did not answer within {} s; is it overloaded? "
+                      "(raise the limit with --llm-timeout)",
+                      url, options_.timeout_s));
+    }
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+      throw EnvironmentError(
+          fmt::format("cannot connect to the LLM server at {}: {}; is it running, and is "
+                      "--llm-url right?",
+                      url, curl_easy_strerror(rc)));
+    }
+    if (rc != CURLE_OK) {
+      throw EnvironmentError(fmt::format("request to the LLM server at {} failed: {}", url, curl_easy_strerror(rc)));
+    }
+    if (stream.status < 200 || stream.status >= 300) {
+      std::string message = stream.error_body;
+      auto json = nlohmann::json::parse(stream.error_body, nullptr, false);
+      if (!json.is_discarded() && json.contains("error")) {
+        message = json["error"].is_object() && json["error"].contains("message") ? json["error"]["message"].dump()
+                                                                                 : json["error"].dump();
+      }
+      throw EnvironmentError(fmt::format("the LLM server at {} answered HTTP {}: {}{}", url, stream.status,
+                                         message.substr(0, 300),
+                                         stream.status == 401 ? " (set DSELF_LLM_API_KEY)" : ""));
+    }
+    if (!stream.pending.empty()) stream.line(stream.pending);
+    if (!stream.done && stream.reply.empty()) {
+      throw EnvironmentError(
+          fmt::format("malformed stream from the LLM server at {}: it ended without any text "
+                      "or [DONE]",
+                      url));
+    }
+    Reply reply;
+    reply.text = stream.reply;
+    reply.kind = "answer";
+    for (const auto& h : hits) reply.sources.push_back(h.ref);
+    reply.grounded = !hits.empty();
+    return reply;
+  }
+
+ private:
+  const Memory& memory_;
+  OpenAiOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<ChatEngine> make_openai_engine(const Memory& memory, const OpenAiOptions& options) {
+  return std::make_unique<OpenAiEngine>(memory, options);
+}
+
+}  // namespace dself::persona

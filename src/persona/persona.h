@@ -1,0 +1,202 @@
+// The persona stage: a searchable memory of everything the person said (SQLite FTS5, BM25),
+// a persona card (their distinctive words, greetings, sign-offs, first-person facts), and chat
+// engines that answer as the person, each reply pointing at the moments it came from.
+// Files: <avatar>/persona.db and <avatar>/persona.json (docs/FORMATS.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct sqlite3;
+
+namespace dself::persona {
+
+struct PersonaParams {
+  double sentence_pause_s = 0.35;   // a pause at least this long ends a sentence (captions without punctuation)
+  int max_sentence_words = 30;      // a sentence longer than this is cut (words)
+  int passage_sentences = 3;        // sentences per passage (sliding window, step 1)
+  size_t max_message_chars = 4000;  // longest message accepted (characters, UTF-8 bytes)
+  int retrieve_k = 5;               // passages retrieved per reply
+  double min_coverage = 0.5;        // IDF-weighted share of the question's terms a reply must match
+  int max_reply_sentences = 2;      // sentences in one extractive reply
+};
+
+// Where a piece of text was said.
+struct SourceRef {
+  int64_t source_id = 0;
+  std::string title;
+  double start_s = 0;
+  double end_s = 0;
+  std::string text;  // what was said there
+};
+
+// One retrieved sentence or passage; score is -bm25 (higher is better).
+struct Hit {
+  SourceRef ref;
+  std::string kind;        // "sentence" or "passage"
+  int first_sentence = 0;  // index of its first sentence within the source
+  int n_sentences = 1;
+  double score = 0;
+};
+
+// A sentence of a source, as rebuilt from the transcript's words.
+struct Sentence {
+  int64_t source_id = 0;
+  std::string title;
+  int index = 0;
+  double start_s = 0;
+  double end_s = 0;
+  std::string text;
+};
+
+// Builds sentences from a transcript's words: a word ending in . ? ! ends one; without
+// punctuation (automatic captions), a pause of sentence_pause_s ends one, where the pause after
+// a word is its start-to-next-start time beyond what its length in letters takes at the
+// transcript's median speaking rate (caption words end where the next starts, so gaps alone
+// do not show pauses); a sentence never exceeds max_sentence_words.
+std::vector<Sentence> split_sentences(const nlohmann::json& transcript, int64_t source_id, const std::string& title,
+                                      const PersonaParams& params = {});
+
+// The persona card (persona.json); JSON shape in docs/FORMATS.md.
+struct PersonaCard {
+  struct Term {
+    std::string text;
+    int count = 0;
+  };
+  int n_sources = 0;
+  int n_sentences = 0;
+  int n_words = 0;
+  double mean_sentence_words = 0;
+  double median_sentence_words = 0;
+  std::vector<Term> distinctive_terms;    // frequent words that are not common English
+  std::vector<Term> distinctive_phrases;  // frequent 2-3 word phrases of content words
+  std::vector<Term> recurring_phrases;    // 4-10 word phrases said in more than one source (or 3+ times)
+  std::vector<SourceRef> greetings;       // how the person opens a video (recurring across sources)
+  std::vector<SourceRef> sign_offs;       // how the person closes one
+  std::vector<SourceRef> facts;           // first-person statements ("I started...", "My ... is ...")
+};
+
+nlohmann::json to_json(const PersonaCard& card);
+PersonaCard card_from_json(const nlohmann::json& json);
+
+// The memory: <avatar>/persona.db, indexing every transcript in <avatar>/transcripts/ as
+// sentences and passages (FTS5, porter stemming, BM25), rebuilt when the transcripts change
+// (hash of their bytes, the titles and the params); also keeps conversations.
+class Memory {
+ public:
+  // Opens or rebuilds the index (and persona.json). Throws InputError when the avatar has no
+  // transcripts (run `dself prepare`).
+  explicit Memory(const std::filesystem::path& avatar, const PersonaParams& params = {});
+  ~Memory();
+  Memory(const Memory&) = delete;
+  Memory& operator=(const Memory&) = delete;
+
+  bool rebuilt() const { return rebuilt_; }  // true when this open (re)built the index
+  const PersonaCard& card() const { return card_; }
+  const PersonaParams& params() const { return params_; }
+  int sentence_count() const;
+
+  // Top k sentences/passages for free text, best first, overlapping ones dropped. Any text is
+  // safe: it is reduced to quoted content words, never passed to FTS as syntax.
+  std::vector<Hit> search(std::string_view text, int k) const;
+
+  // The share (0..1) of the text's content terms, weighted by IDF over the index, that occur in
+  // the given sentence/passage text. Unknown terms weigh the most.
+  double coverage(std::string_view query, std::string_view unit_text) const;
+
+  // The sentences of a source from first, up to count.
+  std::vector<Sentence> sentences(int64_t source_id, int first, int count) const;
+  std::vector<Sentence> all_sentences() const;
+
+  int64_t start_conversation(const std::string& engine);
+  void add_message(int64_t conversation_id, const std::string& role, const std::string& text,
+                   const std::vector<SourceRef>& sources);
+
+ private:
+  void rebuild(const std::vector<Sentence>& sentences, const std::string& input_hash);
+  double term_idf(const std::string& term) const;
+
+  std::filesystem::path avatar_;
+  PersonaParams params_;
+  PersonaCard card_;
+  sqlite3* db_ = nullptr;
+  bool rebuilt_ = false;
+  int n_units_ = 0;
+};
+
+// Content words of free text: lower-case letter/digit runs (apostrophes kept inside), without
+// common English words. Used for FTS queries, coverage, and the card.
+std::vector<std::string> content_words(std::string_view text);
+bool is_common_english(const std::string& word);
+
+struct Message {
+  std::string role;  // "user" or "assistant"
+  std::string text;
+  std::vector<SourceRef> sources;
+};
+
+struct Reply {
+  std::string text;
+  std::vector<SourceRef> sources;
+  bool grounded = false;  // false: a canned answer (not talked about it, another language)
+  std::string kind;       // "answer", "greeting", "thanks", "unknown", "language"
+};
+
+// Called with each piece of reply text as it is produced.
+using TextCallback = std::function<void(std::string_view piece)>;
+
+// A way of answering as the person.
+class ChatEngine {
+ public:
+  virtual ~ChatEngine() = default;
+  virtual std::string name() const = 0;
+  // Answers the last user message of history, streaming text through on_text.
+  virtual Reply reply(const std::vector<Message>& history, const TextCallback& on_text) = 0;
+};
+
+// The default engine, with no model: the person's own sentences, chosen by retrieval.
+std::unique_ptr<ChatEngine> make_extractive_engine(const Memory& memory);
+
+// An OpenAI-compatible chat completions server (POST <url>/chat/completions, stream: true,
+// server-sent events). The system prompt is the persona card plus the passages retrieved for
+// the question, with the instruction to speak as the person and stay within what they said.
+struct OpenAiOptions {
+  std::string url;                // base URL, e.g. http://127.0.0.1:8000/v1 (or the full .../chat/completions)
+  std::string model;              // model name the server knows
+  std::string api_key;            // sent as a Bearer token when set ($DSELF_LLM_API_KEY)
+  double timeout_s = 120;         // whole request, seconds
+  double connect_timeout_s = 10;  // connecting, seconds
+  int max_tokens = 400;           // longest reply, tokens
+};
+
+// Throws EnvironmentError (exit 2) naming the URL for a refused connection, a timeout, an HTTP
+// error status (with the server's message) or a malformed stream.
+std::unique_ptr<ChatEngine> make_openai_engine(const Memory& memory, const OpenAiOptions& options);
+
+// Throws InputError when a message is empty or longer than params.max_message_chars.
+void check_message(std::string_view message, const PersonaParams& params);
+
+// Held-out retrieval evaluation (see docs): a question per sampled sentence from its content
+// words; recall@1/@5 of the sentence among the retrieved units, and how often the extractive
+// reply contains it.
+struct EvalReport {
+  int n_questions = 0;
+  double recall_at_1 = 0;
+  double recall_at_5 = 0;
+  double reply_contains = 0;
+  double mean_reply_ms = 0;
+  double two_word_recall_at_1 = 0;  // the same, asking with only the two rarest content words
+  double two_word_recall_at_5 = 0;
+  std::vector<nlohmann::json> examples;  // first few questions with their replies
+};
+EvalReport evaluate(const Memory& memory, int max_questions);
+nlohmann::json to_json(const EvalReport& report);
+
+}  // namespace dself::persona

@@ -1,0 +1,371 @@
+// The persona stage: the memory index, the persona card, the extractive chat engine and the
+// `dself chat` command, on the sample person prepared by the real binary, plus bad input.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "persona/persona.h"
+#include "support.h"
+
+namespace dself {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// One prepared avatar of the sample person, shared by the tests of this file (prepare takes ~10 s).
+class PersonaTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    avatar_ = (*dir_ / "avatar").string();
+    auto ingest = test::run_dself({"--avatar", avatar_, "--quiet", "ingest", test::sample_dir().string()});
+    ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+    auto prepare = test::run_dself({"--avatar", avatar_, "--quiet", "prepare"});
+    ASSERT_EQ(prepare.exit_code, 0) << prepare.output;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static nlohmann::json truth_sentences() {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& entry : fs::directory_iterator(test::sample_dir())) {
+      std::string name = entry.path().filename().string();
+      if (name.size() > 11 && name.substr(name.size() - 11) == ".truth.json") {
+        std::ifstream in(entry.path());
+        auto truth = nlohmann::json::parse(in);
+        for (const auto& s : truth["sentences"]) all.push_back(s);
+      }
+    }
+    return all;
+  }
+  static test::TempDir* dir_;
+  static std::string avatar_;
+};
+test::TempDir* PersonaTest::dir_ = nullptr;
+std::string PersonaTest::avatar_;
+
+TEST(PersonaText, SentencesFromAutoCaptionWordsSplitAtPausesAndPunctuation) {
+  // Auto captions: no punctuation, each word ends where the next starts; "train" spans a pause.
+  nlohmann::json transcript = {{"words",
+                                {{{"text", "we"}, {"start_s", 0.0}, {"end_s", 0.2}},
+                                 {{"text", "took"}, {"start_s", 0.2}, {"end_s", 0.45}},
+                                 {{"text", "the"}, {"start_s", 0.45}, {"end_s", 0.6}},
+                                 {{"text", "train"}, {"start_s", 0.6}, {"end_s", 2.0}},
+                                 {{"text", "it"}, {"start_s", 2.0}, {"end_s", 2.1}},
+                                 {{"text", "was"}, {"start_s", 2.1}, {"end_s", 2.3}},
+                                 {{"text", "late."}, {"start_s", 2.3}, {"end_s", 2.6}},
+                                 {{"text", "Sadly"}, {"start_s", 2.7}, {"end_s", 3.0}}}}};
+  auto sentences = persona::split_sentences(transcript, 7, "trip", {});
+  ASSERT_EQ(sentences.size(), 3u);
+  EXPECT_EQ(sentences[0].text, "we took the train");
+  EXPECT_EQ(sentences[1].text, "it was late.");
+  EXPECT_EQ(sentences[2].text, "Sadly");
+  EXPECT_EQ(sentences[0].source_id, 7);
+  EXPECT_LT(sentences[0].end_s, 2.0);  // the pause is not part of the sentence
+}
+
+TEST(PersonaText, ContentWordsDropCommonEnglishAndFtsSyntax) {
+  auto words = persona::content_words("What do you \"bake\" AND NEAR(bread* ^rye: -flour)?");
+  EXPECT_EQ(words, (std::vector<std::string>{"bake", "near", "bread", "rye", "flour"}));
+}
+
+TEST_F(PersonaTest, IndexesEverySentenceWithItsSourceAndTimes) {
+  persona::Memory memory(avatar_);
+  auto truth = truth_sentences();
+  EXPECT_EQ(memory.sentence_count(), static_cast<int>(truth.size()));
+  ASSERT_FALSE(truth.empty());
+  // Every truth sentence is found, at its time, from its own words.
+  for (const auto& s : truth) {
+    auto hits = memory.search(s["text"].get<std::string>(), 5);
+    ASSERT_FALSE(hits.empty()) << s["text"];
+    double mid = (s["start_s"].get<double>() + s["end_s"].get<double>()) / 2;
+    bool found = false;
+    for (const auto& h : hits) found = found || (h.ref.start_s <= mid && mid <= h.ref.end_s && !h.ref.title.empty());
+    EXPECT_TRUE(found) << s["text"];
+  }
+  // Opening again with unchanged transcripts does not rebuild; the card is on disk.
+  persona::Memory again(avatar_);
+  EXPECT_FALSE(again.rebuilt());
+  EXPECT_TRUE(fs::exists(fs::path(avatar_) / "persona.json"));
+}
+
+TEST_F(PersonaTest, SearchNeverRaisesOnFtsSyntax) {
+  persona::Memory memory(avatar_);
+  for (std::string text : {"\"", "*", "AND", "NEAR(", ":", "-", "^", "\"workshop\" AND NEAR(train* OR -x):^y",
+                           "workshop\"", "OR OR OR", "()", "'", "train'", "col:train", "\xff\xfe"}) {
+    EXPECT_NO_THROW(memory.search(text, 5)) << text;
+  }
+  auto hits = memory.search("NEAR(\"workshop\"*", 5);
+  EXPECT_FALSE(hits.empty());
+}
+
+TEST_F(PersonaTest, CardHasGreetingSignOffAndDistinctiveTerms) {
+  persona::Memory memory(avatar_);  // writes persona.json when missing
+  std::ifstream in(fs::path(avatar_) / "persona.json");
+  auto card = nlohmann::json::parse(in);
+  EXPECT_EQ(card["format"], "dself-persona-card");
+  ASSERT_FALSE(card["greetings"].empty());
+  EXPECT_TRUE(contains(lower(card["greetings"][0]["text"]), "welcome back to the workshop"));
+  ASSERT_FALSE(card["sign_offs"].empty());
+  EXPECT_TRUE(contains(lower(card["sign_offs"][0]["text"]), "thanks for watching"));
+  EXPECT_FALSE(card["distinctive_terms"].empty());
+  EXPECT_GT(card["mean_sentence_words"].get<double>(), 3);
+  for (const auto& term : card["distinctive_terms"]) EXPECT_FALSE(persona::is_common_english(term["text"]));
+}
+
+TEST_F(PersonaTest, ExtractiveEngineAnswersGreetsThanksAndDeclines) {
+  persona::Memory memory(avatar_);
+  auto engine = persona::make_extractive_engine(memory);
+  std::string streamed;
+  auto collect = [&](std::string_view piece) { streamed += piece; };
+
+  auto truth = truth_sentences();
+  std::string expected;
+  for (const auto& s : truth) {
+    if (contains(s["text"], "night train")) expected = s["text"];
+  }
+  ASSERT_FALSE(expected.empty());
+  auto answer = engine->reply({{"user", "Where are you filming from, a night train?", {}}}, collect);
+  EXPECT_EQ(answer.kind, "answer");
+  EXPECT_TRUE(answer.grounded);
+  EXPECT_EQ(streamed, answer.text);
+  EXPECT_TRUE(contains(lower(answer.text), "night train")) << answer.text;
+  ASSERT_FALSE(answer.sources.empty());
+  EXPECT_FALSE(answer.sources[0].title.empty());
+  EXPECT_LT(answer.sources[0].start_s, answer.sources[0].end_s);
+
+  auto hello = engine->reply({{"user", "Hi there!", {}}}, {});
+  EXPECT_EQ(hello.kind, "greeting");
+  EXPECT_TRUE(contains(lower(hello.text), "welcome back")) << hello.text;
+  EXPECT_FALSE(hello.sources.empty());
+
+  auto thanks = engine->reply({{"user", "Thanks so much!", {}}}, {});
+  EXPECT_EQ(thanks.kind, "thanks");
+  EXPECT_TRUE(contains(lower(thanks.text), "thanks for watching")) << thanks.text;
+
+  auto off_topic = engine->reply({{"user", "What do you think about quantum chromodynamics?", {}}}, {});
+  EXPECT_EQ(off_topic.kind, "unknown");
+  EXPECT_FALSE(off_topic.grounded);
+  EXPECT_TRUE(off_topic.sources.empty());
+  EXPECT_TRUE(contains(off_topic.text, "talked about")) << off_topic.text;
+
+  auto foreign = engine->reply({{"user", "¿Dónde vives ahora mismo, señora?", {}}}, {});
+  EXPECT_EQ(foreign.kind, "language");
+  EXPECT_TRUE(contains(foreign.text, "English"));
+  auto german = engine->reply({{"user", "Wohin fährt der Nachtzug morgen früh", {}}}, {});
+  EXPECT_EQ(german.kind, "language");
+}
+
+TEST_F(PersonaTest, EvaluationMeetsRecallTarget) {
+  persona::Memory memory(avatar_);
+  auto report = persona::evaluate(memory, 200);
+  ASSERT_GT(report.n_questions, 0);
+  EXPECT_GE(report.recall_at_5, 0.9);
+  EXPECT_GE(report.recall_at_1, 0.5);
+  EXPECT_GE(report.reply_contains, 0.5);
+}
+
+TEST_F(PersonaTest, ChatCommandPrintsReplyWithSourcesAndKeepsTheConversation) {
+  auto text = test::run_dself({"--avatar", avatar_, "chat", "What are you filming from?"});
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_TRUE(contains(text.output, "source:")) << text.output;
+
+  auto json = test::run_dself({"--avatar", avatar_, "--quiet", "chat", "--json", "night train filming"});
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  auto reply = nlohmann::json::parse(json.output);
+  EXPECT_EQ(reply["engine"], "extractive");
+  EXPECT_TRUE(reply["grounded"].get<bool>());
+  ASSERT_FALSE(reply["sources"].empty());
+  EXPECT_TRUE(reply["sources"][0].contains("source_id"));
+  EXPECT_TRUE(reply["sources"][0].contains("start_s"));
+
+  auto db = fs::path(avatar_) / "persona.db";
+  auto messages = test::run_program({"sqlite3", db.string(), "SELECT count(*) FROM messages"});
+  EXPECT_GE(std::stoi(messages.output), 4);
+}
+
+TEST_F(PersonaTest, InteractiveSessionReadsStdinUntilQuit) {
+  fs::path input = *dir_ / "session.txt";
+  {
+    std::ofstream out(input);
+    out << "hello\n\nnight train\ntell me more\n" << std::string(1 << 20, 'a') << "\n/quit\nnever read\n";
+  }
+  auto result = test::run_program(
+      {"sh", "-c",
+       std::string(DSELF_BINARY) + " --quiet --avatar '" + avatar_ + "' chat --json < '" + input.string() + "'"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::vector<nlohmann::json> lines;
+  std::istringstream in(result.output);
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 4u) << result.output;
+  EXPECT_EQ(lines[0]["kind"], "greeting");
+  EXPECT_EQ(lines[1]["kind"], "answer");
+  EXPECT_EQ(lines[2]["conversation_id"], lines[0]["conversation_id"]);
+  EXPECT_TRUE(contains(lines[3]["error"], "limit")) << lines[3];
+}
+
+TEST_F(PersonaTest, BadMessagesAreRefusedClearly) {
+  auto empty = test::run_dself({"--avatar", avatar_, "chat", "   "});
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_TRUE(contains(empty.output, "empty")) << empty.output;
+
+  // One argument cannot be 1 MB (the kernel's limit is 128 KiB); the session test sends 1 MB.
+  auto huge = test::run_dself({"--avatar", avatar_, "chat", std::string(100000, 'x')});
+  EXPECT_EQ(huge.exit_code, 1);
+  EXPECT_TRUE(contains(huge.output, "limit is 4000")) << huge.output.substr(0, 300);
+
+  for (std::string message : {"\"", "*", "AND", "NEAR(", ":", "-", "^", "bread\" AND NEAR(x* y:z -w ^v"}) {
+    auto r = test::run_dself({"--avatar", avatar_, "chat", message});
+    EXPECT_EQ(r.exit_code, 0) << message << "\n" << r.output;
+    EXPECT_FALSE(contains(lower(r.output), "fts5")) << r.output;
+    EXPECT_FALSE(contains(lower(r.output), "syntax")) << r.output;
+  }
+
+  auto foreign = test::run_dself({"--avatar", avatar_, "chat", "Bonjour, où habitez-vous maintenant?"});
+  EXPECT_EQ(foreign.exit_code, 0) << foreign.output;
+  EXPECT_TRUE(contains(foreign.output, "English")) << foreign.output;
+}
+
+TEST(PersonaCli, AvatarWithoutTranscriptsSaysToPrepare) {
+  test::TempDir dir;
+  auto r = test::run_dself({"--avatar", (dir / "empty").string(), "chat", "hello"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.output, "dself")) << r.output;
+  EXPECT_TRUE(contains(r.output, "prepare")) << r.output;
+}
+
+TEST_F(PersonaTest, EvalPersonaCommandPrintsJson) {
+  auto help = test::run_dself({"eval", "--help"});
+  if (!contains(help.output, "\n  persona "))
+    GTEST_SKIP() << "`eval persona` is not registered in app/cmd_eval.cpp yet";
+  auto r = test::run_dself({"--avatar", avatar_, "--quiet", "eval", "persona", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto json = nlohmann::json::parse(r.output);
+  EXPECT_GE(json["recall_at_5"].get<double>(), 0.9);
+}
+
+// tests/openai_stub_server.py on a free loopback port: a stand-in for a real OpenAI-compatible
+// server (no model; it streams a fixed reply), so the openai engine is tested without the internet.
+class StubServer {
+ public:
+  explicit StubServer(const fs::path& record_dir) : record_dir_(record_dir) {
+    int out[2];
+    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+    std::string script = (fs::path(__FILE__).parent_path() / "openai_stub_server.py").string();
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      close(out[0]);
+      close(out[1]);
+      execlp("python3", "python3", script.c_str(), record_dir.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(out[1]);
+    FILE* f = fdopen(out[0], "r");
+    char line[64] = {0};
+    if (!std::fgets(line, sizeof line, f)) throw std::runtime_error("the stub server did not start");
+    port_ = std::atoi(line);
+    std::fclose(f);
+  }
+  ~StubServer() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  nlohmann::json request() const {
+    std::ifstream in(record_dir_ / "request.json");
+    return nlohmann::json::parse(in);
+  }
+
+ private:
+  fs::path record_dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+test::CommandResult chat_openai(const std::string& avatar, const std::string& url, const std::string& model,
+                                const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {"env",        "DSELF_LLM_API_KEY=test-key",
+                                   DSELF_BINARY, "--avatar",
+                                   avatar,       "--quiet",
+                                   "chat",       "--engine",
+                                   "openai",     "--llm-url",
+                                   url,          "--llm-model",
+                                   model};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back("Where are you filming from, the night train?");
+  return test::run_program(argv);
+}
+
+TEST_F(PersonaTest, OpenAiEngineStreamsFromACompatibleServerGroundedInPassages) {
+  test::TempDir record;
+  StubServer server(record.path());
+  auto r = chat_openai(avatar_, server.url(), "ok");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "I bake bread every week.")) << r.output;
+  EXPECT_TRUE(contains(r.output, "source:")) << r.output;
+  auto request = server.request();
+  EXPECT_EQ(request["path"], "/v1/chat/completions");
+  EXPECT_EQ(request["authorization"], "Bearer test-key");
+  EXPECT_EQ(request["body"]["stream"], true);
+  EXPECT_EQ(request["body"]["model"], "ok");
+  auto system = request["body"]["messages"][0];
+  EXPECT_EQ(system["role"], "system");
+  EXPECT_TRUE(contains(system["content"], "night train")) << system["content"];
+  EXPECT_TRUE(contains(system["content"], "speaking as the person"));
+  EXPECT_EQ(request["body"]["messages"].back()["role"], "user");
+}
+
+TEST_F(PersonaTest, OpenAiEngineErrorsSayWhatFailed) {
+  test::TempDir record;
+  StubServer server(record.path());
+  auto unauthorized = chat_openai(avatar_, server.url(), "status401");
+  EXPECT_EQ(unauthorized.exit_code, 2);
+  EXPECT_TRUE(contains(unauthorized.output, "HTTP 401")) << unauthorized.output;
+  EXPECT_TRUE(contains(unauthorized.output, "Incorrect API key")) << unauthorized.output;
+
+  auto malformed = chat_openai(avatar_, server.url(), "malformed");
+  EXPECT_EQ(malformed.exit_code, 2);
+  EXPECT_TRUE(contains(malformed.output, "malformed stream")) << malformed.output;
+
+  auto slow = chat_openai(avatar_, server.url(), "slow", {"--llm-timeout", "1"});
+  EXPECT_EQ(slow.exit_code, 2);
+  EXPECT_TRUE(contains(slow.output, "did not answer within")) << slow.output;
+
+  // A port nobody listens on: bind one, note it, close it.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  auto refused = chat_openai(avatar_, "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port)) + "/v1", "ok");
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_TRUE(contains(refused.output, "cannot connect")) << refused.output;
+
+  auto missing = test::run_dself({"--avatar", avatar_, "chat", "--engine", "openai", "hello"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(contains(missing.output, "--llm-url")) << missing.output;
+}
+
+}  // namespace
+}  // namespace dself
