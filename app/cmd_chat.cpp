@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "core/catalog.h"
 #include "core/error.h"
 #include "persona/persona.h"
 
@@ -39,11 +40,20 @@ nlohmann::json reply_json(const persona::Reply& reply, int64_t conversation_id, 
           {"grounded", reply.grounded},         {"reply", reply.text}, {"sources", sources}};
 }
 
-// One turn: streams the reply (text mode) and prints its sources; records both messages.
-void turn(persona::Memory& memory, persona::ChatEngine& engine, int64_t conversation_id,
+std::string sources_json(const std::vector<persona::SourceRef>& sources) {
+  nlohmann::json refs = nlohmann::json::array();
+  for (const auto& s : sources) {
+    refs.push_back({{"source_id", s.source_id}, {"title", s.title}, {"start_s", s.start_s}, {"end_s", s.end_s}});
+  }
+  return refs.dump();
+}
+
+// One turn: streams the reply (text mode) and prints its sources; records both messages in the
+// catalog.
+void turn(Catalog& catalog, persona::ChatEngine& engine, int64_t conversation_id,
           std::vector<persona::Message>& history, const std::string& message, bool json) {
   history.push_back({"user", message, {}});
-  memory.add_message(conversation_id, "user", message, {});
+  catalog.add_message({conversation_id, "user", message, "[]", ""});
   persona::Reply reply = engine.reply(history, [json](std::string_view piece) {
     if (json) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -60,7 +70,7 @@ void turn(persona::Memory& memory, persona::ChatEngine& engine, int64_t conversa
   }
   std::fflush(stdout);
   history.push_back({"assistant", reply.text, reply.sources});
-  memory.add_message(conversation_id, "assistant", reply.text, reply.sources);
+  catalog.add_message({conversation_id, "assistant", reply.text, sources_json(reply.sources), ""});
 }
 
 }  // namespace
@@ -83,7 +93,7 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
       ->capture_default_str();
   command->footer(
       "Replies are the person's own sentences, each with where it was said (source, start-end).\n"
-      "Needs `dself prepare` first. The conversation is kept in <avatar>/persona.db.");
+      "Needs `dself prepare` first. The conversation is kept in the catalog (<avatar>/dself.db).");
   command->callback([options, command, &globals] {
     // `dself chat ""` is an empty message (an error); `dself chat` alone is a session.
     bool interactive = command->count("message") == 0;
@@ -99,10 +109,11 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
     } else {
       engine = persona::make_extractive_engine(memory);
     }
-    int64_t conversation_id = memory.start_conversation(engine->name());
+    Catalog catalog(globals.avatar);
+    int64_t conversation_id = catalog.start_conversation(engine->name());
     std::vector<persona::Message> history;
     if (!interactive) {
-      turn(memory, *engine, conversation_id, history, options->message, options->json);
+      turn(catalog, *engine, conversation_id, history, options->message, options->json);
       return;
     }
     bool tty = isatty(STDIN_FILENO);
@@ -124,7 +135,7 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
         std::fflush(stdout);
         continue;
       }
-      turn(memory, *engine, conversation_id, history, line, options->json);
+      turn(catalog, *engine, conversation_id, history, line, options->json);
     }
   });
 }

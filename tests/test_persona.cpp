@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "persona/persona.h"
+#include "core/catalog.h"
 #include "support.h"
 
 namespace dself {
@@ -195,9 +196,14 @@ TEST_F(PersonaTest, ChatCommandPrintsReplyWithSourcesAndKeepsTheConversation) {
   EXPECT_TRUE(reply["sources"][0].contains("source_id"));
   EXPECT_TRUE(reply["sources"][0].contains("start_s"));
 
-  auto db = fs::path(avatar_) / "persona.db";
-  auto messages = test::run_program({"sqlite3", db.string(), "SELECT count(*) FROM messages"});
-  EXPECT_GE(std::stoi(messages.output), 4);
+  // The conversation is in the catalog: the user's message and the reply with its sources.
+  Catalog catalog(avatar_);
+  auto messages = catalog.messages(reply["conversation_id"].get<int64_t>());
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[0].role, "user");
+  EXPECT_EQ(messages[1].role, "assistant");
+  EXPECT_EQ(messages[1].text, reply["reply"].get<std::string>());
+  EXPECT_NE(messages[1].sources_json.find("\"source_id\""), std::string::npos);
 }
 
 TEST_F(PersonaTest, InteractiveSessionReadsStdinUntilQuit) {

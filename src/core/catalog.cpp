@@ -58,6 +58,23 @@ const char* const migrations[] = {
     R"sql(
     ALTER TABLE stages ADD COLUMN summary TEXT NOT NULL DEFAULT '{}';
     )sql",
+    // 3: conversations with the avatar (dself chat, later the web UI).
+    R"sql(
+    CREATE TABLE conversations (
+      id INTEGER PRIMARY KEY,
+      engine TEXT NOT NULL,
+      started_at TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+      id INTEGER PRIMARY KEY,
+      conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+      role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+      text TEXT NOT NULL,
+      sources TEXT NOT NULL DEFAULT '[]',
+      created_at TEXT NOT NULL
+    );
+    CREATE INDEX messages_conversation ON messages(conversation_id);
+    )sql",
 };
 constexpr int migration_count = sizeof(migrations) / sizeof(migrations[0]);
 static_assert(migration_count == Catalog::schema_version);
@@ -294,6 +311,31 @@ std::vector<Job> Catalog::jobs(int limit) const {
   while (s.step()) {
     result.push_back(Job{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
   }
+  return result;
+}
+
+int64_t Catalog::start_conversation(const std::string& engine) {
+  Statement s(db_, "INSERT INTO conversations (engine, started_at) VALUES (?, ?)");
+  s.bind(1, engine).bind(2, utc_now());
+  s.step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+void Catalog::add_message(const ChatMessage& message) {
+  Statement s(db_, "INSERT INTO messages (conversation_id, role, text, sources, created_at) VALUES (?, ?, ?, ?, ?)");
+  s.bind(1, message.conversation_id).bind(2, message.role).bind(3, message.text);
+  s.bind(4, message.sources_json.empty() ? std::string("[]") : message.sources_json);
+  s.bind(5, message.created_at.empty() ? utc_now() : message.created_at);
+  s.step();
+}
+
+std::vector<ChatMessage> Catalog::messages(int64_t conversation_id) const {
+  Statement s(db_,
+              "SELECT conversation_id, role, text, sources, created_at FROM messages WHERE conversation_id = ?"
+              " ORDER BY id");
+  s.bind(1, conversation_id);
+  std::vector<ChatMessage> result;
+  while (s.step()) result.push_back(ChatMessage{s.integer(0), s.text(1), s.text(2), s.text(3), s.text(4)});
   return result;
 }
 

@@ -60,6 +60,15 @@ struct Job {
   std::string finished_at;
 };
 
+// One message of a conversation with the avatar.
+struct ChatMessage {
+  int64_t conversation_id = 0;
+  std::string role;          // "user" or "assistant"
+  std::string text;
+  std::string sources_json;  // JSON array of {source_id, title, start_s, end_s}
+  std::string created_at;
+};
+
 class Catalog {
  public:
   // Opens (creating and migrating as needed) <avatar_dir>/dself.db.
@@ -68,7 +77,7 @@ class Catalog {
   Catalog(const Catalog&) = delete;
   Catalog& operator=(const Catalog&) = delete;
 
-  static constexpr int schema_version = 2;
+  static constexpr int schema_version = 3;
 
   // Runs body in one transaction: all of its writes land, or none.
   void transaction(const std::function<void()>& body);
@@ -87,6 +96,10 @@ class Catalog {
   int64_t start_job(const std::string& command, const std::string& arguments);
   void finish_job(int64_t job_id, bool succeeded, const std::string& message);
   std::vector<Job> jobs(int limit = 20) const;
+
+  int64_t start_conversation(const std::string& engine);
+  void add_message(const ChatMessage& message);
+  std::vector<ChatMessage> messages(int64_t conversation_id) const;
 
   const std::filesystem::path& path() const { return path_; }
 

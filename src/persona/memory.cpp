@@ -1,4 +1,4 @@
-// The memory: persona.db, an FTS5 index of sentences and passages, and the conversations.
+// The memory: persona.db, an FTS5 index of sentences and passages.
 #include <fmt/format.h>
 #include <sqlite3.h>
 
@@ -134,12 +134,7 @@ Memory::Memory(const fs::path& avatar, const PersonaParams& params) : avatar_(av
   }
   sqlite3_busy_timeout(db_, 5000);
   exec(db_,
-       "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-       "CREATE TABLE IF NOT EXISTS conversations (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL,"
-       " engine TEXT NOT NULL);"
-       "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, conversation_id INTEGER NOT NULL"
-       " REFERENCES conversations(id), role TEXT NOT NULL, text TEXT NOT NULL, sources TEXT NOT NULL,"
-       " created_at TEXT NOT NULL);");
+       "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);");
 
   std::string stored_hash;
   std::string stored_card;
@@ -322,30 +317,6 @@ std::vector<Sentence> Memory::all_sentences() const {
     out.push_back(Sentence{q.integer(0), q.text(2), static_cast<int>(q.integer(1)), q.real(3), q.real(4), q.text(5)});
   }
   return out;
-}
-
-int64_t Memory::start_conversation(const std::string& engine) {
-  Statement q(db_, "INSERT INTO conversations (started_at, engine) VALUES (?1, ?2)");
-  q.bind(1, utc_now());
-  q.bind(2, engine);
-  q.step();
-  return sqlite3_last_insert_rowid(db_);
-}
-
-void Memory::add_message(int64_t conversation_id, const std::string& role, const std::string& text,
-                         const std::vector<SourceRef>& sources) {
-  nlohmann::json refs = nlohmann::json::array();
-  for (const auto& s : sources) {
-    refs.push_back({{"source_id", s.source_id}, {"title", s.title}, {"start_s", s.start_s}, {"end_s", s.end_s}});
-  }
-  Statement q(db_,
-              "INSERT INTO messages (conversation_id, role, text, sources, created_at) VALUES (?1, ?2, ?3, ?4, ?5)");
-  q.bind(1, conversation_id);
-  q.bind(2, role);
-  q.bind(3, text);
-  q.bind(4, refs.dump());
-  q.bind(5, utc_now());
-  q.step();
 }
 
 }  // namespace dself::persona

@@ -88,7 +88,7 @@ PersonaCard card_from_json(const nlohmann::json& json);
 
 // The memory: <avatar>/persona.db, indexing every transcript in <avatar>/transcripts/ as
 // sentences and passages (FTS5, porter stemming, BM25), rebuilt when the transcripts change
-// (hash of their bytes, the titles and the params); also keeps conversations.
+// (hash of their bytes, the titles and the params). Conversations are kept in the catalog.
 class Memory {
  public:
   // Opens or rebuilds the index (and persona.json). Throws InputError when the avatar has no
@@ -115,9 +115,6 @@ class Memory {
   std::vector<Sentence> sentences(int64_t source_id, int first, int count) const;
   std::vector<Sentence> all_sentences() const;
 
-  int64_t start_conversation(const std::string& engine);
-  void add_message(int64_t conversation_id, const std::string& role, const std::string& text,
-                   const std::vector<SourceRef>& sources);
 
  private:
   void rebuild(const std::vector<Sentence>& sentences, const std::string& input_hash);
