@@ -8,6 +8,7 @@
 #include "app/commands.h"
 #include "core/catalog.h"
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace dself {
 namespace {
@@ -71,6 +72,12 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
                     {"started_at", job.started_at},
                     {"finished_at", job.finished_at}});
   }
+  // The persona card, once `dself chat` has built the persona's memory.
+  nlohmann::json persona = nullptr;
+  if (std::filesystem::exists(avatar / "persona.json")) {
+    persona = nlohmann::json::parse(read_file(avatar / "persona.json"), nullptr, false);
+    if (persona.is_discarded()) persona = nullptr;
+  }
   return {{"format", "dself-status"},
           {"version", 1},
           {"avatar", std::filesystem::absolute(avatar).lexically_normal().string()},
@@ -82,6 +89,7 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
             {"bytes", total_bytes}}},
           {"sources", sources},
           {"stages", stages},
+          {"persona", persona},
           {"jobs", jobs}};
 }
 
@@ -143,6 +151,20 @@ void print_text(const nlohmann::json& status) {
   }
   std::map<std::string, int> done_per_stage;
   for (const auto& run : status["stages"]) ++done_per_stage[run["stage"].get<std::string>()];
+  const auto& persona = status["persona"];
+  if (persona.is_object()) {
+    auto first_texts = [](const nlohmann::json& list, size_t n) {
+      std::string out;
+      for (size_t i = 0; i < list.size() && i < n; ++i) out += (i ? ", " : "") + list[i].value("text", std::string());
+      return out.empty() ? std::string("-") : out;
+    };
+    std::printf("persona  talks about: %s\n", first_texts(persona.value("distinctive_terms", nlohmann::json::array()), 8).c_str());
+    std::printf("         greets: \"%s\"; signs off: \"%s\"\n",
+                first_texts(persona.value("greetings", nlohmann::json::array()), 1).c_str(),
+                first_texts(persona.value("sign_offs", nlohmann::json::array()), 1).c_str());
+    std::printf("         %zu first-person facts, sentences of about %.0f words\n",
+                persona.value("facts", nlohmann::json::array()).size(), persona.value("median_sentence_words", 0.0));
+  }
   std::printf("stages  ");
   if (done_per_stage.empty()) std::printf(" none done yet");
   for (const auto& [stage, count] : done_per_stage) std::printf(" %s: %d done", stage.c_str(), count);

@@ -204,6 +204,16 @@ TEST_F(PersonaTest, ChatCommandPrintsReplyWithSourcesAndKeepsTheConversation) {
   EXPECT_EQ(messages[1].role, "assistant");
   EXPECT_EQ(messages[1].text, reply["reply"].get<std::string>());
   EXPECT_NE(messages[1].sources_json.find("\"source_id\""), std::string::npos);
+
+  // `dself status` shows the persona card that chat built.
+  auto status = test::run_dself({"--avatar", avatar_, "status", "--json"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  auto card = nlohmann::json::parse(status.output)["persona"];
+  ASSERT_TRUE(card.is_object());
+  EXPECT_FALSE(card["distinctive_terms"].empty());
+  EXPECT_FALSE(card["greetings"].empty());
+  auto status_text = test::run_dself({"--avatar", avatar_, "status"});
+  EXPECT_NE(status_text.output.find("persona  talks about:"), std::string::npos) << status_text.output;
 }
 
 TEST_F(PersonaTest, InteractiveSessionReadsStdinUntilQuit) {
