@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace dself::prepare::svg {
 namespace {
 
@@ -23,28 +25,7 @@ std::string format_value(double v) { return v >= 100 ? fmt::format("{:.0f}", v) 
 
 }  // namespace
 
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string escape(const std::string& text) { return escape_markup(text); }
 
 std::string bar_chart(const std::string& title, const std::vector<Bar>& bars, const std::string& unit) {
   const int row = 22;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace dself::sample {
 
@@ -39,29 +40,6 @@ nlohmann::ordered_json sentence_json(const SpokenSentence& sentence) {
           {"words", std::move(words)}};
 }
 
-std::string escape(const std::string& text, bool quotes) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += quotes ? "&quot;" : "\"";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 int64_t to_ms(double t) { return static_cast<int64_t>(std::llround(t * 1000)); }
 
 std::string timestamp(int64_t ms) {
@@ -94,15 +72,15 @@ std::string plain(const Line& line) {
   std::string text;
   for (const Word* word : line) {
     if (!text.empty()) text += ' ';
-    text += escape(word->text, false);
+    text += escape_markup(word->text, false);
   }
   return text;
 }
 
 std::string timed(const Line& line) {
-  std::string text = escape(line.front()->text, false);
+  std::string text = escape_markup(line.front()->text, false);
   for (size_t i = 1; i < line.size(); ++i) {
-    text += fmt::format("<{}><c> {}</c>", timestamp(to_ms(line[i]->start_s)), escape(line[i]->text, false));
+    text += fmt::format("<{}><c> {}</c>", timestamp(to_ms(line[i]->start_s)), escape_markup(line[i]->text, false));
   }
   return text;
 }
@@ -196,12 +174,12 @@ std::string youtube_vtt(const SpokenVideo& video) {
 
 std::string playlist_html(const std::string& title, const std::vector<SpokenVideo>& videos) {
   std::string page =
-      fmt::format("<!DOCTYPE html><html><head><title>{0}</title></head><body><h1>{0}</h1>", escape(title, true));
+      fmt::format("<!DOCTYPE html><html><head><title>{0}</title></head><body><h1>{0}</h1>", escape_markup(title));
   for (const SpokenVideo& video : videos) {
     page += fmt::format(
         "<video controls src=\"{}\" title=\"{}\"><track kind=\"captions\" srclang=\"en\" label=\"English\" "
         "src=\"{}\"></video>",
-        video_file(video), escape(video.title, true), captions_file(video));
+        video_file(video), escape_markup(video.title), captions_file(video));
   }
   page += "</body></html>\n";
   return page;
