@@ -7,6 +7,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/error.h"
 #include "ingest/detail/run.h"
@@ -209,6 +210,22 @@ bool captions_look_valid(const fs::path& path, std::string& why_not) {
     return false;
   }
   return true;
+}
+
+std::vector<fs::path> valid_captions_in(const fs::path& dir, const std::function<bool(const std::string& name)>& wanted) {
+  std::vector<fs::path> captions;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file(ec) || !wanted(entry.path().filename().string())) continue;
+    std::string why_not;
+    if (!captions_look_valid(entry.path(), why_not)) {
+      spdlog::warn("skipping the captions {}: {}", entry.path().string(), why_not);
+      continue;
+    }
+    captions.push_back(entry.path());
+  }
+  std::sort(captions.begin(), captions.end());
+  return captions;
 }
 
 }  // namespace dself::ingest::detail

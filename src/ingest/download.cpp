@@ -159,20 +159,9 @@ DownloadInfo read_info(const fs::path& path) {
 
 // The captions yt-dlp wrote beside the video: "video.en.vtt", "video.en-US.vtt"...
 std::vector<fs::path> downloaded_captions(const fs::path& dir) {
-  std::vector<fs::path> captions;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    std::string name = entry.path().filename().string();
-    if (!name.starts_with("video.") || !(name.ends_with(".vtt") || name.ends_with(".srt"))) continue;
-    std::string why_not;
-    if (!captions_look_valid(entry.path(), why_not)) {
-      spdlog::warn("skipping the downloaded captions {}: {}", entry.path().string(), why_not);
-      continue;
-    }
-    captions.push_back(entry.path());
-  }
-  std::sort(captions.begin(), captions.end());
-  return captions;
+  return valid_captions_in(dir, [](const std::string& name) {
+    return name.starts_with("video.") && (name.ends_with(".vtt") || name.ends_with(".srt"));
+  });
 }
 
 // Removes what a finished download no longer needs before it moves into sources/: the

@@ -39,21 +39,9 @@ bool is_sidecar_captions(const std::string& file_name, const std::string& video_
 }
 
 std::vector<fs::path> sidecar_captions(const fs::path& video) {
-  std::vector<fs::path> captions;
-  std::error_code ec;
   std::string stem = video.stem().string();
-  for (const auto& entry : fs::directory_iterator(video.parent_path().empty() ? "." : video.parent_path(), ec)) {
-    if (!entry.is_regular_file(ec)) continue;
-    if (!is_sidecar_captions(entry.path().filename().string(), stem)) continue;
-    std::string why_not;
-    if (!captions_look_valid(entry.path(), why_not)) {
-      spdlog::warn("skipping the captions {}: {}", entry.path().string(), why_not);
-      continue;
-    }
-    captions.push_back(entry.path());
-  }
-  std::sort(captions.begin(), captions.end());
-  return captions;
+  return valid_captions_in(video.parent_path().empty() ? "." : video.parent_path(),
+                           [&](const std::string& name) { return is_sidecar_captions(name, stem); });
 }
 
 // The characters of a name that are safe everywhere; others become '_'.

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,6 +88,11 @@ std::string video_extensions_text();
 // Whether a captions file (.vtt or .srt) looks like one and is of a sane size; when not,
 // why_not says why.
 bool captions_look_valid(const std::filesystem::path& path, std::string& why_not);
+
+// The caption files in dir whose names `wanted` accepts and that look valid (the others are
+// logged and skipped), sorted by name.
+std::vector<std::filesystem::path> valid_captions_in(const std::filesystem::path& dir,
+                                                     const std::function<bool(const std::string& name)>& wanted);
 
 // --- the steps ---
 
