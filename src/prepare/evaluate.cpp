@@ -169,12 +169,11 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
     std::vector<std::string> reference = transcript::scoring_words(text);
     nlohmann::json row = {{"source_id", source.id}, {"truth", truth_path.filename().string()}};
 
-    std::filesystem::path audio_path = options.avatar / "audio" / fmt::format("{}.wav", source.id);
-    if (!std::filesystem::exists(audio_path)) {
+    std::filesystem::path audio = audio_path(options.avatar, source.id);
+    if (!std::filesystem::exists(audio)) {
       throw InputError(fmt::format("source {} has no audio yet: run `dself prepare` first", source.id));
     }
-    auto audio = media::decode_audio(audio_path, 16000);
-    std::vector<std::string> recognised = words_of(recognizer.transcribe(audio));
+    std::vector<std::string> recognised = words_of(recognizer.transcribe(media::decode_audio(audio, 16000)));
     row["pocketsphinx_wer"] = transcript::word_error_rate(reference, recognised);
     pocketsphinx.add(reference, recognised);
     for (const MediaFile& file : catalog.media(source.id)) {
@@ -184,15 +183,15 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
       captions.add(reference, from_captions);
       break;
     }
-    std::filesystem::path speech_dir = options.avatar / "speech" / std::to_string(source.id);
-    if (std::filesystem::exists(speech_dir / "utterances.json")) {
+    std::filesystem::path speech = speech_dir(options.avatar, source.id);
+    if (std::filesystem::exists(speech / "utterances.json")) {
       AlignmentTally one;
-      speech::SpeechDataset dataset = speech::read_dataset(speech_dir);
+      speech::SpeechDataset dataset = speech::read_dataset(speech);
       one.add_source(dataset, truth);
       alignment.add_source(dataset, truth);
       row["alignment"] = one.json();
     }
-    std::filesystem::path landmarks = options.avatar / "faces" / std::to_string(source.id) / "landmarks.bin";
+    std::filesystem::path landmarks = face_dir(options.avatar, source.id) / "landmarks.bin";
     if (std::filesystem::exists(landmarks)) {
       face::FaceTrack track = face::read_landmarks(landmarks);
       FaceTally one;

@@ -95,18 +95,10 @@ class SourcePreparer {
   }
 
  private:
-  std::filesystem::path audio_path() const {
-    return options_.avatar / "audio" / fmt::format("{}.wav", files_.source.id);
-  }
-  std::filesystem::path transcript_path() const {
-    return options_.avatar / "transcripts" / fmt::format("{}.json", files_.source.id);
-  }
-
-  std::filesystem::path speech_dir() const {
-    return options_.avatar / "speech" / fmt::format("{}", files_.source.id);
-  }
-
-  std::filesystem::path face_dir() const { return options_.avatar / "faces" / fmt::format("{}", files_.source.id); }
+  std::filesystem::path audio_path() const { return prepare::audio_path(options_.avatar, files_.source.id); }
+  std::filesystem::path transcript_path() const { return prepare::transcript_path(options_.avatar, files_.source.id); }
+  std::filesystem::path speech_dir() const { return prepare::speech_dir(options_.avatar, files_.source.id); }
+  std::filesystem::path face_dir() const { return prepare::face_dir(options_.avatar, files_.source.id); }
 
   std::string engine_for_source() const {
     switch (options_.stt) {
@@ -271,6 +263,22 @@ class SourcePreparer {
 };
 
 }  // namespace
+
+std::filesystem::path audio_path(const std::filesystem::path& avatar, int64_t source_id) {
+  return avatar / "audio" / fmt::format("{}.wav", source_id);
+}
+
+std::filesystem::path transcript_path(const std::filesystem::path& avatar, int64_t source_id) {
+  return avatar / "transcripts" / fmt::format("{}.json", source_id);
+}
+
+std::filesystem::path speech_dir(const std::filesystem::path& avatar, int64_t source_id) {
+  return avatar / "speech" / std::to_string(source_id);
+}
+
+std::filesystem::path face_dir(const std::filesystem::path& avatar, int64_t source_id) {
+  return avatar / "faces" / std::to_string(source_id);
+}
 
 const char* step_name(Step step) {
   switch (step) {

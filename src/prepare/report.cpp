@@ -38,7 +38,7 @@ figure { margin: 1rem 0; } svg { max-width: 100%; height: auto; }
 
 // The face track of one source: detection rate over time, the reference frames and the mouth atlas.
 std::string face_report_section(const PrepareOptions& options, int64_t source_id, const std::string& title) {
-  const std::filesystem::path dir = options.avatar / "faces" / std::to_string(source_id);
+  const std::filesystem::path dir = face_dir(options.avatar, source_id);
   if (!std::filesystem::exists(dir / "summary.json")) return "";
   face::FaceTrack track = face::read_landmarks(dir / "landmarks.bin");
   // Share of frames with the face in windows of about a second.
@@ -110,9 +110,9 @@ std::filesystem::path write_report(const PrepareOptions& options) {
         face.is_object() ? fmt::format("{:.1f}%", 100 * face.value("found_share", 0.0)) : "–",
         prepared ? (dropped.empty() ? "none" : escape(dropped)) : "<span class=failed>not prepared</span>");
 
-    std::filesystem::path speech_dir = options.avatar / "speech" / std::to_string(source.id);
-    if (std::filesystem::exists(speech_dir / "utterances.json")) {
-      for (const auto& u : speech::read_dataset(speech_dir).utterances) {
+    std::filesystem::path speech_path = speech_dir(options.avatar, source.id);
+    if (std::filesystem::exists(speech_path / "utterances.json")) {
+      for (const auto& u : speech::read_dataset(speech_path).utterances) {
         utterance_lengths.push_back(u.source_end_s - u.source_start_s);
       }
     }
