@@ -12,8 +12,14 @@ packages=(
   libsqlite3-dev libcurl4-openssl-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   # images and faces
   libopencv-dev libdlib-dev libdlib-data
+  # phonemes and the fallback voice
+  libespeak-ng-dev espeak-ng-data
   # speech recognition: PocketSphinx with its US English model; real read speech for evaluation
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
+  # the server: RESTinio on Asio
+  librestinio-dev libasio-dev libhttp-parser-dev
+  # the web UI's end-to-end tests drive Debian's Chromium
+  chromium
   # the sample person: voices and a public-domain portrait
   flite1-dev python-matplotlib-data
   # tests: GoogleTest, Google Benchmark, a loopback HTTP server for yt-dlp

@@ -1,0 +1,80 @@
+// The avatar's voice (DESIGN.md §1, use): text -> 16 kHz speech with every phone's start and end,
+// so that the face can move with it. `Voice` is the interface trained voices plug into; the first
+// engine is espeak-ng, labelled the fallback voice, with the espeak voice whose pitch is closest
+// to the person's.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "speech/speech.h"
+
+namespace dself::voice {
+
+constexpr int kSampleRate = speech::kSampleRate;  // Hz of every sample a Voice returns
+
+// One sentence said: mono float samples in [-1, 1] at kSampleRate, and its phones (ARPAbet in
+// lower case as the aligner writes them, "sil" for pauses) covering the samples from 0.
+struct Utterance {
+  std::string text;  // the sentence as given
+  std::vector<float> samples;
+  std::vector<speech::TimedPhone> phones;
+  double duration_s() const { return static_cast<double>(samples.size()) / kSampleRate; }
+};
+
+class Voice {
+ public:
+  virtual ~Voice() = default;
+  // A short name for logs, metadata and the UI, e.g. "espeak-ng en-us+m3 (fallback voice)".
+  virtual std::string name() const = 0;
+  // True for a voice that is not the person's own (the espeak-ng fallback).
+  virtual bool is_fallback() const = 0;
+  // Says one sentence (as split_sentences gives them). Throws InputError when it has nothing to
+  // say. Not thread-safe: one Voice per thread.
+  virtual Utterance say(std::string_view sentence) = 0;
+};
+
+// Text -> sentences to say one at a time: split at . ! ? ; and line breaks (not inside numbers
+// like 3.5 or after abbreviations like "Dr."), sentences over max_words cut at a comma or, failing
+// that, at max_words; whitespace collapsed; pieces with nothing to say (only punctuation) dropped.
+std::vector<std::string> split_sentences(std::string_view text, size_t max_words = 40);
+
+// The person's pitch, measured on voiced 10 ms frames of their speech.
+struct PitchProfile {
+  double median_hz = 0;
+  double p10_hz = 0;  // 10th and 90th percentiles: the range they speak in
+  double p90_hz = 0;
+  int voiced_frame_count = 0;
+};
+
+// Pitch (F0) of 16 kHz mono audio, per voiced frame; 0 frames when none is voiced.
+PitchProfile measure_pitch(std::span<const float> audio_16k);
+
+// The pitch of an avatar's prepared speech (every speech/<source>/*.wav listed in
+// utterances.json, train split). Throws InputError naming the stage to run when there is none.
+PitchProfile measure_avatar_pitch(const std::filesystem::path& avatar);
+
+struct EspeakOptions {
+  std::string voice;         // espeak-ng voice, e.g. "en-us+m3"; empty: the one closest in pitch
+  double target_pitch_hz = 0;  // the person's median pitch; 0: espeak's default voice ("en-us")
+  int words_per_minute = 165;  // speaking rate
+};
+
+// The espeak-ng voice variants considered, each with its median pitch measured by saying a
+// fixed sentence through measure_pitch (cached per process).
+struct EspeakCandidate {
+  std::string voice;
+  double median_hz = 0;
+};
+std::vector<EspeakCandidate> espeak_candidates();
+
+// The espeak-ng fallback voice. Phone times come from espeak-ng's phoneme events; its
+// phonemes are mapped to ARPAbet. Throws EnvironmentError when espeak-ng's data is missing,
+// InputError for an unknown voice name (listing the known ones).
+std::unique_ptr<Voice> make_espeak_voice(const EspeakOptions& options = {});
+
+}  // namespace dself::voice
