@@ -39,4 +39,12 @@ CommandResult run_dself(const std::vector<std::string>& args) {
 
 std::filesystem::path sample_dir() { return DSELF_SAMPLE_DIR; }
 
+std::filesystem::path prepared_avatar_dir() { return DSELF_PREPARED_AVATAR_DIR; }
+
+std::filesystem::path copy_avatar(const std::filesystem::path& dir) {
+  std::filesystem::path copy = dir / "avatar";
+  std::filesystem::copy(prepared_avatar_dir(), copy, std::filesystem::copy_options::recursive);
+  return copy;
+}
+
 }  // namespace dself::test

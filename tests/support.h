@@ -33,4 +33,11 @@ CommandResult run_program(const std::vector<std::string>& argv);
 // The sample person made once per test run by the CTest fixture (2 videos, 0.5 minutes).
 std::filesystem::path sample_dir();
 
+// That sample person ingested and prepared (the prepared_avatar fixture); read-only: copy it
+// (copy_avatar) before writing into it.
+std::filesystem::path prepared_avatar_dir();
+
+// A copy of the prepared avatar in `dir`/avatar, to write into.
+std::filesystem::path copy_avatar(const std::filesystem::path& dir);
+
 }  // namespace dself::test
