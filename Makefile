@@ -4,9 +4,9 @@ DSELF := $(BUILD)/app/dself
 JOBS ?= $(shell nproc)
 DEMO ?= demo
 
-.PHONY: all setup build test demo eval bench clean
+.PHONY: all setup build web test demo eval bench clean
 
-all: setup build
+all: setup build web
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +14,12 @@ setup:
 build:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The web UI (web/dist, served by `dself serve`): rebuilt only when its sources are newer.
+WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/tsconfig.json web/vite.config.ts 2>/dev/null)
+web: web/dist/index.html
+web/dist/index.html: $(WEB_SOURCES)
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 # The default suite: every test labelled "unit" (plus the sample-person fixture they share).
 test: all
@@ -35,12 +41,16 @@ eval: all
 	$(DSELF) --quiet --avatar $(EVAL)/avatar ingest $(EVAL)/sample
 	$(DSELF) --quiet --avatar $(EVAL)/avatar prepare
 	$(DSELF) --avatar $(EVAL)/avatar eval prepare --truth $(EVAL)/sample --json
+	$(DSELF) --avatar $(EVAL)/avatar eval say --truth $(EVAL)/sample --json
 
 bench: all
 	$(BUILD)/bench/bench_media
 	$(BUILD)/bench/bench_sample
 	$(BUILD)/bench/bench_prepare
 	$(BUILD)/bench/bench_persona
+	$(BUILD)/bench/bench_say
+	$(BUILD)/bench/bench_render /tmp/dself-bench-say/avatar
+	$(BUILD)/bench/bench_serve
 
 clean:
 	rm -rf $(BUILD)

@@ -8,7 +8,7 @@
 #include "app/commands.h"
 #include "core/catalog.h"
 #include "core/error.h"
-#include "core/fs.h"
+#include "server/server.h"
 
 namespace dself {
 namespace {
@@ -16,82 +16,6 @@ namespace {
 struct StatusOptions {
   bool json = false;  // print the stable JSON document (docs/FORMATS.md) instead of text
 };
-
-// The status document; its shape is documented in docs/FORMATS.md and read by the web UI.
-nlohmann::json status_document(const std::filesystem::path& avatar, const Catalog& catalog) {
-  nlohmann::json sources = nlohmann::json::array();
-  double total_video_s = 0;
-  int64_t total_bytes = 0;
-  int video_count = 0;
-  int captions_count = 0;
-  for (const Source& source : catalog.sources()) {
-    nlohmann::json files = nlohmann::json::array();
-    double duration_s = 0;
-    for (const MediaFile& file : catalog.media(source.id)) {
-      files.push_back({{"path", file.path},
-                       {"role", file.role},
-                       {"size_bytes", file.size_bytes},
-                       {"duration_s", file.duration_s},
-                       {"width", file.width},
-                       {"height", file.height},
-                       {"fps", file.fps},
-                       {"has_video", file.has_video},
-                       {"has_audio", file.has_audio}});
-      total_bytes += file.size_bytes;
-      if (file.role == "video") {
-        duration_s += file.duration_s;
-        ++video_count;
-      } else if (file.role == "captions") {
-        ++captions_count;
-      }
-    }
-    total_video_s += duration_s;
-    sources.push_back({{"id", source.id},
-                       {"key", source.key},
-                       {"kind", source.kind},
-                       {"origin", source.origin},
-                       {"title", source.title},
-                       {"added_at", source.added_at},
-                       {"duration_s", duration_s},
-                       {"files", files}});
-  }
-  nlohmann::json stages = nlohmann::json::array();
-  for (const StageRun& run : catalog.stage_runs()) {
-    stages.push_back({{"stage", run.stage},
-                      {"source_id", run.source_id},
-                      {"finished_at", run.finished_at},
-                      {"summary", nlohmann::json::parse(run.summary, nullptr, false)}});
-  }
-  nlohmann::json jobs = nlohmann::json::array();
-  for (const Job& job : catalog.jobs()) {
-    jobs.push_back({{"id", job.id},
-                    {"command", job.command},
-                    {"arguments", job.arguments},
-                    {"state", job.state},
-                    {"message", job.message},
-                    {"started_at", job.started_at},
-                    {"finished_at", job.finished_at}});
-  }
-  // The persona card, once `dself chat` has built the persona's memory.
-  nlohmann::json persona = nullptr;
-  if (std::filesystem::exists(avatar / "persona.json")) {
-    persona = nlohmann::json::parse(read_file(avatar / "persona.json"), nullptr, false);
-    if (persona.is_discarded()) persona = nullptr;
-  }
-  return {{"format", "dself-status"},
-          {"version", 1},
-          {"avatar", std::filesystem::absolute(avatar).lexically_normal().string()},
-          {"totals",
-           {{"sources", sources.size()},
-            {"videos", video_count},
-            {"captions", captions_count},
-            {"video_hours", total_video_s / 3600.0},
-            {"bytes", total_bytes}}},
-          {"sources", sources},
-          {"stages", stages},
-          {"persona", persona},
-          {"jobs", jobs}};
-}
 
 std::string format_duration(double seconds) {
   auto s = static_cast<int64_t>(seconds + 0.5);
@@ -189,7 +113,7 @@ void add_status_command(CLI::App& app, const GlobalOptions& globals) {
                                    globals.avatar.string()));
     }
     Catalog catalog(globals.avatar);
-    nlohmann::json status = status_document(globals.avatar, catalog);
+    nlohmann::json status = server::status_document(globals.avatar, catalog);
     if (options->json) {
       std::printf("%s\n", status.dump(2).c_str());
     } else {

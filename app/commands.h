@@ -23,5 +23,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& globals);
 void add_eval_persona_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval persona`
 void add_report_command(CLI::App& app, const GlobalOptions& globals);
 void add_chat_command(CLI::App& app, const GlobalOptions& globals);
+void add_say_command(CLI::App& app, const GlobalOptions& globals);
+void add_eval_say_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval say`
+void add_serve_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

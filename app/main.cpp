@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   dself::add_report_command(app, globals);
   dself::add_eval_command(app, globals);
   dself::add_chat_command(app, globals);
+  dself::add_say_command(app, globals);
+  dself::add_serve_command(app, globals);
 
   try {
     app.parse(argc, argv);

@@ -35,6 +35,12 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# The web UI builds with Node.js and npm (Vite 5 runs on Debian's Node 18 or a newer one already
+# on the machine); Debian's own are installed only when there is none.
+if ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} Debian packages are installed"
   exit 0

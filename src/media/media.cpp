@@ -977,30 +977,110 @@ void VideoWriter::finish() {
   s.finished = true;
 }
 
-void write_wav(const std::filesystem::path& path, std::span<const float> mono, int sample_rate) {
-  // ref: the canonical 44-byte RIFF/WAVE header for PCM (format 1), little-endian fields.
-  auto put = [](std::string& out, uint32_t value, int bytes) {
-    for (int i = 0; i < bytes; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
-  };
-  const uint32_t data_bytes = static_cast<uint32_t>(mono.size() * 2);
+namespace {
+
+// ref: the canonical 44-byte RIFF/WAVE header for PCM (format 1), little-endian fields.
+std::string wav_header(uint32_t data_bytes, int sample_rate) {
   std::string bytes = "RIFF";
-  put(bytes, 36 + data_bytes, 4);
+  auto put = [&bytes](uint32_t value, int n) {
+    for (int i = 0; i < n; ++i) bytes += static_cast<char>((value >> (8 * i)) & 0xff);
+  };
+  put(36 + data_bytes, 4);
   bytes += "WAVEfmt ";
-  put(bytes, 16, 4);
-  put(bytes, 1, 2);  // PCM
-  put(bytes, 1, 2);  // mono
-  put(bytes, static_cast<uint32_t>(sample_rate), 4);
-  put(bytes, static_cast<uint32_t>(sample_rate * 2), 4);
-  put(bytes, 2, 2);
-  put(bytes, 16, 2);
+  put(16, 4);
+  put(1, 2);  // PCM
+  put(1, 2);  // mono
+  put(static_cast<uint32_t>(sample_rate), 4);
+  put(static_cast<uint32_t>(sample_rate * 2), 4);
+  put(2, 2);
+  put(16, 2);
   bytes += "data";
-  put(bytes, data_bytes, 4);
-  bytes.reserve(bytes.size() + data_bytes);
+  put(data_bytes, 4);
+  return bytes;
+}
+
+void append_pcm16(std::string& out, std::span<const float> mono) {
+  out.reserve(out.size() + mono.size() * 2);
   for (float sample : mono) {
-    auto value = static_cast<int16_t>(std::lround(std::clamp(sample, -1.0f, 1.0f) * 32767.0f));
-    put(bytes, static_cast<uint16_t>(value), 2);
+    auto value = static_cast<uint16_t>(static_cast<int16_t>(std::lround(std::clamp(sample, -1.0f, 1.0f) * 32767.0f)));
+    out += static_cast<char>(value & 0xff);
+    out += static_cast<char>(value >> 8);
   }
+}
+
+}  // namespace
+
+void write_wav(const std::filesystem::path& path, std::span<const float> mono, int sample_rate) {
+  std::string bytes = wav_header(static_cast<uint32_t>(mono.size() * 2), sample_rate);
+  append_pcm16(bytes, mono);
   write_file_atomic(path, bytes);
+}
+
+struct WavWriter::State {
+  StagedPath staged;
+  std::ofstream out;
+  int sample_rate;
+  uint64_t data_bytes = 0;
+  State(const std::filesystem::path& path, int rate) : staged(path), sample_rate(rate) {}
+};
+
+WavWriter::WavWriter(const std::filesystem::path& path, int sample_rate)
+    : state_(std::make_unique<State>(path, sample_rate)) {
+  state_->out.open(state_->staged.temporary(), std::ios::binary);
+  if (!state_->out) throw EnvironmentError(fmt::format("cannot write {}: check the directory exists and is writable", path.string()));
+  state_->out << wav_header(0, sample_rate);  // sizes patched by finish()
+}
+
+WavWriter::~WavWriter() = default;
+
+void WavWriter::write(std::span<const float> mono) {
+  std::string bytes;
+  append_pcm16(bytes, mono);
+  state_->out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  state_->data_bytes += bytes.size();
+}
+
+void WavWriter::finish() {
+  if (state_->data_bytes > 0xffffffffull - 36) {
+    throw InputError(fmt::format("{}: audio too long for a WAV file (4 GiB)", state_->staged.final_path().string()));
+  }
+  state_->out.seekp(0);
+  state_->out << wav_header(static_cast<uint32_t>(state_->data_bytes), state_->sample_rate);
+  state_->out.close();
+  if (!state_->out) throw EnvironmentError(fmt::format("cannot write {}: disk full?", state_->staged.final_path().string()));
+  state_->staged.commit();
+}
+
+std::vector<float> resample(std::span<const float> mono, int from_rate, int to_rate) {
+  if (from_rate <= 0 || to_rate <= 0) throw internal_error(fmt::format("resample: {} Hz to {} Hz", from_rate, to_rate));
+  const size_t wanted = static_cast<size_t>(std::llround(static_cast<double>(mono.size()) * to_rate / from_rate));
+  if (from_rate == to_rate) return {mono.begin(), mono.end()};
+  AVChannelLayout layout = AV_CHANNEL_LAYOUT_MONO;
+  SwrContext* raw = nullptr;
+  int rc = swr_alloc_set_opts2(&raw, &layout, AV_SAMPLE_FMT_FLT, to_rate, &layout, AV_SAMPLE_FMT_FLT, from_rate, 0, nullptr);
+  SwrPtr resampler(raw);
+  if (rc >= 0) rc = swr_init(resampler.get());
+  if (rc < 0) throw internal_error(fmt::format("resample {} Hz to {} Hz: {}", from_rate, to_rate, av_error_text(rc)));
+  std::vector<float> out(static_cast<size_t>(swr_get_out_samples(resampler.get(), static_cast<int>(mono.size()))) + 64);
+  size_t n_out = 0;
+  auto convert = [&](const float* in, int n_in) {
+    for (;;) {
+      int capacity = swr_get_out_samples(resampler.get(), n_in);
+      if (out.size() < n_out + static_cast<size_t>(capacity)) out.resize(n_out + static_cast<size_t>(capacity));
+      auto* dst = reinterpret_cast<uint8_t*>(out.data() + n_out);
+      auto* src = reinterpret_cast<const uint8_t*>(in);
+      int n = swr_convert(resampler.get(), &dst, capacity, in ? &src : nullptr, n_in);
+      if (n < 0) throw internal_error(fmt::format("swr_convert: {}", av_error_text(n)));
+      n_out += static_cast<size_t>(n);
+      if (in != nullptr || n == 0) return;  // flushing: until the filter's tail is out
+      n_in = 0;
+    }
+  };
+  convert(mono.data(), static_cast<int>(mono.size()));
+  convert(nullptr, 0);
+  out.resize(n_out);
+  out.resize(wanted, 0.0f);  // the filter's tail may add or leave out a sample
+  return out;
 }
 
 }  // namespace dself::media

@@ -44,8 +44,30 @@ void decode_audio(const std::filesystem::path& path, int sample_rate,
 // Convenience: the whole audio track at sample_rate (for short files and tests).
 std::vector<float> decode_audio(const std::filesystem::path& path, int sample_rate = 16000);
 
+// Mono samples from from_rate to to_rate (libswresample's windowed-sinc filter, which low-passes
+// below the lower Nyquist frequency). Output sample n is at n / to_rate seconds, as in the input's
+// clock; the output has round(size * to_rate / from_rate) samples.
+std::vector<float> resample(std::span<const float> mono, int from_rate, int to_rate);
+
 // Writes mono samples in [-1, 1] as a 16-bit PCM WAV file, atomically (temporary name, rename).
 void write_wav(const std::filesystem::path& path, std::span<const float> mono, int sample_rate);
+
+// The same, chunk by chunk (memory stays flat however long the audio): the file appears under its
+// final name only when finish() succeeds.
+class WavWriter {
+ public:
+  WavWriter(const std::filesystem::path& path, int sample_rate);  // throws EnvironmentError
+  ~WavWriter();
+  WavWriter(const WavWriter&) = delete;
+  WavWriter& operator=(const WavWriter&) = delete;
+
+  void write(std::span<const float> mono);
+  void finish();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 struct VideoFrame {
   cv::Mat bgr;        // 8-bit BGR

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <opencv2/core.hpp>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "face/face.h"
@@ -21,8 +23,8 @@ namespace dself::motion {
 using Landmarks = std::array<cv::Point2f, face::kLandmarkCount>;
 
 // The head's rigid motion about the person's rest pose, in the canonical face frame
-// (face::TrackOptions::canonical_size pixels square): turned by roll_deg about the face's centre,
-// scaled, then shifted.
+// (face::TrackOptions::canonical_size pixels square): turned by roll_deg about the face's centre
+// (the canonical nose tip, (0.5, 0.57) x size), scaled about it, then shifted.
 struct HeadMotion {
   float roll_deg = 0;
   float scale = 1;
@@ -58,10 +60,17 @@ class Motion {
 // The person-specific viseme motion
 
 struct VisemeOptions {
-  double coarticulation_s = 0.08;  // how far a phone's shape reaches into its neighbours
-  double blinks_per_minute = 0;    // 0: the person's own rate, measured on their face track
-  uint64_t seed = 1;               // which stretches of the person's head motion and blinks are used
+  double coarticulation_s = 0.08;     // how far a phone's shape reaches into its neighbours
+  double blinks_per_minute = 0;       // 0: the person's own rate, measured on their face track
+  double max_speed_iod_per_s = 4.0;   // fastest a landmark may move (no popping), IODs per second
+  double head_crossfade_s = 0.6;      // blend time when one stretch of real head motion hands over
+  uint64_t seed = 1;                  // which stretches of the person's head motion and blinks are used
 };
+
+// The viseme class of an ARPAbet phone (lower case; stress digits ignored): "sil", "pbm", "fv",
+// "th", "tdnl", "kg", "sz", "sh", "r", "wuw", "iy", "eh", "aa", "ao". Silence ("sil", "pau", "")
+// and unknown phones: "sil" and "tdnl" respectively. The table is in docs/FORMATS.md.
+std::string viseme_class(std::string_view phone);
 
 // What is learned from the person (shared, read-only; one per avatar, many Motion streams):
 // the mouth and jaw shape of each viseme class and of rest, their blink rate and shape, and their
@@ -78,6 +87,14 @@ std::unique_ptr<Motion> make_viseme_motion(std::shared_ptr<const VisemeModel> mo
 
 // The person's rest face (mouth closed, relaxed) in the canonical frame.
 const Landmarks& rest_face(const VisemeModel& model);
+
+// The mouth and jaw (0-16, 48-67) the model learned for a viseme class (see viseme_class), on
+// the rest face's brows, eyes and nose. Throws InputError for an unknown class name.
+Landmarks viseme_face(const VisemeModel& model, std::string_view viseme);
+
+// What was learned, for metrics.json and the report: frames and samples used per class, the
+// blink rate and length found, the head-motion stretches kept.
+nlohmann::json model_summary(const VisemeModel& model);
 
 // Held-out evaluation on the avatar's own data: for every held-out utterance, the viseme motion
 // driven by its aligned phones against the person's tracked landmarks on those frames (landmark

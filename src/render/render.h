@@ -46,9 +46,21 @@ std::shared_ptr<const PhotorealModel> load_photoreal_model(const std::filesystem
 
 std::unique_ptr<Renderer> make_photoreal_renderer(std::shared_ptr<const PhotorealModel> model);
 
+// What the model holds, for metrics.json and the report: the reference (source, frame, time), the
+// output crop, the mouth and eye crops kept, the usable frames they were chosen from.
+nlohmann::json describe(const PhotorealModel& model);
+
+// Lip sync by re-detection (DESIGN.md §4): renders the poses in order (after reset()), finds the face
+// on each frame with dlib and compares its mouth landmarks (48-67) with frame_landmarks(). JSON:
+// {"frames", "face_found_share", "mouth_error_iod_pct", "landmark_error_iod_pct", "opening_correlation"}
+// (errors as mean point distance in % of the commanded inter-ocular distance, over frames found;
+// opening: inner-lip opening, commanded against re-detected). Leaves the renderer reset.
+nlohmann::json evaluate_lip_sync(Renderer& renderer, const std::vector<motion::FacePose>& poses);
+
 // Self-reenactment on held-out real frames: renders them from their own tracked landmarks with a
-// model whose library excludes them, and compares with the real frames over the face region
-// (PSNR in dB, SSIM). JSON fields in docs/FORMATS.md.
+// model whose library excludes them (the last 20% of each source; built in memory, not saved), and
+// compares with the real frames over the face region (PSNR in dB, SSIM). JSON fields in
+// docs/FORMATS.md.
 nlohmann::json evaluate_reenactment(const std::filesystem::path& avatar, int frame_count = 100);
 
 }  // namespace dself::render

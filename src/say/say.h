@@ -46,9 +46,13 @@ struct SentenceTake {
   double start_s = 0;    // where its audio starts in the performance
   voice::Utterance speech;
   int first_frame = 0;   // the frame index (in the performance) of its first frame
+  int frame_count = 0;   // its frames: the speech and the pause after it
 };
 
 using FrameSink = std::function<void(int frame_index, const cv::Mat& frame_bgr)>;
+// Called with a sentence's speech (and its timing) once it is said, before its frames are drawn,
+// so that a live client can start playing it at once.
+using SpeechSink = std::function<void(const SentenceTake& take)>;
 
 // A stream of sentences, each said, animated and drawn as it comes: a voice, a motion stream and
 // a renderer of its own on a shared Cast. Not thread-safe: one Performer per stream.
@@ -56,9 +60,10 @@ class Performer {
  public:
   Performer(std::shared_ptr<const Cast> cast, const SayOptions& options);
   ~Performer();
-  // Says, animates and draws one sentence; each frame goes to `on_frame` as soon as it is drawn.
-  // Frames cover the speech and the pause after it, so audio and video stay in step.
-  SentenceTake perform(std::string_view sentence, const FrameSink& on_frame);
+  // Says, animates and draws one sentence: its speech goes to `on_speech` as soon as it is said,
+  // then each frame to `on_frame` as soon as it is drawn. Frames cover the speech and the pause
+  // after it, so audio and video stay in step.
+  SentenceTake perform(std::string_view sentence, const FrameSink& on_frame, const SpeechSink& on_speech = {});
   const voice::Voice& voice() const;
   double elapsed_s() const;  // the performance's length so far
 

@@ -24,8 +24,10 @@ std::string espeak_voice;
 void use_espeak_voice(const std::string& voice) {
   if (!espeak_ready) {
     // Synchronous mode opens no audio device; DONT_EXIT turns a missing data directory into an
-    // error code instead of exit().
-    if (espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_DONT_EXIT) < 0) {
+    // error code instead of exit(). Phoneme events (with IPA names) time the fallback voice's
+    // phones; they change nothing in espeak_TextToPhonemes.
+    const int options = espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA | espeakINITIALIZE_DONT_EXIT;
+    if (espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, options) < 0) {
       throw EnvironmentError("espeak-ng could not start: install espeak-ng-data (make setup)");
     }
     espeak_ready = true;
@@ -40,18 +42,18 @@ void use_espeak_voice(const std::string& voice) {
 
 // espeak-ng's IPA for text, phonemes separated by '|' and words by spaces, e.g. "h|ə|l|ˈoʊ".
 std::string espeak_ipa(const std::string& text, const std::string& voice) {
-  std::lock_guard lock(espeak_mutex);
-  use_espeak_voice(voice);
   std::string result;
-  const void* position = text.c_str();
-  // Bit 1: IPA; bits 8-23: the separator between phonemes.
-  const int mode = espeakPHONEMES_IPA | ('|' << 8);
-  while (position != nullptr) {
-    const char* phonemes = espeak_TextToPhonemes(&position, espeakCHARS_UTF8, mode);
-    if (phonemes == nullptr || *phonemes == '\0') continue;
-    if (!result.empty()) result += ' ';
-    result += phonemes;
-  }
+  with_espeak(voice, [&] {
+    const void* position = text.c_str();
+    // Bit 1: IPA; bits 8-23: the separator between phonemes.
+    const int mode = espeakPHONEMES_IPA | ('|' << 8);
+    while (position != nullptr) {
+      const char* phonemes = espeak_TextToPhonemes(&position, espeakCHARS_UTF8, mode);
+      if (phonemes == nullptr || *phonemes == '\0') continue;
+      if (!result.empty()) result += ' ';
+      result += phonemes;
+    }
+  });
   return result;
 }
 
@@ -83,6 +85,8 @@ size_t utf8_length(unsigned char lead) {
   if ((lead >> 4) == 0xe) return 3;
   return 4;
 }
+
+}  // namespace
 
 std::vector<std::string> ipa_to_arpabet(std::string_view ipa) {
   std::vector<std::string> phones;
@@ -116,6 +120,8 @@ std::vector<std::string> ipa_to_arpabet(std::string_view ipa) {
   }
   return phones;
 }
+
+namespace {
 
 // The words a written word is said as, lower case: "1995" -> nineteen ninety five, "I’ll" -> i'll.
 std::vector<std::string> spoken_words(std::string_view written) {
@@ -152,6 +158,12 @@ std::vector<std::string> spoken_words(std::string_view written) {
 }
 
 }  // namespace
+
+void with_espeak(const std::string& voice, const std::function<void()>& work) {
+  std::lock_guard lock(espeak_mutex);
+  use_espeak_voice(voice);
+  work();
+}
 
 struct Phonemizer::Impl {
   PhonemizerOptions options;
@@ -211,8 +223,7 @@ Phonemizer::Phonemizer(const PhonemizerOptions& options) : impl_(std::make_uniqu
   if (impl_->dictionary.empty()) {
     throw EnvironmentError(fmt::format("the pronunciation dictionary {} has no entries", options.dictionary.string()));
   }
-  std::lock_guard lock(espeak_mutex);
-  use_espeak_voice(options.voice);
+  with_espeak(options.voice, [] {});
 }
 
 Phonemizer::~Phonemizer() = default;

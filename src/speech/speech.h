@@ -104,6 +104,16 @@ class Phonemizer {
   std::unique_ptr<Impl> impl_;
 };
 
+// espeak-ng is one engine per process, shared by the Phonemizer and the fallback voice
+// (voice/voice.h). Runs `work` holding the process-wide lock, with the engine started (synchronous
+// output, phoneme events named in IPA) and set to `voice`; `work` must not call with_espeak.
+// Throws EnvironmentError when espeak-ng's data or the voice is missing.
+void with_espeak(const std::string& voice, const std::function<void()>& work);
+
+// espeak-ng's IPA as ARPAbet phones in lower case, e.g. "həlˈoʊ" -> hh ah l ow (stress, length
+// and separators ignored; docs/ALIGNMENT.md lists the mapping).
+std::vector<std::string> ipa_to_arpabet(std::string_view ipa);
+
 // ---------------------------------------------------------------------------------------------
 // Forced alignment
 

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,9 +60,11 @@ PitchProfile measure_pitch(std::span<const float> audio_16k);
 PitchProfile measure_avatar_pitch(const std::filesystem::path& avatar);
 
 struct EspeakOptions {
-  std::string voice;         // espeak-ng voice, e.g. "en-us+m3"; empty: the one closest in pitch
-  double target_pitch_hz = 0;  // the person's median pitch; 0: espeak's default voice ("en-us")
-  int words_per_minute = 165;  // speaking rate
+  std::string voice;           // espeak-ng voice, e.g. "en-us+m3"; empty: the candidate closest in pitch
+  double target_pitch_hz = 0;  // the person's median pitch: picks the voice (when `voice` is empty), then
+                               // sets espeak-ng's pitch parameter so its median lands there;
+                               // 0: "en-us" (or `voice`) at its own pitch
+  int words_per_minute = 165;  // speaking rate, 80..450
 };
 
 // The espeak-ng voice variants considered, each with its median pitch measured by saying a
@@ -76,5 +79,17 @@ std::vector<EspeakCandidate> espeak_candidates();
 // phonemes are mapped to ARPAbet. Throws EnvironmentError when espeak-ng's data is missing,
 // InputError for an unknown voice name (listing the known ones).
 std::unique_ptr<Voice> make_espeak_voice(const EspeakOptions& options = {});
+
+struct VoiceEvaluationOptions {
+  std::string voice;            // espeak-ng voice to judge; empty: the one picked for the person
+  size_t max_utterances = 200;  // held-out utterances said at most (spread evenly over them all)
+};
+
+// Judges the fallback voice on an avatar's held-out utterance texts (its train texts when it has
+// none held out) (DESIGN.md §4): intelligibility (WER of PocketSphinx on the voice saying them),
+// speed (real-time factor of synthesis) and the person's pitch against the voice's. Throws
+// InputError naming `dself prepare` when the avatar has no prepared speech. Fields:
+// docs/FORMATS.md, "Voice".
+nlohmann::json evaluate_voice(const std::filesystem::path& avatar, const VoiceEvaluationOptions& options = {});
 
 }  // namespace dself::voice

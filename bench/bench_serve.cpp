@@ -1,0 +1,233 @@
+// `dself serve`'s live conversation on the sample person, with the extractive engine and the
+// fallback voice: time from a message to the first reply text, the first frame and the first
+// audio, and the sustained frame rate, for 1 and 4 clients at once. Prints a table; asserts
+// nothing. DSELF_BENCH_AVATAR=DIR uses a copy of a prepared avatar instead of making one.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_support.h"
+#include "server/client.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start, Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(t - start).count();
+}
+
+uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// Starts `dself serve`; its pid, once it says it listens (or -1).
+pid_t start_server(const fs::path& avatar, uint16_t port) {
+  int out[2];
+  if (pipe(out) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDERR_FILENO);
+    close(out[0]);
+    std::string avatar_arg = avatar.string(), port_arg = std::to_string(port);
+    execl(DSELF_BINARY, DSELF_BINARY, "--quiet", "--avatar", avatar_arg.c_str(), "serve", "--port", port_arg.c_str(),
+          "--max-live-sessions", "8", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string said;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && said.find("listening on") == std::string::npos) {
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    char buffer[512];
+    ssize_t n = read(out[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    said.append(buffer, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  if (said.find("listening on") == std::string::npos) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return pid;
+}
+
+struct Turn {
+  bool ok = false;
+  std::string error;
+  double hello_ms = 0;        // from connecting to the hello (the session's models loaded)
+  double first_text_ms = -1;  // from sending the message
+  double first_frame_ms = -1;
+  double first_audio_ms = -1;
+  double done_ms = -1;
+  int frames = 0;
+  double speech_s = 0;
+  double frames_span_s = 0;  // first frame to last frame, seconds
+};
+
+Turn converse(uint16_t port, const std::string& question) {
+  Turn turn;
+  dself::server::WebSocketClient client;
+  auto connect = Clock::now();
+  if (client.open("127.0.0.1", port, "/api/live") != 101) {
+    turn.error = "refused: " + client.refusal().body;
+    return turn;
+  }
+  while (true) {
+    auto message = client.receive(120);
+    if (!message) {
+      turn.error = "no hello";
+      return turn;
+    }
+    if (!message->binary && nlohmann::json::parse(message->data).value("type", "") == "hello") break;
+  }
+  turn.hello_ms = ms_since(connect, Clock::now());
+  auto start = Clock::now();
+  Clock::time_point last_frame;
+  client.send_text(nlohmann::json{{"type", "message"}, {"text", question}}.dump());
+  while (true) {
+    auto message = client.receive(120);
+    if (!message) {
+      turn.error = "the reply stopped";
+      return turn;
+    }
+    auto now = Clock::now();
+    if (message->binary) {
+      if (message->data[0] == 'F') {
+        if (turn.first_frame_ms < 0) turn.first_frame_ms = ms_since(start, now);
+        last_frame = now;
+        ++turn.frames;
+      } else if (turn.first_audio_ms < 0) {
+        turn.first_audio_ms = ms_since(start, now);
+      }
+      continue;
+    }
+    nlohmann::json json = nlohmann::json::parse(message->data);
+    std::string type = json.value("type", "");
+    if (type == "reply_delta" && turn.first_text_ms < 0) turn.first_text_ms = ms_since(start, now);
+    if (type == "error") {
+      turn.error = json.value("error", "");
+      if (turn.first_text_ms < 0) return turn;
+    }
+    if (type == "done") {
+      turn.done_ms = ms_since(start, now);
+      turn.speech_s = json.value("duration_s", 0.0);
+      break;
+    }
+  }
+  if (turn.frames > 1) turn.frames_span_s = ms_since(start, last_frame) / 1000.0 - turn.first_frame_ms / 1000.0;
+  client.close();
+  turn.ok = true;
+  return turn;
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) return -1;
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+int main() {
+  const fs::path dir = fs::temp_directory_path() / "dself-bench-serve";
+  const fs::path avatar = dir / "avatar";
+  std::printf("serve: live conversation on the sample person (extractive engine, fallback voice); %u hardware threads\n\n",
+              std::thread::hardware_concurrency());
+  if (!fs::exists(avatar / "dself.db")) {
+    fs::create_directories(dir);
+    if (const char* given = std::getenv("DSELF_BENCH_AVATAR")) {
+      fs::copy(given, avatar, fs::copy_options::recursive);
+    } else {
+      const fs::path sample = dir / "sample";
+      using dself::bench::must;
+      using dself::bench::run_dself;
+      if (!must(run_dself({"--quiet", "sample", "--out", sample, "--minutes", "1", "--videos", "1", "--seed", "4"}),
+                "bench_serve", "sample") ||
+          !must(run_dself({"--quiet", "--avatar", avatar, "ingest", sample}), "bench_serve", "ingest") ||
+          !must(run_dself({"--quiet", "--avatar", avatar, "prepare"}), "bench_serve", "prepare")) {
+        return 1;
+      }
+    }
+  }
+  uint16_t port = free_port();
+  pid_t server = start_server(avatar, port);
+  if (server < 0) {
+    std::fprintf(stderr, "bench_serve: dself serve did not start\n");
+    return 1;
+  }
+  const std::vector<std::string> questions = {"What do you like to talk about?", "Tell me about your work.",
+                                              "What did you learn this year?", "How do you start your day?"};
+  // The first session loads (and may build) the models the others share.
+  Turn warm = converse(port, questions[0]);
+  if (!warm.ok) {
+    std::fprintf(stderr, "bench_serve: the first conversation failed: %s\n", warm.error.c_str());
+    kill(server, SIGTERM);
+    waitpid(server, nullptr, 0);
+    return 1;
+  }
+  std::printf("first session: hello after %.0f ms (loads the shared models)\n\n", warm.hello_ms);
+  std::printf("%-8s %10s %12s %12s %12s %9s %8s %12s %11s\n", "clients", "hello ms", "1st text ms", "1st frame ms",
+              "1st audio ms", "speech s", "frames", "fps/client", "fps total");
+  for (int clients : {1, 4}) {
+    std::vector<Turn> turns(clients);
+    std::vector<std::thread> threads;
+    auto start = Clock::now();
+    for (int i = 0; i < clients; ++i) {
+      threads.emplace_back([&, i] { turns[i] = converse(port, questions[i % questions.size()]); });
+    }
+    for (auto& t : threads) t.join();
+    double wall_s = ms_since(start, Clock::now()) / 1000.0;
+    std::vector<double> hello, text, frame, audio, speech, fps;
+    int frames = 0, failed = 0;
+    for (const auto& t : turns) {
+      if (!t.ok) {
+        ++failed;
+        std::fprintf(stderr, "bench_serve: a client failed: %s\n", t.error.c_str());
+        continue;
+      }
+      hello.push_back(t.hello_ms);
+      text.push_back(t.first_text_ms);
+      frame.push_back(t.first_frame_ms);
+      audio.push_back(t.first_audio_ms);
+      speech.push_back(t.speech_s);
+      if (t.frames_span_s > 0) fps.push_back((t.frames - 1) / t.frames_span_s);
+      frames += t.frames;
+    }
+    std::printf("%-8d %10.0f %12.1f %12.0f %12.0f %9.2f %8d %12.1f %11.1f%s\n", clients, median(hello), median(text),
+                median(frame), median(audio), median(speech), frames, median(fps), frames / wall_s,
+                failed ? " (some failed)" : "");
+  }
+  std::printf("\n(medians over clients; fps/client: frames while streaming; fps total: all frames / wall time;\n"
+              " the video plays at 25 fps, so fps/client above 25 keeps up with real time)\n");
+  kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  return 0;
+}

@@ -1,0 +1,252 @@
+// `dself say`: split, say, animate, draw, write — one function per step.
+#include "say/say.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "media/media.h"
+#include "prepare/prepare.h"
+
+namespace dself::say {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Says which command to run when the avatar lacks what `say` needs, before any model loads.
+void require_prepared(const fs::path& avatar) {
+  if (!fs::exists(avatar / "dself.db")) {
+    throw InputError(fmt::format("no avatar at {} (no dself.db): run `dself --avatar {} ingest SOURCE` and then "
+                                 "`dself --avatar {} prepare`",
+                                 avatar.string(), avatar.string(), avatar.string()));
+  }
+  Catalog catalog(avatar);
+  auto sources = catalog.sources();
+  if (sources.empty()) {
+    throw InputError(fmt::format("the avatar at {} has no sources: run `dself --avatar {} ingest SOURCE` first",
+                                 avatar.string(), avatar.string()));
+  }
+  int prepared = 0;
+  for (const auto& source : sources) {
+    if (catalog.stage_run("prepare.speech", source.id) && catalog.stage_run("prepare.face", source.id)) ++prepared;
+  }
+  if (prepared == 0) {
+    throw InputError(fmt::format("the avatar at {} is not prepared (no speech dataset and face track yet): run "
+                                 "`dself --avatar {} prepare`",
+                                 avatar.string(), avatar.string()));
+  }
+}
+
+// The fallback voice's choice is kept in models/voice/fallback.json, keyed by the speech it was
+// measured on, so that `say` does not measure the person's pitch every time.
+//   {"format": "dself-fallback-voice", "version": 1, "input_hash", "voice",
+//    "person_pitch": {"median_hz", "p10_hz", "p90_hz", "voiced_frames"}}
+struct FallbackVoiceChoice {
+  std::string voice;
+  voice::PitchProfile pitch;
+};
+
+std::string speech_hash(const fs::path& avatar) {
+  std::string all;
+  if (fs::exists(avatar / "speech")) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(avatar / "speech")) {
+      if (fs::exists(entry.path() / "utterances.json")) files.push_back(entry.path() / "utterances.json");
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) all += file.filename().string() + hash_file(file);
+  }
+  return hash_bytes(all);
+}
+
+FallbackVoiceChoice choose_fallback_voice(const fs::path& avatar, const std::string& requested) {
+  const fs::path path = avatar / "models" / "voice" / "fallback.json";
+  const std::string input_hash = speech_hash(avatar);
+  FallbackVoiceChoice choice;
+  bool cached = false;
+  if (fs::exists(path)) {
+    try {
+      auto json = nlohmann::json::parse(read_file(path));
+      if (json.value("input_hash", "") == input_hash) {
+        choice.voice = json.at("voice").get<std::string>();
+        const auto& p = json.at("person_pitch");
+        choice.pitch = {p.at("median_hz"), p.at("p10_hz"), p.at("p90_hz"), p.at("voiced_frames")};
+        cached = true;
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("{} is unreadable ({}); measuring the person's pitch again", path.string(), e.what());
+    }
+  }
+  if (!cached) {
+    choice.pitch = voice::measure_avatar_pitch(avatar);
+    double best = INFINITY;
+    for (const auto& candidate : voice::espeak_candidates()) {
+      double distance = std::abs(std::log(candidate.median_hz / choice.pitch.median_hz));
+      if (distance < best) best = distance, choice.voice = candidate.voice;
+    }
+    nlohmann::ordered_json json = {{"format", "dself-fallback-voice"},
+                                   {"version", 1},
+                                   {"input_hash", input_hash},
+                                   {"voice", choice.voice},
+                                   {"person_pitch",
+                                    {{"median_hz", choice.pitch.median_hz},
+                                     {"p10_hz", choice.pitch.p10_hz},
+                                     {"p90_hz", choice.pitch.p90_hz},
+                                     {"voiced_frames", choice.pitch.voiced_frame_count}}}};
+    fs::create_directories(path.parent_path());
+    write_file_atomic(path, json.dump(2) + "\n");
+  }
+  if (!requested.empty()) choice.voice = requested;
+  return choice;
+}
+
+// Checks before any work that `out` can be written: the user learns at once, not after rendering.
+void require_writable(const fs::path& out, const char* flag) {
+  fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  if (!fs::is_directory(dir)) {
+    throw InputError(fmt::format("{} {}: the directory {} does not exist", flag, out.string(), dir.string()));
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    throw InputError(fmt::format("{} {}: the directory {} is not writable", flag, out.string(), dir.string()));
+  }
+  if (fs::is_directory(out)) throw InputError(fmt::format("{} {}: is a directory, give a file name", flag, out.string()));
+}
+
+}  // namespace
+
+std::shared_ptr<const Cast> load_cast(const SayOptions& options) {
+  require_prepared(options.avatar);
+  auto cast = std::make_shared<Cast>();
+  FallbackVoiceChoice voice = choose_fallback_voice(options.avatar, options.voice);
+  cast->voice_name = voice.voice;
+  cast->pitch = voice.pitch;
+  cast->motion = motion::learn_viseme_model(options.avatar);
+  render::PhotorealOptions render_options;
+  render_options.size = options.size;
+  cast->renderer = render::load_photoreal_model(options.avatar, render_options);
+  return cast;
+}
+
+struct Performer::Impl {
+  std::shared_ptr<const Cast> cast;
+  SayOptions options;
+  std::unique_ptr<voice::Voice> voice;
+  std::unique_ptr<motion::Motion> motion;
+  std::unique_ptr<render::Renderer> renderer;
+  int sentence_count = 0;
+  int frame_count = 0;
+  int64_t sample_count = 0;
+};
+
+Performer::Performer(std::shared_ptr<const Cast> cast, const SayOptions& options) : impl_(std::make_unique<Impl>()) {
+  impl_->cast = cast;
+  impl_->options = options;
+  voice::EspeakOptions voice_options;
+  voice_options.voice = cast->voice_name;
+  voice_options.target_pitch_hz = cast->pitch.median_hz;
+  impl_->voice = voice::make_espeak_voice(voice_options);
+  motion::VisemeOptions motion_options;
+  motion_options.seed = options.seed;
+  impl_->motion = motion::make_viseme_motion(cast->motion, motion_options);
+  impl_->renderer = render::make_photoreal_renderer(cast->renderer);
+}
+
+Performer::~Performer() = default;
+
+const voice::Voice& Performer::voice() const { return *impl_->voice; }
+
+double Performer::elapsed_s() const { return static_cast<double>(impl_->sample_count) / voice::kSampleRate; }
+
+SentenceTake Performer::perform(std::string_view sentence, const FrameSink& on_frame, const SpeechSink& on_speech) {
+  Impl& s = *impl_;
+  SentenceTake take;
+  take.index = s.sentence_count++;
+  take.start_s = elapsed_s();
+  take.first_frame = s.frame_count;
+  take.speech = s.voice->say(sentence);
+
+  // The pause after the sentence makes its audio a whole number of frames long, so every
+  // sentence starts on a frame and audio and video never drift apart.
+  const double samples_per_frame = voice::kSampleRate / s.options.fps;
+  size_t speech_samples = take.speech.samples.size();
+  size_t wanted = speech_samples + static_cast<size_t>(s.options.sentence_pause_s * voice::kSampleRate);
+  int frames = static_cast<int>(std::ceil(wanted / samples_per_frame - 1e-9));
+  size_t total = static_cast<size_t>(std::llround(frames * samples_per_frame));
+  const double speech_end_s = static_cast<double>(speech_samples) / voice::kSampleRate;
+  take.speech.samples.resize(total, 0.0f);
+  if (total > speech_samples) {
+    double end_s = static_cast<double>(total) / voice::kSampleRate;
+    if (!take.speech.phones.empty() && take.speech.phones.back().phone == "sil") {
+      take.speech.phones.back().end_s = end_s;
+    } else {
+      take.speech.phones.push_back({"sil", speech_end_s, end_s});
+    }
+  }
+
+  take.frame_count = frames;
+  if (on_speech) on_speech(take);
+
+  std::vector<motion::FacePose> poses =
+      s.motion->animate(take.speech.phones, take.speech.samples, take.speech.duration_s(), s.options.fps);
+  poses.resize(frames, poses.empty() ? motion::FacePose{motion::rest_face(*s.cast->motion), {}} : poses.back());
+  for (const auto& pose : poses) {
+    const cv::Mat& frame = s.renderer->render(pose);
+    if (on_frame) on_frame(s.frame_count, frame);
+    ++s.frame_count;
+  }
+  s.sample_count += static_cast<int64_t>(total);
+  return take;
+}
+
+SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, const SayOptions& options,
+              const SayProgress& progress) {
+  std::vector<std::string> sentences = voice::split_sentences(text);
+  if (sentences.empty()) {
+    throw InputError("nothing to say: the text has no words (only whitespace or punctuation)");
+  }
+  if (out.extension() != ".mp4") throw InputError(fmt::format("-o {}: the output must be an .mp4 file", out.string()));
+  require_writable(out, "-o");
+  if (!wav.empty()) require_writable(wav, "--wav");
+  if (options.size < 64 || options.size > 2048 || options.size % 2 != 0) {
+    throw InputError(fmt::format("--size {}: give an even number of pixels from 64 to 2048", options.size));
+  }
+
+  auto cast = load_cast(options);
+  Performer performer(cast, options);
+  media::EncoderOptions encoder;
+  encoder.width = encoder.height = options.size;
+  encoder.fps = options.fps;
+  encoder.audio_input_rate = voice::kSampleRate;
+  encoder.metadata = {{"comment", "synthetic: made by dself say; not a recording of the person"},
+                      {"description", fmt::format("synthetic video; voice: {}", performer.voice().name())}};
+  media::VideoWriter writer(out, encoder);
+  std::unique_ptr<media::WavWriter> wav_writer;
+  if (!wav.empty()) wav_writer = std::make_unique<media::WavWriter>(wav, voice::kSampleRate);
+
+  SayResult result;
+  for (size_t i = 0; i < sentences.size(); ++i) {
+    SentenceTake take = performer.perform(sentences[i], [&](int, const cv::Mat& frame) { writer.write_frame(frame); });
+    writer.write_audio(take.speech.samples);
+    if (wav_writer) wav_writer->write(take.speech.samples);
+    if (progress) progress(i + 1, sentences.size());
+  }
+  writer.finish();
+  if (wav_writer) wav_writer->finish();
+  result.video = out;
+  result.duration_s = performer.elapsed_s();
+  result.sentence_count = static_cast<int>(sentences.size());
+  result.frame_count = static_cast<int>(std::llround(result.duration_s * options.fps));
+  result.voice_name = performer.voice().name();
+  return result;
+}
+
+}  // namespace dself::say

@@ -1,0 +1,75 @@
+// Background jobs (ingest, prepare, report): one at a time per avatar, on a worker thread that
+// owns them, with progress from core/progress.h listeners and each job's log lines.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/server.h"
+
+namespace dself::server::detail {
+
+struct JobRecord {
+  int64_t id = 0;
+  std::string kind;                  // "ingest", "prepare", "report"
+  std::vector<std::string> sources;  // ingest: URLs or files inside the workspace
+  std::string state = "queued";      // "queued", "running", "done", "failed"
+  int64_t done = 0;                  // progress of the current task
+  int64_t total = 0;
+  std::string label;
+  std::string started_at;
+  std::string finished_at;
+  std::string error;
+  std::vector<std::string> log;
+};
+
+// {"id", "kind", "state", "progress": {"done", "total", "label"}, "started_at", "finished_at",
+//  "error", "sources"} and, with_log, "log".
+nlohmann::json to_json(const JobRecord& job, bool with_log);
+
+class JobRunner {
+ public:
+  using ChangeListener = std::function<void(const JobRecord& job)>;
+
+  // on_change is called (on the worker thread, or the caller's for submit) after each change.
+  JobRunner(const ServeOptions& options, ChangeListener on_change);
+  ~JobRunner();  // waits for the job in progress
+  JobRunner(const JobRunner&) = delete;
+  JobRunner& operator=(const JobRunner&) = delete;
+
+  // Queues a job; HttpError 409 while another is queued or running, 400 for a bad request.
+  JobRecord submit(const std::string& kind, const std::vector<std::string>& sources);
+  bool busy() const;
+  std::vector<JobRecord> jobs() const;  // newest first
+  std::optional<JobRecord> job(int64_t id) const;
+  int done_count() const;
+
+ private:
+  void work();
+  void run(JobRecord& job);
+  void changed(int64_t id, bool force);
+
+  ServeOptions options_;
+  ChangeListener on_change_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<JobRecord> jobs_;  // newest first, at most a few dozen kept
+  int64_t next_id_ = 1;
+  int64_t pending_id_ = 0;      // the queued or running job, 0 when idle
+  int done_count_ = 0;
+  bool stopping_ = false;
+  int progress_listener_ = 0;
+  std::shared_ptr<void> log_sink_;
+  std::thread worker_;
+};
+
+}  // namespace dself::server::detail

@@ -1,0 +1,281 @@
+// Background jobs: the worker thread runs the stages' libraries and records what they say.
+#include <fmt/format.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <system_error>
+
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "ingest/ingest.h"
+#include "prepare/prepare.h"
+#include "server/detail/http.h"
+#include "server/detail/jobs.h"
+
+namespace dself::server::detail {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kJobsKept = 50;        // finished jobs remembered (newest first)
+constexpr size_t kLogLinesKept = 2000;  // a job's log keeps its last lines
+constexpr double kProgressInterval_s = 0.25;
+
+// What the worker thread is doing right now: the log sink and the progress listener are global
+// (spdlog's default logger, core/progress.h), so they attribute lines and events to a job by
+// the thread they arrive on.
+thread_local std::function<void(std::string)>* current_job_log = nullptr;
+thread_local std::function<void(const ProgressEvent&)>* current_job_progress = nullptr;
+
+class JobLogSink : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (current_job_log == nullptr) return;
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    std::string line(formatted.data(), formatted.size());
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    (*current_job_log)(std::move(line));
+  }
+  void flush_() override {}
+};
+
+// Ingest takes URLs, and files only from the workspace's uploads/ (a client must not make the
+// server read its other files).
+std::string checked_source(const fs::path& avatar, const std::string& source) {
+  if (source.empty() || source.size() > 4096) throw HttpError(400, "a source must be a URL or an uploaded file");
+  for (char c : source) {
+    if (static_cast<unsigned char>(c) < 0x20) throw HttpError(400, "a source must not contain control characters");
+  }
+  if (ingest::is_url(source)) return source;
+  std::error_code ec;
+  fs::path uploads = fs::weakly_canonical(avatar / "uploads", ec);
+  fs::path path = fs::path(source).is_absolute() ? fs::path(source) : avatar / source;
+  fs::path real = fs::weakly_canonical(path, ec);
+  bool inside = !ec && std::mismatch(uploads.begin(), uploads.end(), real.begin(), real.end()).first == uploads.end();
+  if (!inside || !fs::is_regular_file(real, ec)) {
+    throw HttpError(400, fmt::format("{}: only http(s) URLs and files uploaded with POST /api/uploads "
+                                     "(uploads/NAME) can be ingested",
+                                     source));
+  }
+  return real.string();
+}
+
+}  // namespace
+
+nlohmann::json to_json(const JobRecord& job, bool with_log) {
+  nlohmann::json json = {{"id", job.id},
+                         {"kind", job.kind},
+                         {"state", job.state},
+                         {"progress", {{"done", job.done}, {"total", job.total}, {"label", job.label}}},
+                         {"started_at", job.started_at},
+                         {"finished_at", job.finished_at},
+                         {"error", job.error},
+                         {"sources", job.sources}};
+  if (with_log) json["log"] = job.log;
+  return json;
+}
+
+JobRunner::JobRunner(const ServeOptions& options, ChangeListener on_change)
+    : options_(options), on_change_(std::move(on_change)) {
+  auto sink = std::make_shared<JobLogSink>();
+  sink->set_pattern("%Y-%m-%dT%H:%M:%S %l: %v");
+  spdlog::default_logger()->sinks().push_back(sink);
+  log_sink_ = sink;
+  progress_listener_ = add_progress_listener([](const ProgressEvent& event) {
+    if (current_job_progress != nullptr) (*current_job_progress)(event);
+  });
+  worker_ = std::thread([this] { work(); });
+}
+
+JobRunner::~JobRunner() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  remove_progress_listener(progress_listener_);
+  // The sink stays in the logger (other threads may be logging) but sees no job from now on.
+}
+
+JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::string>& sources) {
+  if (kind != "ingest" && kind != "prepare" && kind != "report") {
+    throw HttpError(400, fmt::format("unknown job kind \"{}\": give \"ingest\", \"prepare\" or \"report\"", kind));
+  }
+  std::vector<std::string> checked;
+  if (kind == "ingest") {
+    if (sources.empty()) throw HttpError(400, "an ingest job needs \"sources\": URLs or uploaded files");
+    for (const auto& source : sources) checked.push_back(checked_source(options_.avatar, source));
+  }
+  JobRecord job;
+  {
+    std::lock_guard lock(mutex_);
+    if (pending_id_ != 0) {
+      throw HttpError(409, fmt::format("job {} is still running; one job at a time per avatar", pending_id_));
+    }
+    job.id = next_id_++;
+    job.kind = kind;
+    job.sources = checked;
+    job.started_at = utc_now();
+    pending_id_ = job.id;
+    jobs_.push_front(job);
+    while (jobs_.size() > kJobsKept) jobs_.pop_back();
+  }
+  wake_.notify_all();
+  on_change_(job);
+  return job;
+}
+
+bool JobRunner::busy() const {
+  std::lock_guard lock(mutex_);
+  return pending_id_ != 0;
+}
+
+std::vector<JobRecord> JobRunner::jobs() const {
+  std::lock_guard lock(mutex_);
+  return {jobs_.begin(), jobs_.end()};
+}
+
+std::optional<JobRecord> JobRunner::job(int64_t id) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& job : jobs_) {
+    if (job.id == id) return job;
+  }
+  return std::nullopt;
+}
+
+int JobRunner::done_count() const {
+  std::lock_guard lock(mutex_);
+  return done_count_;
+}
+
+void JobRunner::changed(int64_t id, bool force) {
+  static thread_local auto last = std::chrono::steady_clock::time_point{};
+  auto now = std::chrono::steady_clock::now();
+  if (!force && std::chrono::duration<double>(now - last).count() < kProgressInterval_s) return;
+  last = now;
+  std::optional<JobRecord> record = job(id);
+  if (record) on_change_(*record);
+}
+
+void JobRunner::work() {
+  while (true) {
+    JobRecord job;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || pending_id_ != 0; });
+      if (stopping_) return;
+      for (auto& j : jobs_) {
+        if (j.id == pending_id_) {
+          j.state = "running";
+          job = j;
+        }
+      }
+    }
+    changed(job.id, true);
+    run(job);
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& j : jobs_) {
+        if (j.id == job.id) {
+          j.state = job.state;
+          j.error = job.error;
+          j.finished_at = job.finished_at;
+        }
+      }
+      if (job.state == "done") ++done_count_;
+      pending_id_ = 0;
+    }
+    changed(job.id, true);
+  }
+}
+
+// Runs one job on this (the worker) thread. Nothing escapes: a failure becomes the job's error.
+void JobRunner::run(JobRecord& job) {
+  auto with_job = [this, id = job.id](const std::function<void(JobRecord&)>& change) {
+    std::lock_guard lock(mutex_);
+    for (auto& j : jobs_) {
+      if (j.id == id) change(j);
+    }
+  };
+  std::function<void(std::string)> log = [&](std::string line) {
+    with_job([&](JobRecord& j) {
+      j.log.push_back(std::move(line));
+      if (j.log.size() > kLogLinesKept) j.log.erase(j.log.begin(), j.log.begin() + (j.log.size() - kLogLinesKept));
+    });
+  };
+  std::function<void(const ProgressEvent&)> progress = [&](const ProgressEvent& event) {
+    with_job([&](JobRecord& j) {
+      j.done = event.done;
+      j.total = event.total;
+      j.label = event.task;
+    });
+    changed(job.id, event.finished);
+  };
+  current_job_log = &log;
+  current_job_progress = &progress;
+  spdlog::info("job {}: {} started", job.id, job.kind);
+  std::string failure;
+  try {
+    if (job.kind == "ingest") {
+      ingest::IngestOptions options;
+      options.avatar = options_.avatar;
+      options.yt_dlp = options_.yt_dlp;
+      options.link = true;  // an upload is already in the workspace: link it into sources/, no second copy
+      ingest::IngestReport report = ingest::ingest(job.sources, options, [&](const ingest::SourceResult& r) {
+        switch (r.outcome) {
+          case ingest::Outcome::added: log(fmt::format("added {} as {}", r.title, r.video_path)); break;
+          case ingest::Outcome::already_present: log(fmt::format("present {}", r.title.empty() ? r.input : r.title)); break;
+          case ingest::Outcome::failed: log(fmt::format("failed {}: {}", r.input, r.message)); break;
+        }
+      });
+      int failed = report.count(ingest::Outcome::failed);
+      log(fmt::format("ingest: {} new, {} already present, {} failed", report.count(ingest::Outcome::added),
+                      report.count(ingest::Outcome::already_present), failed));
+      if (failed > 0) failure = fmt::format("{} source{} could not be ingested", failed, failed == 1 ? "" : "s");
+      for (const auto& r : report.results) {
+        if (r.outcome == ingest::Outcome::failed) failure += fmt::format("; {}: {}", r.input, r.message);
+      }
+    } else if (job.kind == "prepare") {
+      prepare::PrepareOptions options;
+      options.avatar = options_.avatar;
+      prepare::PrepareReport report = prepare::prepare(options, [&](const prepare::SourceOutcome& outcome) {
+        if (outcome.succeeded) {
+          log(fmt::format("prepared {}", outcome.title));
+        } else {
+          log(fmt::format("failed {}: {}", outcome.title, outcome.error));
+        }
+      });
+      int failed = report.failed_count();
+      log(fmt::format("prepare: {} prepared, {} failed", report.sources.size() - failed, failed));
+      if (failed > 0) failure = fmt::format("{} source{} could not be prepared", failed, failed == 1 ? "" : "s");
+      for (const auto& s : report.sources) {
+        if (!s.succeeded) failure += fmt::format("; {}: {}", s.title, s.error);
+      }
+    } else if (job.kind == "report") {
+      prepare::PrepareOptions options;
+      options.avatar = options_.avatar;
+      fs::path page = prepare::write_report(options);
+      log(fmt::format("wrote {}", page.string()));
+    }
+  } catch (const std::exception& e) {
+    failure = describe(e);
+  } catch (...) {
+    failure = "internal error";
+  }
+  if (failure.empty()) {
+    spdlog::info("job {}: {} done", job.id, job.kind);
+  } else {
+    spdlog::warn("job {}: {} failed: {}", job.id, job.kind, failure);
+  }
+  current_job_log = nullptr;
+  current_job_progress = nullptr;
+  job.state = failure.empty() ? "done" : "failed";
+  job.error = failure;
+  job.finished_at = utc_now();
+}
+
+}  // namespace dself::server::detail

@@ -1,0 +1,576 @@
+// `dself serve`: the routes of docs/API.md, access checks, and the server's life from listening
+// to a clean stop. Handlers answer from the I/O threads only what is quick (the catalog, files);
+// models run on the job worker, the say threads and each live session's thread.
+#include "server/server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <asio/signal_set.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <system_error>
+#include <thread>
+
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "server/detail/http.h"
+#include "server/detail/jobs.h"
+#include "server/detail/live.h"
+#include "server/detail/static_files.h"
+
+namespace dself::server {
+namespace fs = std::filesystem;
+using namespace detail;
+
+namespace {
+
+constexpr int kMaxConcurrentRenders = 1;    // POST /api/say renders at once; more get 429
+constexpr auto kKeepaliveInterval = std::chrono::seconds(15);
+
+// Upload names: a plain file name with a video extension, nothing that could move it elsewhere.
+std::string checked_upload_name(const std::string& name) {
+  static const std::vector<std::string> extensions = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg",
+                                                      ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"};
+  if (name.empty() || name.size() > 200 || name.front() == '.' || name.front() == '-') {
+    throw HttpError(400, "give the file's name as ?name=FILE.mp4 (letters, digits, '.', '-', '_', ' ')");
+  }
+  for (char c : name) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == ' ';
+    if (!ok) throw HttpError(400, fmt::format("the file name \"{}\" may only have letters, digits, '.', '-', '_' and spaces", name));
+  }
+  std::string ext = fs::path(name).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) {
+    throw HttpError(400, fmt::format("{}: upload a video file (.mp4, .mkv, .webm, .mov, ...)", name));
+  }
+  return name;
+}
+
+// Compares without leaking where the first difference is.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    diff |= static_cast<unsigned char>((i < a.size() ? a[i] : 0) ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+// The host part of a Host header ("127.0.0.1:8080", "[::1]:8080", "localhost").
+std::string host_name(const std::string& host_header) {
+  if (!host_header.empty() && host_header.front() == '[') {
+    size_t end = host_header.find(']');
+    return end == std::string::npos ? host_header : host_header.substr(1, end - 1);
+  }
+  size_t colon = host_header.rfind(':');
+  return colon == std::string::npos ? host_header : host_header.substr(0, colon);
+}
+
+// Conversations come from the catalog's tables (docs/FORMATS.md) through a read-only handle:
+// core::Catalog has no listing of them.
+class ConversationIndex {
+ public:
+  explicit ConversationIndex(const fs::path& db) {
+    if (sqlite3_open_v2(db.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw EnvironmentError(fmt::format("cannot open {}: {}", db.string(), message));
+    }
+    sqlite3_busy_timeout(db_, 2000);
+  }
+  ~ConversationIndex() { sqlite3_close(db_); }
+
+  nlohmann::json list(int64_t only_id = 0) const {
+    const char* sql =
+        "SELECT c.id, c.started_at, c.engine, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) "
+        "FROM conversations c WHERE ?1 = 0 OR c.id = ?1 ORDER BY c.id DESC LIMIT 500";
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &statement, nullptr) != SQLITE_OK) {
+      throw EnvironmentError(fmt::format("reading conversations: {}", sqlite3_errmsg(db_)));
+    }
+    sqlite3_bind_int64(statement, 1, only_id);
+    nlohmann::json out = nlohmann::json::array();
+    auto text = [&](int column) {
+      const unsigned char* value = sqlite3_column_text(statement, column);
+      return value ? std::string(reinterpret_cast<const char*>(value)) : std::string();
+    };
+    while (sqlite3_step(statement) == SQLITE_ROW) {
+      out.push_back({{"id", sqlite3_column_int64(statement, 0)},
+                     {"started_at", text(1)},
+                     {"engine", text(2)},
+                     {"message_count", sqlite3_column_int64(statement, 3)}});
+    }
+    sqlite3_finalize(statement);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// Threads for POST /api/say renders, joined when they end or when the server stops.
+class RenderThreads {
+ public:
+  ~RenderThreads() { join_all(); }
+  bool start(std::function<void()> work) {
+    std::lock_guard lock(mutex_);
+    reap();
+    if (running_ >= kMaxConcurrentRenders) return false;
+    ++running_;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    threads_.push_back({std::thread([this, work = std::move(work), done] {
+                          work();
+                          *done = true;
+                        }),
+                        done});
+    return true;
+  }
+  // The render is done (called by the work before it answers, so that the next may start).
+  void release() {
+    std::lock_guard lock(mutex_);
+    --running_;
+  }
+  bool busy() const {
+    std::lock_guard lock(mutex_);
+    return running_ > 0;
+  }
+  void join_all() {
+    std::vector<Entry> threads;
+    {
+      std::lock_guard lock(mutex_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.thread.join();
+  }
+
+ private:
+  struct Entry {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  void reap() {
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (*it->done) {
+        it->thread.join();
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  mutable std::mutex mutex_;
+  std::vector<Entry> threads_;
+  int running_ = 0;
+};
+
+class Server {
+ public:
+  explicit Server(const ServeOptions& options)
+      : options_(options),
+        hub_(options),
+        jobs_(options, [this](const JobRecord& job) {
+          events_.publish("job", to_json(job, false));
+          if (job.kind == "prepare" && (job.state == "done" || job.state == "failed")) hub_.invalidate();
+        }) {
+    std::error_code ec;
+    if (!options_.web_root.empty() && fs::is_directory(options_.web_root, ec)) {
+      web_root_ = fs::canonical(options_.web_root, ec);
+    }
+  }
+
+  std::unique_ptr<Router> routes() {
+    auto router = std::make_unique<Router>();
+    router->http_get("/api/status", api([this](const Request& r) { return status(r); }));
+    router->http_get("/api/metrics", api([this](const Request& r) { return metrics(r); }));
+    router->http_post("/api/sources", api([this](const Request& r) { return add_source(r); }));
+    router->http_post("/api/uploads", api([this](const Request& r) { return upload(r); }));
+    router->http_post("/api/jobs", api([this](const Request& r) { return start_job(r); }));
+    router->http_get("/api/jobs", api([this](const Request& r) { return list_jobs(r); }));
+    router->http_get(R"(/api/jobs/:id(\d{1,15}))", api_with_id([this](const Request& r, int64_t id) { return job(r, id); }));
+    router->http_get("/api/events", api([this](const Request& r) { return subscribe(r); }));
+    router->http_post("/api/say", api([this](const Request& r) { return say(r); }));
+    router->http_get(R"(/api/renders/:name([A-Za-z0-9_-]{1,100}\.mp4))", [this](Request r, restinio::router::route_params_t p) {
+      std::string name(p["name"]);
+      return guarded(r, [&] {
+        check_access(r, false);
+        return render_file(r, name);
+      });
+    });
+    router->http_get("/api/conversations", api([this](const Request& r) { return conversations(r); }));
+    router->http_get(R"(/api/conversations/:id(\d{1,15}))",
+                     api_with_id([this](const Request& r, int64_t id) { return conversation(r, id); }));
+    router->http_get("/api/report", api([this](const Request& r) { return report(r); }));
+    router->http_get("/api/live", [this](Request r, auto) {
+      return guarded(r, [&] {
+        check_access(r, true);
+        return hub_.accept(r);
+      });
+    });
+    router->non_matched_request_handler([this](Request r) {
+      return guarded(r, [&] {
+        std::string path(r->header().path());
+        check_host(r);
+        if (path == "/api" || path.rfind("/api/", 0) == 0) {
+          check_access(r, false);
+          throw HttpError(404, fmt::format("no API at {} {} (see docs/API.md)",
+                                           r->header().method().c_str(), path));
+        }
+        if (r->header().method() != restinio::http_method_get()) {
+          throw HttpError(405, "only GET is served outside /api/");
+        }
+        return serve_static(r, web_root_);
+      });
+    });
+    return router;
+  }
+
+  void keepalive() { events_.keepalive(); }
+  bool busy() const { return jobs_.busy() || renders_.busy(); }
+  void stop() {
+    hub_.stop_all();
+    events_.close_all();
+  }
+  void join_renders() { renders_.join_all(); }
+  const fs::path& web_root() const { return web_root_; }
+
+ private:
+  using Handler = std::function<Handled(const Request&)>;
+
+  // Every /api/ route: the access checks, then the handler, its failures translated.
+  restinio::router::express_request_handler_t api(Handler handler) {
+    return [this, handler = std::move(handler)](Request r, auto) {
+      return guarded(r, [&] {
+        check_access(r, false);
+        return handler(r);
+      });
+    };
+  }
+  restinio::router::express_request_handler_t api_with_id(std::function<Handled(const Request&, int64_t)> handler) {
+    return [this, handler = std::move(handler)](Request r, restinio::router::route_params_t p) {
+      return guarded(r, [&] {
+        check_access(r, false);
+        return handler(r, restinio::cast_to<int64_t>(p["id"]));
+      });
+    };
+  }
+
+  // Bound to loopback, only loopback names are served: a page elsewhere cannot reach the API by
+  // pointing its own name at 127.0.0.1 (DNS rebinding).
+  void check_host(const Request& r) const {
+    if (!is_loopback_host(options_.host)) return;
+    std::string host = header(r, "Host");
+    if (!host.empty() && !is_loopback_host(host_name(host))) {
+      throw HttpError(403, fmt::format("Host {} is not this server's (it is bound to {})", host, options_.host));
+    }
+  }
+
+  // Token, Host and, for the WebSocket and every request that changes something, Origin.
+  void check_access(const Request& r, bool websocket) const {
+    check_host(r);
+    if (!options_.token.empty()) {
+      std::string given;
+      std::string authorization = header(r, "Authorization");
+      if (authorization.rfind("Bearer ", 0) == 0) {
+        given = authorization.substr(7);
+      } else if (auto token = query_param(r, "token")) {
+        given = *token;
+      }
+      if (given.empty()) throw HttpError(401, "this server needs its token: Authorization: Bearer TOKEN, or ?token=TOKEN");
+      if (!same_secret(given, options_.token)) throw HttpError(401, "wrong token");
+    }
+    bool changes = r->header().method() != restinio::http_method_get();
+    if (websocket || changes) {
+      std::string origin = header(r, "Origin");
+      std::string host = header(r, "Host");
+      if (!origin.empty() && origin != "http://" + host && origin != "https://" + host) {
+        throw HttpError(403, fmt::format("Origin {} is not this server's (http://{})", origin, host));
+      }
+    }
+  }
+
+  Handled status(const Request& r) {
+    Catalog catalog(options_.avatar);
+    return reply_json(r, 200, status_document(options_.avatar, catalog));
+  }
+
+  Handled metrics(const Request& r) {
+    return reply_json(r, 200,
+                      {{"models", model_metrics(options_.avatar)},
+                       {"server",
+                        {{"live_sessions", hub_.session_count()},
+                         {"jobs_done", jobs_.done_count()},
+                         {"job_running", jobs_.busy()},
+                         {"event_subscribers", events_.subscriber_count()}}}});
+  }
+
+  Handled add_source(const Request& r) {
+    nlohmann::json body = json_body(r, options_.max_body_kb * 1024);
+    if (!body.contains("url") || !body["url"].is_string()) throw HttpError(400, "give {\"url\": \"https://...\"}");
+    std::string url = body["url"];
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      throw HttpError(400, fmt::format("{}: give an http(s) URL of a video or a playlist", url));
+    }
+    return reply_json(r, 202, {{"job", to_json(jobs_.submit("ingest", {url}), false)}});
+  }
+
+  Handled upload(const Request& r) {
+    std::optional<std::string> name = query_param(r, "name");
+    if (!name) throw HttpError(400, "give the file's name: POST /api/uploads?name=FILE.mp4");
+    std::string file_name = checked_upload_name(*name);
+    const std::string& body = r->body();
+    size_t limit = options_.max_upload_mb * 1024 * 1024;
+    if (body.size() > limit) {
+      throw HttpError(413, fmt::format("the upload is {:.1f} MiB; at most {} MiB are accepted (dself serve --max-upload-mb)",
+                                       body.size() / 1048576.0, options_.max_upload_mb));
+    }
+    if (body.empty()) throw HttpError(400, "the upload is empty: send the file's bytes as the body");
+    if (jobs_.busy()) throw HttpError(409, "a job is running; upload again when it has finished");
+    fs::path dir = options_.avatar / "uploads";
+    fs::create_directories(dir);
+    fs::path path = dir / file_name;
+    for (int n = 1; fs::exists(path); ++n) {
+      path = dir / fmt::format("{}-{}{}", fs::path(file_name).stem().string(), n, fs::path(file_name).extension().string());
+    }
+    write_file_atomic(path, body);
+    try {
+      return reply_json(r, 202, {{"job", to_json(jobs_.submit("ingest", {path.string()}), false)}});
+    } catch (...) {
+      std::error_code ec;
+      fs::remove(path, ec);
+      throw;
+    }
+  }
+
+  Handled start_job(const Request& r) {
+    nlohmann::json body = json_body(r, options_.max_body_kb * 1024);
+    if (!body.contains("kind") || !body["kind"].is_string()) {
+      throw HttpError(400, "give {\"kind\": \"ingest\" | \"prepare\" | \"report\"}");
+    }
+    std::vector<std::string> sources;
+    if (body.contains("sources")) {
+      if (!body["sources"].is_array()) throw HttpError(400, "\"sources\" is a list of URLs or uploaded files");
+      for (const auto& s : body["sources"]) {
+        if (!s.is_string()) throw HttpError(400, "\"sources\" is a list of URLs or uploaded files");
+        sources.push_back(s.get<std::string>());
+      }
+    }
+    return reply_json(r, 202, {{"job", to_json(jobs_.submit(body["kind"].get<std::string>(), sources), false)}});
+  }
+
+  Handled list_jobs(const Request& r) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& job : jobs_.jobs()) list.push_back(to_json(job, false));
+    return reply_json(r, 200, {{"jobs", list}});
+  }
+
+  Handled job(const Request& r, int64_t id) {
+    std::optional<JobRecord> job = jobs_.job(id);
+    if (!job) throw HttpError(404, fmt::format("no job {}", id));
+    return reply_json(r, 200, {{"job", to_json(*job, true)}});
+  }
+
+  Handled subscribe(const Request& r) {
+    std::vector<std::pair<std::string, nlohmann::json>> initial;
+    for (const auto& job : jobs_.jobs()) initial.emplace_back("job", to_json(job, false));
+    std::reverse(initial.begin(), initial.end());
+    return events_.subscribe(r, initial);
+  }
+
+  Handled say(const Request& r) {
+    nlohmann::json body = json_body(r, options_.max_body_kb * 1024);
+    if (!body.contains("text") || !body["text"].is_string()) throw HttpError(400, "give {\"text\": \"...\"}");
+    if (!LiveHub::can_perform()) throw HttpError(503, "this dself was built without the say pipeline");
+    std::string text = body["text"];
+    // The render runs on a thread of its own; the answer goes out from there when it is done.
+    bool started = renders_.start([this, r, text] {
+      guarded(r, [&] {
+        nlohmann::json answer;
+        try {
+          answer = hub_.say(text);
+        } catch (...) {
+          renders_.release();
+          throw;
+        }
+        renders_.release();
+        return reply_json(r, 200, answer);
+      });
+    });
+    if (!started) throw HttpError(429, "a video is being rendered; try again when it is done");
+    return restinio::request_accepted();
+  }
+
+  Handled render_file(const Request& r, const std::string& name) {
+    fs::path file = options_.avatar / "renders" / name;
+    std::error_code ec;
+    if (!fs::is_regular_file(file, ec)) throw HttpError(404, fmt::format("no render {}", name));
+    return r->create_response()
+        .append_header(restinio::http_field::content_type, "video/mp4")
+        .append_header(restinio::http_field::content_disposition, fmt::format("attachment; filename=\"{}\"", name))
+        .set_body(restinio::sendfile(file.string()))
+        .done();
+  }
+
+  Handled conversations(const Request& r) {
+    ConversationIndex index(options_.avatar / "dself.db");
+    return reply_json(r, 200, {{"conversations", index.list()}});
+  }
+
+  Handled conversation(const Request& r, int64_t id) {
+    ConversationIndex index(options_.avatar / "dself.db");
+    nlohmann::json found = index.list(id);
+    if (found.empty()) throw HttpError(404, fmt::format("no conversation {}", id));
+    Catalog catalog(options_.avatar);
+    nlohmann::json messages = nlohmann::json::array();
+    for (const ChatMessage& m : catalog.messages(id)) {
+      nlohmann::json sources = nlohmann::json::parse(m.sources_json, nullptr, false);
+      messages.push_back({{"role", m.role},
+                          {"text", m.text},
+                          {"sources", sources.is_discarded() ? nlohmann::json::array() : sources},
+                          {"at", m.created_at}});
+    }
+    nlohmann::json answer = found[0];
+    answer["messages"] = messages;
+    return reply_json(r, 200, answer);
+  }
+
+  Handled report(const Request& r) {
+    fs::path page = options_.avatar / "report.html";
+    std::error_code ec;
+    if (!fs::is_regular_file(page, ec)) {
+      throw HttpError(404, "no report yet: start a \"report\" job (POST /api/jobs) or run `dself report`");
+    }
+    return r->create_response()
+        .append_header(restinio::http_field::content_type, "text/html; charset=utf-8")
+        .set_body(restinio::sendfile(page.string()))
+        .done();
+  }
+
+  ServeOptions options_;
+  fs::path web_root_;
+  EventStream events_;
+  LiveHub hub_;
+  RenderThreads renders_;
+  JobRunner jobs_;
+};
+
+}  // namespace
+
+fs::path default_web_root() { return DSELF_DEFAULT_WEB_ROOT; }
+
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  std::error_code ec;
+  asio::ip::address address = asio::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
+
+void check_options(const ServeOptions& options) {
+  std::error_code ec;
+  asio::ip::make_address(options.host, ec);
+  if (ec && options.host != "localhost") {
+    throw InputError(fmt::format("--host {}: give an IP address to bind, e.g. 127.0.0.1 or 0.0.0.0", options.host));
+  }
+  if (!is_loopback_host(options.host) && options.token.empty()) {
+    throw InputError(fmt::format("--host {} is reachable from other machines: give an access token with --token T "
+                                 "(or $DSELF_TOKEN); every API and WebSocket call must then carry it",
+                                 options.host));
+  }
+  if (options.max_live_sessions < 1) throw InputError("--max-live-sessions must be at least 1");
+  if (options.max_upload_mb < 1) throw InputError("--max-upload-mb must be at least 1");
+  if (options.max_message_kb < 1) throw InputError("--max-message-kb must be at least 1");
+  if (options.engine == "openai" && (options.llm_url.empty() || options.llm_model.empty())) {
+    throw InputError("--engine openai needs --llm-url URL and --llm-model NAME");
+  }
+}
+
+void serve(const ServeOptions& given) {
+  check_options(given);
+  ServeOptions options = given;
+  if (options.web_root.empty()) options.web_root = default_web_root();
+  if (options.host == "localhost") options.host = "127.0.0.1";
+  std::error_code ec;
+  fs::create_directories(options.avatar, ec);
+  if (ec) throw EnvironmentError(fmt::format("cannot create the avatar directory {}: {}", options.avatar.string(), ec.message()));
+  { Catalog check(options.avatar); }
+
+  asio::io_context io;
+  Server server(options);
+  restinio::server_settings_t<Traits> settings;
+  settings.address(options.host)
+      .port(options.port)
+      .request_handler(server.routes())
+      // Bodies above the upload limit are refused by closing the connection; a little room above
+      // it lets the route answer 413 for a slightly larger one.
+      .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}.max_body_size(
+          std::max<uint64_t>(options.max_upload_mb, 1) * 1024 * 1024 + (1 << 20)))
+      .read_next_http_message_timelimit(std::chrono::seconds(60))
+      .write_http_response_timelimit(std::chrono::seconds(60))
+      .handle_request_timeout(std::chrono::minutes(30))
+      .max_pipelined_requests(4);
+  restinio::http_server_t<Traits> http(restinio::external_io_context(io), std::move(settings));
+  try {
+    http.open_sync();
+  } catch (const std::exception& e) {
+    throw EnvironmentError(fmt::format("cannot listen on {}:{}: {} (is another server using the port? try --port)",
+                                       options.host, options.port, e.what()));
+  }
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&io](const asio::error_code& error, int) {
+    if (!error) io.stop();
+  });
+
+  std::mutex keepalive_mutex;
+  std::condition_variable keepalive_wake;
+  bool stopping = false;
+  std::thread keepalive([&] {
+    std::unique_lock lock(keepalive_mutex);
+    while (!keepalive_wake.wait_for(lock, kKeepaliveInterval, [&] { return stopping; })) server.keepalive();
+  });
+
+  std::string host = options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
+  std::printf("dself serve: listening on http://%s:%u/ (avatar %s; web UI %s)\n", host.c_str(), options.port,
+              options.avatar.string().c_str(),
+              server.web_root().empty() ? "not built: run `make web`" : server.web_root().string().c_str());
+  std::fflush(stdout);
+
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < std::max(1, options.io_threads); ++i) {
+    io_threads.emplace_back([&io] {
+      // Handlers translate their own failures; this is the last line for RESTinio's internals.
+      while (true) {
+        try {
+          io.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("server I/O: {}", e.what());
+        }
+      }
+    });
+  }
+  for (auto& t : io_threads) t.join();
+
+  spdlog::info("dself serve: stopping");
+  {
+    std::lock_guard lock(keepalive_mutex);
+    stopping = true;
+  }
+  keepalive_wake.notify_all();
+  keepalive.join();
+  server.stop();
+  if (server.busy()) {
+    // Every stage writes atomically and resumes, so ending mid-job loses only that job's work.
+    spdlog::warn("dself serve: a job or a render was interrupted; run it again to resume");
+    spdlog::default_logger()->flush();
+    std::fflush(stdout);
+    std::_Exit(0);
+  }
+  server.join_renders();
+  http.close_sync();
+}
+
+}  // namespace dself::server

@@ -1,0 +1,57 @@
+// The server (`dself serve`): the REST API, server-sent job events, the live conversation over a
+// WebSocket and the built web UI, for one avatar. The API is docs/API.md. Models never run on the
+// I/O threads: a job worker owns ingest/prepare/report, and every live session has a thread of
+// its own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace dself {
+class Catalog;
+}
+
+namespace dself::server {
+
+struct ServeOptions {
+  std::filesystem::path avatar = "avatar";
+  std::string host = "127.0.0.1";   // address to bind; any but loopback needs a token
+  uint16_t port = 8080;
+  std::string token;                // required on every /api/ call and the WebSocket when set
+  std::filesystem::path web_root;   // the built web UI; empty: default_web_root()
+  size_t max_upload_mb = 1024;      // largest upload (POST /api/uploads), MiB; held in memory while it arrives
+  size_t max_body_kb = 256;         // largest JSON request body, KiB
+  size_t max_message_kb = 8192;     // largest WebSocket message (a voice message in base64), KiB
+  int max_live_sessions = 4;        // concurrent WebSocket conversations; more get 429
+  int io_threads = 2;               // threads serving HTTP (never running models)
+  std::string engine = "extractive";  // chat engine: "extractive" or "openai"
+  std::string llm_url;              // openai engine: base URL of an OpenAI-compatible server
+  std::string llm_model;            // openai engine: model name
+  std::string llm_api_key;          // openai engine: bearer key ($DSELF_LLM_API_KEY)
+  std::string yt_dlp = "yt-dlp";    // ingest jobs: the yt-dlp program
+};
+
+// Where `make web` puts the web UI in this source tree (a build-time path).
+std::filesystem::path default_web_root();
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool is_loopback_host(const std::string& host);
+
+// Checks the options (a non-loopback host without a token, limits out of range) and throws
+// InputError saying which flag to fix.
+void check_options(const ServeOptions& options);
+
+// Serves until SIGINT or SIGTERM. Throws InputError for bad options, EnvironmentError when the
+// address cannot be bound (naming it, e.g. a port in use).
+void serve(const ServeOptions& options);
+
+// The status document (`dself status --json`, GET /api/status); shape in docs/FORMATS.md.
+nlohmann::json status_document(const std::filesystem::path& avatar, const Catalog& catalog);
+
+// Every model's metrics: {"<kind>": <models/<kind>/metrics.json>} (unreadable files skipped).
+nlohmann::json model_metrics(const std::filesystem::path& avatar);
+
+}  // namespace dself::server

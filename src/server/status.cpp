@@ -1,0 +1,100 @@
+// The avatar's status document and model metrics, shared by `dself status --json` and the server.
+#include <filesystem>
+#include <string>
+
+#include "core/catalog.h"
+#include "core/fs.h"
+#include "server/server.h"
+
+namespace dself::server {
+
+nlohmann::json status_document(const std::filesystem::path& avatar, const Catalog& catalog) {
+  nlohmann::json sources = nlohmann::json::array();
+  double total_video_s = 0;
+  int64_t total_bytes = 0;
+  int video_count = 0;
+  int captions_count = 0;
+  for (const Source& source : catalog.sources()) {
+    nlohmann::json files = nlohmann::json::array();
+    double duration_s = 0;
+    for (const MediaFile& file : catalog.media(source.id)) {
+      files.push_back({{"path", file.path},
+                       {"role", file.role},
+                       {"size_bytes", file.size_bytes},
+                       {"duration_s", file.duration_s},
+                       {"width", file.width},
+                       {"height", file.height},
+                       {"fps", file.fps},
+                       {"has_video", file.has_video},
+                       {"has_audio", file.has_audio}});
+      total_bytes += file.size_bytes;
+      if (file.role == "video") {
+        duration_s += file.duration_s;
+        ++video_count;
+      } else if (file.role == "captions") {
+        ++captions_count;
+      }
+    }
+    total_video_s += duration_s;
+    sources.push_back({{"id", source.id},
+                       {"key", source.key},
+                       {"kind", source.kind},
+                       {"origin", source.origin},
+                       {"title", source.title},
+                       {"added_at", source.added_at},
+                       {"duration_s", duration_s},
+                       {"files", files}});
+  }
+  nlohmann::json stages = nlohmann::json::array();
+  for (const StageRun& run : catalog.stage_runs()) {
+    stages.push_back({{"stage", run.stage},
+                      {"source_id", run.source_id},
+                      {"finished_at", run.finished_at},
+                      {"summary", nlohmann::json::parse(run.summary, nullptr, false)}});
+  }
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const Job& job : catalog.jobs()) {
+    jobs.push_back({{"id", job.id},
+                    {"command", job.command},
+                    {"arguments", job.arguments},
+                    {"state", job.state},
+                    {"message", job.message},
+                    {"started_at", job.started_at},
+                    {"finished_at", job.finished_at}});
+  }
+  // The persona card, once `dself chat` has built the persona's memory.
+  nlohmann::json persona = nullptr;
+  if (std::filesystem::exists(avatar / "persona.json")) {
+    persona = nlohmann::json::parse(read_file(avatar / "persona.json"), nullptr, false);
+    if (persona.is_discarded()) persona = nullptr;
+  }
+  return {{"format", "dself-status"},
+          {"version", 1},
+          {"avatar", std::filesystem::absolute(avatar).lexically_normal().string()},
+          {"totals",
+           {{"sources", sources.size()},
+            {"videos", video_count},
+            {"captions", captions_count},
+            {"video_hours", total_video_s / 3600.0},
+            {"bytes", total_bytes}}},
+          {"sources", sources},
+          {"stages", stages},
+          {"persona", persona},
+          {"jobs", jobs}};
+}
+
+nlohmann::json model_metrics(const std::filesystem::path& avatar) {
+  nlohmann::json models = nlohmann::json::object();
+  std::error_code ec;
+  const std::filesystem::path root = avatar / "models";
+  if (!std::filesystem::is_directory(root, ec)) return models;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    std::filesystem::path file = entry.path() / "metrics.json";
+    if (!std::filesystem::is_regular_file(file, ec)) continue;
+    nlohmann::json metrics = nlohmann::json::parse(read_file(file), nullptr, false);
+    if (!metrics.is_discarded()) models[entry.path().filename().string()] = metrics;
+  }
+  return models;
+}
+
+}  // namespace dself::server

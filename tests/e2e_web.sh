@@ -1,0 +1,64 @@
+#!/bin/sh
+# End-to-end test of the web UI: a real `dself serve` on a copy of the prepared sample avatar,
+# driven by web/e2e/e2e.mjs in Debian's headless Chromium. Screenshots go to ARTIFACTS.
+#
+#   tests/e2e_web.sh DSELF PREPARED_AVATAR WEB_DIR ARTIFACTS
+set -eu
+
+dself=$1
+avatar=$2
+web=$3
+artifacts=$4
+
+fail() { echo "e2e_web: $*" >&2; exit 1; }
+[ -x "$dself" ] || fail "no dself binary at $dself"
+[ -d "$avatar" ] || fail "no prepared avatar at $avatar"
+[ -f "$web/dist/index.html" ] || fail "the web UI is not built: run 'make web' (cd web && npm ci && npm run build)"
+[ -d "$web/node_modules/playwright-core" ] || fail "playwright-core is missing: run 'cd web && npm ci'"
+command -v node >/dev/null || fail "node is not installed"
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || fail "Chromium is missing: run scripts/setup.sh"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/dself-e2e-web.XXXXXX")
+server=""
+cleanup() {
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+cp -R "$avatar" "$work/avatar"
+rm -rf "$artifacts"
+mkdir -p "$artifacts"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$dself" --avatar "$work/avatar" serve --port "$port" --web-root "$web/dist" >"$artifacts/server.log" 2>&1 &
+server=$!
+
+url="http://127.0.0.1:$port"
+python3 - "$url" "$server" <<'PY' || { cat "$artifacts/server.log" >&2; fail "dself serve did not answer on $url"; }
+import os, sys, time, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("dself serve exited")
+    try:
+        with urllib.request.urlopen(url + "/api/status", timeout=2) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.2)
+sys.exit("timed out")
+PY
+
+status=0
+# The person's own speech (the first source's audio) is what the fake microphone says.
+node "$web/e2e/e2e.mjs" --url "$url" --out "$artifacts" --voice-wav "$work/avatar/audio/1.wav" || status=$?
+echo "e2e_web: screenshots and logs in $artifacts"
+exit $status

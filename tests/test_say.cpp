@@ -1,0 +1,176 @@
+// dself say end to end through the real binary on the prepared sample avatar: an MP4 with the
+// person's face whose mouth moves with the sound, audio and video in step, marked synthetic; a
+// WAV beside it; every bad input a clear message; and `dself eval say` figures.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "face/face.h"
+#include "media/media.h"
+#include "speech/speech.h"
+#include "support.h"
+
+namespace dself {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The JSON document in a command's output (stdout and stderr together: logs may come first).
+nlohmann::json json_in(const std::string& output) {
+  size_t start = output.starts_with("{") ? 0 : output.find("\n{") + 1;
+  return nlohmann::json::parse(output.substr(start));
+}
+
+class Say : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir;
+    avatar_ = test::copy_avatar(dir_->path()).string();
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static test::TempDir* dir_;
+  static std::string avatar_;
+};
+test::TempDir* Say::dir_ = nullptr;
+std::string Say::avatar_;
+
+TEST_F(Say, WritesASyntheticVideoWhoseMouthMovesWithTheSound) {
+  const fs::path out = dir_->path() / "hello.mp4", wav = dir_->path() / "hello.wav";
+  auto result = test::run_dself({"--avatar", avatar_, "say",
+                                 "Good morning, everyone. Today I want to talk about bread, bicycles and the sea.",
+                                 "-o", out.string(), "--wav", wav.string(), "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  auto json = json_in(result.output);
+  EXPECT_EQ(json["sentences"], 2);
+  EXPECT_TRUE(json["synthetic"].get<bool>());
+  EXPECT_TRUE(contains(json["voice"], "fallback voice"));
+
+  media::MediaInfo info = media::probe(out);
+  ASSERT_TRUE(info.has_video && info.has_audio);
+  EXPECT_EQ(info.width, 512);
+  EXPECT_EQ(info.height, 512);
+  EXPECT_NEAR(info.fps, 25, 1e-6);
+  EXPECT_TRUE(contains(info.tags["comment"], "synthetic")) << info.tags["comment"];
+  EXPECT_NEAR(info.duration_s, json["duration_s"].get<double>(), 0.1);
+
+  // The WAV holds the same speech, 16 kHz.
+  std::vector<float> speech = media::decode_audio(wav, 16000);
+  EXPECT_NEAR(speech.size() / 16000.0, json["duration_s"].get<double>(), 0.05);
+
+  // Lips follow the sound: the phones are found again in the written audio by forced alignment
+  // (not taken from the voice), and the mouth, found again by dlib on the frames, is open on the
+  // open vowels and shut on p, b and m at those times.
+  speech::Phonemizer phonemizer;
+  speech::Aligner aligner;
+  std::vector<transcript::Word> words;
+  for (const char* w : {"good", "morning", "everyone", "today", "i", "want", "to", "talk", "about", "bread", "bicycles",
+                        "and", "the", "sea"}) {
+    words.push_back({w, 0, 0, 1});
+  }
+  speech::Alignment heard = aligner.align(speech, phonemizer.pronounce(words));
+  face::FaceDetector detector;
+  std::vector<double> opening;  // per frame, NAN where no face was found
+  media::VideoReader reader(out);
+  media::VideoFrame frame;
+  while (reader.read(frame)) {
+    auto faces = detector.detect(frame.bgr);
+    if (faces.empty()) {
+      opening.push_back(NAN);
+      continue;
+    }
+    const auto& p = faces.front().points;
+    opening.push_back(cv::norm(p[62] - p[66]) / face::inter_ocular_distance(p));
+  }
+  ASSERT_GT(opening.size(), 75u);
+  EXPECT_EQ(std::count_if(opening.begin(), opening.end(), [](double o) { return std::isnan(o); }), 0)
+      << "face lost on rendered frames";
+  auto mean_opening = [&](const std::set<std::string>& phones) {
+    double sum = 0;
+    int n = 0;
+    for (const auto& phone : heard.phones) {
+      if (!phones.contains(phone.phone)) continue;
+      double middle_s = (phone.start_s + phone.end_s) / 2;
+      size_t f = static_cast<size_t>(std::lround(middle_s * 25));
+      if (f < opening.size() && !std::isnan(opening[f])) sum += opening[f], ++n;
+    }
+    EXPECT_GT(n, 2) << "too few phones of the class were heard";
+    return sum / std::max(n, 1);
+  };
+  double open = mean_opening({"aa", "ao", "ah", "ay", "aw", "ae"});
+  double shut = mean_opening({"p", "b", "m"});
+  EXPECT_GT(open, shut + 0.05) << "open vowels " << open << ", bilabials " << shut << " (inner-lip opening / IOD)";
+}
+
+TEST_F(Say, BadInputsSayWhatToDo) {
+  const std::string out = (dir_->path() / "bad.mp4").string();
+  auto empty = test::run_dself({"--avatar", avatar_, "say", "", "-o", out});
+  EXPECT_EQ(empty.exit_code, 1) << empty.output;
+  EXPECT_TRUE(contains(empty.output, "nothing to say")) << empty.output;
+
+  auto punctuation = test::run_dself({"--avatar", avatar_, "say", "?! ... -- !", "-o", out});
+  EXPECT_EQ(punctuation.exit_code, 1) << punctuation.output;
+  EXPECT_TRUE(contains(punctuation.output, "nothing to say")) << punctuation.output;
+
+  auto no_dir = test::run_dself({"--avatar", avatar_, "say", "Hello.", "-o", "/nonexistent-dir/x.mp4"});
+  EXPECT_EQ(no_dir.exit_code, 1) << no_dir.output;
+  EXPECT_TRUE(contains(no_dir.output, "/nonexistent-dir")) << no_dir.output;
+
+  auto not_mp4 = test::run_dself({"--avatar", avatar_, "say", "Hello.", "-o", (dir_->path() / "x.avi").string()});
+  EXPECT_EQ(not_mp4.exit_code, 1) << not_mp4.output;
+  EXPECT_TRUE(contains(not_mp4.output, ".mp4")) << not_mp4.output;
+  EXPECT_FALSE(fs::exists(out));
+
+  // An avatar with sources but nothing prepared names the step to run; an empty one, ingest.
+  test::TempDir other;
+  const std::string unprepared = (other / "avatar").string();
+  auto ingest = test::run_dself({"--avatar", unprepared, "--quiet", "ingest", test::sample_dir().string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  auto not_prepared = test::run_dself({"--avatar", unprepared, "say", "Hello.", "-o", out});
+  EXPECT_EQ(not_prepared.exit_code, 1) << not_prepared.output;
+  EXPECT_TRUE(contains(not_prepared.output, "prepare")) << not_prepared.output;
+  auto nothing = test::run_dself({"--avatar", (other / "none").string(), "say", "Hello.", "-o", out});
+  EXPECT_EQ(nothing.exit_code, 1) << nothing.output;
+  EXPECT_TRUE(contains(nothing.output, "ingest")) << nothing.output;
+}
+
+TEST_F(Say, LongTextIsSaidSentenceBySentenceWithSoundAndPictureInStep) {
+  std::string text;
+  for (int i = 0; i < 6; ++i) text += "The tide came in at " + std::to_string(i + 3) + " o'clock, and we waited. ";
+  const fs::path out = dir_->path() / "long.mp4";
+  auto result = test::run_dself({"--avatar", avatar_, "--quiet", "say", text, "-o", out.string(), "--size", "256",
+                                 "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  auto json = json_in(result.output);
+  EXPECT_EQ(json["sentences"], 6);
+  media::MediaInfo info = media::probe(out);
+  EXPECT_EQ(info.width, 256);
+  // Frames and samples agree to within one frame, sentence after sentence: no drift.
+  double audio_s = media::decode_audio(out, 16000).size() / 16000.0;
+  EXPECT_NEAR(json["frames"].get<int>() / 25.0, json["duration_s"].get<double>(), 0.04 + 1e-9);
+  EXPECT_NEAR(audio_s, json["duration_s"].get<double>(), 0.05);
+}
+
+TEST_F(Say, EvalSayReportsLipSyncAndReenactment) {
+  auto result = test::run_dself({"--avatar", avatar_, "--quiet", "eval", "say", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  auto json = json_in(result.output);
+  const auto& lips = json["lip_sync"];
+  ASSERT_TRUE(lips.contains("face_found_share")) << lips.dump();
+  EXPECT_GT(lips["frames"].get<int>(), 25);
+  EXPECT_GE(lips["face_found_share"].get<double>(), 0.95);
+  EXPECT_LT(lips["mouth_error_iod_pct"].get<double>(), 10.0);
+  const auto& re = json["reenactment"];
+  ASSERT_TRUE(re.contains("face")) << re.dump();
+  // Better than the reference frame alone: the mouth crops add what the still frame lacks.
+  EXPECT_GT(re["lower_face"]["psnr_db"].get<double>(), re["reference_only"]["lower_face"]["psnr_db"].get<double>());
+  EXPECT_TRUE(fs::exists(fs::path(avatar_) / "models/render/metrics.json"));
+}
+
+}  // namespace
+}  // namespace dself

@@ -1,0 +1,619 @@
+// `dself serve` end to end: the real binary on a free loopback port, against a copy of the
+// prepared sample avatar, spoken to over real HTTP and WebSocket. Every bad request is followed
+// by a good one: the server must keep serving.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "server/client.h"
+#include "support.h"
+
+namespace dself::test {
+namespace {
+
+namespace fs = std::filesystem;
+using server::HttpResponse;
+using server::WebSocketClient;
+using Clock = std::chrono::steady_clock;
+
+uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// `dself serve` as a child process, stopped with SIGTERM when the object dies.
+class ServeProcess {
+ public:
+  ServeProcess(const fs::path& avatar, const std::vector<std::string>& options, const fs::path& log) : port(free_port()) {
+    std::vector<std::string> argv = {DSELF_BINARY, "--avatar", avatar.string(), "serve", "--port", std::to_string(port)};
+    argv.insert(argv.end(), options.begin(), options.end());
+    int out[2];
+    if (pipe(out) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(err, STDERR_FILENO);
+      close(out[0]);
+      std::vector<char*> c_args;
+      for (auto& a : argv) c_args.push_back(a.data());
+      c_args.push_back(nullptr);
+      execv(c_args[0], c_args.data());
+      _exit(127);
+    }
+    close(out[1]);
+    // Ready when it says where it listens.
+    std::string said;
+    auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline && said.find("listening on") == std::string::npos) {
+      pollfd p{out[0], POLLIN, 0};
+      if (poll(&p, 1, 200) <= 0) continue;
+      char buffer[512];
+      ssize_t n = read(out[0], buffer, sizeof buffer);
+      if (n <= 0) break;
+      said.append(buffer, static_cast<size_t>(n));
+    }
+    close(out[0]);
+    ready = said.find("listening on") != std::string::npos;
+  }
+  ~ServeProcess() { stop(); }
+
+  // SIGTERM, and the exit status (waiting up to 20 s, then SIGKILL).
+  int stop() {
+    if (pid_ <= 0) return exit_status_;
+    kill(pid_, SIGTERM);
+    auto deadline = Clock::now() + std::chrono::seconds(20);
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (Clock::now() > deadline) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_status_;
+  }
+
+  bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+  uint16_t port;
+  bool ready = false;
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
+};
+
+nlohmann::json parse(const std::string& text) { return nlohmann::json::parse(text, nullptr, false); }
+
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::string base64(const std::string& bytes) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    for (int k = 3; k >= 0; --k) out += table[(v >> (6 * k)) & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    uint32_t v = uint8_t(bytes[i]) << 16;
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == bytes.size()) {
+    uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8);
+    out += table[(v >> 18) & 63];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+// The prepared avatar with the say pipeline's models built once (by `dself say`) and kept beside
+// it: every server test process copies this one, so none spends seconds building them again.
+fs::path warmed_avatar() {
+  const fs::path prepared = prepared_avatar_dir();
+  const fs::path warm = prepared.parent_path() / "test-server-avatar";
+  const fs::path building = prepared.parent_path() / "test-server-avatar.building";
+  int lock = open((warm.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  flock(lock, LOCK_EX);
+  std::error_code ec;
+  bool fresh = fs::exists(warm / "warmed") &&
+               fs::last_write_time(warm / "warmed", ec) >= fs::last_write_time(prepared / "dself.db", ec);
+  if (!fresh) {
+    fs::remove_all(warm, ec);
+    fs::remove_all(building, ec);
+    fs::copy(prepared, building, fs::copy_options::recursive);
+    run_dself({"--quiet", "--avatar", building.string(), "say", "Hello.", "-o", (building / "warm.mp4").string()});
+    fs::remove(building / "warm.mp4", ec);
+    std::ofstream(building / "warmed") << "models built by test_server\n";
+    fs::rename(building, warm);
+  }
+  flock(lock, LOCK_UN);
+  close(lock);
+  return warm;
+}
+
+fs::path copy_warmed_avatar(const fs::path& dir) {
+  fs::path copy = dir / "avatar";
+  fs::copy(warmed_avatar(), copy, fs::copy_options::recursive);
+  return copy;
+}
+
+// The server the tests share: small limits so that every limit can be crossed cheaply, a web
+// root with a symbolic link out of it, and a yt-dlp that takes its time and fails.
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    avatar_ = copy_warmed_avatar(dir_->path());
+    web_ = dir_->path() / "web";
+    fs::create_directories(web_ / "assets");
+    std::ofstream(web_ / "index.html") << "<!doctype html><title>dself test UI</title>";
+    std::ofstream(web_ / "assets" / "app.js") << "console.log('dself');";
+    std::ofstream(dir_->path() / "secret.txt") << "SECRET-OUTSIDE-WEB-ROOT";
+    fs::create_symlink(dir_->path() / "secret.txt", web_ / "escape.txt");
+    fs::path slow = dir_->path() / "slow-yt-dlp";
+    std::ofstream(slow) << "#!/bin/sh\nsleep 3\necho 'ERROR: no such video' >&2\nexit 1\n";
+    fs::permissions(slow, fs::perms::owner_all);
+    server_ = new ServeProcess(avatar_,
+                               {"--web-root", web_.string(), "--max-upload-mb", "1", "--max-body-kb", "16",
+                                "--max-message-kb", "512", "--max-live-sessions", "2", "--yt-dlp", slow.string()},
+                               dir_->path() / "serve.log");
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dir_;
+  }
+  void SetUp() override { ASSERT_TRUE(server_->ready) << read_bytes(dir_->path() / "serve.log"); }
+  // After every bad request: a good one still gets its answer.
+  void TearDown() override {
+    HttpResponse status = get("/api/status");
+    EXPECT_EQ(status.status, 200) << "the server stopped serving: " << read_bytes(dir_->path() / "serve.log");
+    EXPECT_TRUE(server_->alive());
+  }
+
+  static HttpResponse get(const std::string& target, const server::HeaderList& headers = {}) {
+    return server::http_request("127.0.0.1", server_->port, "GET", target, {}, headers);
+  }
+  static HttpResponse post_json(const std::string& target, const nlohmann::json& body,
+                                server::HeaderList headers = {}) {
+    headers.push_back({"Content-Type", "application/json"});
+    return server::http_request("127.0.0.1", server_->port, "POST", target, body.dump(), headers);
+  }
+  static HttpResponse post(const std::string& target, const std::string& body, const server::HeaderList& headers = {}) {
+    return server::http_request("127.0.0.1", server_->port, "POST", target, body, headers);
+  }
+  static std::string error_of(const HttpResponse& response) {
+    nlohmann::json json = parse(response.body);
+    return json.is_object() && json.contains("error") ? json["error"].get<std::string>() : "(no error field)";
+  }
+  // Waits for a job to finish; its final JSON.
+  static nlohmann::json wait_job(int64_t id, double timeout_s = 60) {
+    auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+    nlohmann::json job;
+    while (Clock::now() < deadline) {
+      job = parse(get("/api/jobs/" + std::to_string(id)).body)["job"];
+      if (job["state"] == "done" || job["state"] == "failed") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return job;
+  }
+  static void wait_idle() {
+    for (const auto& job : parse(get("/api/jobs").body)["jobs"]) wait_job(job["id"].get<int64_t>());
+  }
+  int open_live(WebSocketClient& client, const server::HeaderList& headers = {}) {
+    return client.open("127.0.0.1", server_->port, "/api/live", headers);
+  }
+  // Reads text messages until one of `type`; all text messages read, in order.
+  static std::vector<nlohmann::json> read_until(WebSocketClient& client, const std::string& type, double timeout_s = 60) {
+    std::vector<nlohmann::json> seen;
+    auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
+    while (Clock::now() < deadline) {
+      auto message = client.receive(1);
+      if (!message) {
+        if (client.closed()) break;
+        continue;
+      }
+      if (message->binary) continue;
+      seen.push_back(parse(message->data));
+      if (seen.back().value("type", "") == type) break;
+    }
+    return seen;
+  }
+
+  static TempDir* dir_;
+  static fs::path avatar_;
+  static fs::path web_;
+  static ServeProcess* server_;
+};
+
+TempDir* ServerTest::dir_ = nullptr;
+fs::path ServerTest::avatar_;
+fs::path ServerTest::web_;
+ServeProcess* ServerTest::server_ = nullptr;
+
+TEST_F(ServerTest, StatusIsWhatTheCliPrints) {
+  HttpResponse response = get("/api/status");
+  ASSERT_EQ(response.status, 200);
+  EXPECT_NE(response.headers["content-type"].find("application/json"), std::string::npos);
+  CommandResult cli = run_dself({"--quiet", "--avatar", avatar_.string(), "status", "--json"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.output;
+  nlohmann::json api = parse(response.body);
+  nlohmann::json printed = parse(cli.output);
+  ASSERT_TRUE(api.is_object());
+  // Jobs the server has run may have landed in between; the rest is the same document.
+  api.erase("jobs");
+  printed.erase("jobs");
+  EXPECT_EQ(api, printed);
+
+  nlohmann::json metrics = parse(get("/api/metrics").body);
+  EXPECT_TRUE(metrics["models"].is_object());
+  EXPECT_TRUE(metrics["server"].contains("live_sessions"));
+  EXPECT_TRUE(metrics["server"].contains("jobs_done"));
+}
+
+TEST_F(ServerTest, ServesTheWebUiWithContentTypes) {
+  HttpResponse page = get("/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("dself test UI"), std::string::npos);
+  EXPECT_NE(page.headers["content-type"].find("text/html"), std::string::npos);
+  HttpResponse script = get("/assets/app.js");
+  EXPECT_EQ(script.status, 200);
+  EXPECT_NE(script.headers["content-type"].find("javascript"), std::string::npos);
+  // A page route of the single-page UI gets the UI.
+  EXPECT_EQ(get("/conversation").status, 200);
+  EXPECT_EQ(get("/assets/missing.js").status, 404);
+}
+
+TEST_F(ServerTest, StaticFilesCannotEscapeTheWebRoot) {
+  for (const std::string target :
+       {"/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt",
+        "/assets/..%2f..%2fsecret.txt", "/..%5csecret.txt", "/assets/%252e%252e/secret.txt", "/escape.txt",
+        "/..\\secret.txt", "/%00", "/%zz"}) {
+    HttpResponse response = get(target);
+    EXPECT_NE(response.status, 200) << target;
+    EXPECT_EQ(response.body.find("SECRET-OUTSIDE-WEB-ROOT"), std::string::npos) << target;
+  }
+}
+
+TEST_F(ServerTest, BadRequestsGetJsonErrors) {
+  HttpResponse unknown = get("/api/nothing-here");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_FALSE(error_of(unknown).empty());
+  HttpResponse not_json = post("/api/jobs", "{not json", {{"Content-Type", "application/json"}});
+  EXPECT_EQ(not_json.status, 400);
+  EXPECT_NE(error_of(not_json), "(no error field)");
+  EXPECT_EQ(post("/api/jobs", R"({"kind": "prepare"})", {{"Content-Type", "text/plain"}}).status, 415);
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "train"}}).status, 400);
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", std::string(20000, 'x')}}).status, 413);
+  EXPECT_EQ(post_json("/api/sources", {{"url", "file:///etc/passwd"}}).status, 400);
+  EXPECT_EQ(get("/api/jobs/999999").status, 404);
+  EXPECT_EQ(get("/api/conversations/999999").status, 404);
+  EXPECT_EQ(get("/api/renders/..%2f..%2fdself.db").status, 404);
+  // Only URLs and uploaded files can be ingested, never the server's other files.
+  HttpResponse outside = post_json("/api/jobs", {{"kind", "ingest"}, {"sources", {"/etc/passwd"}}});
+  EXPECT_EQ(outside.status, 400);
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "ingest"}, {"sources", {"uploads/../../dself.db"}}}).status, 400);
+}
+
+TEST_F(ServerTest, UploadsLandOnlyInTheWorkspaceAndAreIngested) {
+  wait_idle();
+  std::string video = read_bytes(sample_dir() / "video_000.mp4");
+  ASSERT_GT(video.size(), 1000u);
+  ASSERT_LT(video.size(), 1u << 20) << "the upload limit of this test is 1 MiB";
+  for (const std::string name : {"../../escape.mp4", "..%2F..%2Fescape.mp4", "/tmp/escape.mp4", ".hidden.mp4", "notes.txt", ""}) {
+    HttpResponse response = post("/api/uploads?name=" + name, video, {{"Content-Type", "video/mp4"}});
+    EXPECT_EQ(response.status, 400) << name << ": " << response.body;
+  }
+  EXPECT_FALSE(fs::exists(dir_->path() / "escape.mp4"));
+  EXPECT_FALSE(fs::exists(avatar_ / "escape.mp4"));
+  EXPECT_FALSE(fs::exists("/tmp/escape.mp4"));
+  // Over the limit: 413 just above it; far above, the connection is closed before the body.
+  EXPECT_EQ(post("/api/uploads?name=big.mp4", std::string((1 << 20) + 200000, 'x')).status, 413);
+  HttpResponse huge = post("/api/uploads?name=huge.mp4", std::string(6 << 20, 'x'));
+  EXPECT_TRUE(huge.status == 0 || huge.status == 413) << huge.status;
+  EXPECT_EQ(get("/api/status").status, 200);
+
+  HttpResponse upload = post("/api/uploads?name=my%20clip.mp4", video, {{"Content-Type", "video/mp4"}});
+  ASSERT_EQ(upload.status, 202) << upload.body;
+  nlohmann::json job = parse(upload.body)["job"];
+  EXPECT_EQ(job["kind"], "ingest");
+  EXPECT_TRUE(fs::exists(avatar_ / "uploads" / "my clip.mp4"));
+  nlohmann::json finished = wait_job(job["id"].get<int64_t>());
+  EXPECT_EQ(finished["state"], "done") << finished.dump();
+  // The same video as a registered source: ingest says it is present.
+  std::string log = finished["log"].dump();
+  EXPECT_NE(log.find("present"), std::string::npos) << log;
+}
+
+TEST_F(ServerTest, OneJobAtATimeWithEventsAndLogs) {
+  wait_idle();
+  std::thread listener;
+  std::string events;
+  listener = std::thread([&] {
+    HttpResponse stream = server::http_stream("127.0.0.1", server_->port, "/api/events", {}, 30, [](const std::string& body) {
+      return body.find("\"state\":\"failed\"") != std::string::npos;
+    });
+    events = stream.body;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The test's yt-dlp takes 3 s and fails: time enough to be refused a second job.
+  HttpResponse first = post_json("/api/sources", {{"url", "https://example.invalid/watch?v=none"}});
+  ASSERT_EQ(first.status, 202) << first.body;
+  int64_t id = parse(first.body)["job"]["id"].get<int64_t>();
+  HttpResponse second = post_json("/api/jobs", {{"kind", "prepare"}});
+  EXPECT_EQ(second.status, 409) << second.body;
+  EXPECT_FALSE(error_of(second).empty());
+  nlohmann::json job = wait_job(id);
+  EXPECT_EQ(job["state"], "failed");
+  EXPECT_FALSE(job["error"].get<std::string>().empty());
+  EXPECT_TRUE(job["log"].is_array());
+  EXPECT_FALSE(job["log"].empty());
+  listener.join();
+  EXPECT_NE(events.find("event: job"), std::string::npos) << events;
+  EXPECT_NE(events.find("\"state\":\"running\""), std::string::npos) << events;
+  EXPECT_NE(events.find("\"state\":\"failed\""), std::string::npos) << events;
+  // Free again: a report job runs and writes the page the API serves.
+  HttpResponse report = post_json("/api/jobs", {{"kind", "report"}});
+  ASSERT_EQ(report.status, 202) << report.body;
+  EXPECT_EQ(wait_job(parse(report.body)["job"]["id"].get<int64_t>())["state"], "done");
+  HttpResponse page = get("/api/report");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.headers["content-type"].find("text/html"), std::string::npos);
+  nlohmann::json jobs = parse(get("/api/jobs").body)["jobs"];
+  ASSERT_GE(jobs.size(), 2u);
+  EXPECT_GT(jobs[0]["id"].get<int64_t>(), jobs[1]["id"].get<int64_t>()) << "newest first";
+}
+
+TEST_F(ServerTest, OriginAndHostAreChecked) {
+  std::string own = "http://127.0.0.1:" + std::to_string(server_->port);
+  WebSocketClient foreign;
+  EXPECT_EQ(open_live(foreign, {{"Origin", "http://evil.example"}}), 403);
+  EXPECT_FALSE(foreign.refusal().body.empty());
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "report"}}, {{"Origin", "http://evil.example"}}).status, 403);
+  // A page that points its own name at 127.0.0.1 (DNS rebinding) is refused.
+  EXPECT_EQ(get("/api/status", {{"Host", "evil.example:" + std::to_string(server_->port)}}).status, 403);
+  WebSocketClient same;
+  ASSERT_EQ(open_live(same, {{"Origin", own}}), 101);
+  auto hello = read_until(same, "hello", 60);
+  ASSERT_FALSE(hello.empty());
+  EXPECT_EQ(hello.back()["type"], "hello");
+  EXPECT_EQ(hello.back()["synthetic"], true);
+  same.close();
+}
+
+TEST_F(ServerTest, LiveConversationStreamsTextAudioAndFrames) {
+  WebSocketClient client;
+  ASSERT_EQ(open_live(client), 101);
+  auto hello = read_until(client, "hello");
+  ASSERT_FALSE(hello.empty());
+  ASSERT_EQ(hello.back()["type"], "hello") << hello.back().dump();
+  bool can_perform = !hello.back()["voice"].is_null();
+  ASSERT_TRUE(client.send_text(R"({"type": "message", "text": "What do you like to talk about?"})"));
+  int deltas = 0, sentences = 0, audio = 0, frames = 0;
+  bool reply = false, done = false;
+  int last_frame = -1;
+  auto deadline = Clock::now() + std::chrono::seconds(120);
+  while (!done && Clock::now() < deadline) {
+    auto message = client.receive(2);
+    if (!message) {
+      ASSERT_FALSE(client.closed());
+      continue;
+    }
+    if (message->binary) {
+      ASSERT_GE(message->data.size(), 13u);
+      uint32_t index;
+      double time_s;
+      std::memcpy(&index, message->data.data() + 1, 4);
+      std::memcpy(&time_s, message->data.data() + 5, 8);
+      EXPECT_GE(time_s, 0);
+      if (message->data[0] == 'F') {
+        EXPECT_EQ(static_cast<int>(index), last_frame + 1);
+        last_frame = static_cast<int>(index);
+        EXPECT_EQ(uint8_t(message->data[13]), 0xFF) << "a JPEG";
+        EXPECT_EQ(uint8_t(message->data[14]), 0xD8);
+        ++frames;
+      } else {
+        EXPECT_EQ(message->data[0], 'A');
+        EXPECT_EQ((message->data.size() - 13) % 2, 0u) << "16-bit PCM";
+        ++audio;
+      }
+      continue;
+    }
+    nlohmann::json json = parse(message->data);
+    std::string type = json.value("type", "");
+    if (type == "reply_delta") ++deltas;
+    if (type == "reply") {
+      reply = true;
+      EXPECT_FALSE(json["text"].get<std::string>().empty());
+      EXPECT_TRUE(json["sources"].is_array());
+    }
+    if (type == "sentence") ++sentences;
+    if (type == "done") {
+      done = true;
+      EXPECT_EQ(json["frame_count"].get<int>(), frames);
+    }
+    ASSERT_NE(type, "error") << json.dump();
+  }
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(reply);
+  EXPECT_GT(deltas, 0);
+  if (can_perform) {
+    EXPECT_GT(sentences, 0);
+    EXPECT_EQ(audio, sentences);
+    EXPECT_GT(frames, 0);
+  }
+  client.close();
+  // The conversation is kept.
+  nlohmann::json list = parse(get("/api/conversations").body)["conversations"];
+  ASSERT_FALSE(list.empty());
+  int64_t id = list[0]["id"].get<int64_t>();
+  EXPECT_GE(list[0]["message_count"].get<int>(), 2);
+  nlohmann::json conversation = parse(get("/api/conversations/" + std::to_string(id)).body);
+  ASSERT_GE(conversation["messages"].size(), 2u);
+  EXPECT_EQ(conversation["messages"][0]["role"], "user");
+  EXPECT_EQ(conversation["messages"][1]["role"], "assistant");
+}
+
+TEST_F(ServerTest, BadLiveMessagesAreAnsweredAndTheSessionGoesOn) {
+  WebSocketClient client;
+  ASSERT_EQ(open_live(client), 101);
+  read_until(client, "hello");
+  client.send_text("not json");
+  auto first = read_until(client, "error", 10);
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first.back()["type"], "error");
+  client.send_text(R"({"type": "dance"})");
+  EXPECT_EQ(read_until(client, "error", 10).back()["type"], "error");
+  client.send_text(R"({"type": "message", "text": ""})");
+  EXPECT_EQ(read_until(client, "error", 10).back()["type"], "error");
+  client.send_text(R"({"type": "voice", "mime": "audio/webm", "audio_base64": "@@@"})");
+  EXPECT_EQ(read_until(client, "error", 10).back()["type"], "error");
+  client.send_text(R"({"type": "voice", "mime": "audio/webm", "audio_base64": "bm90IGF1ZGlv"})");
+  EXPECT_EQ(read_until(client, "error", 30).back()["type"], "error");
+  EXPECT_FALSE(client.closed());
+  client.close();
+}
+
+TEST_F(ServerTest, VoiceMessagesAreTranscribed) {
+  WebSocketClient client;
+  ASSERT_EQ(open_live(client), 101);
+  read_until(client, "hello");
+  fs::path clip = avatar_ / "speech" / "1" / "0000.wav";
+  ASSERT_TRUE(fs::exists(clip));
+  client.send_text(nlohmann::json{{"type", "voice"}, {"mime", "audio/wav"}, {"audio_base64", base64(read_bytes(clip))}}.dump());
+  auto seen = read_until(client, "transcript", 60);
+  ASSERT_FALSE(seen.empty());
+  ASSERT_EQ(seen.back()["type"], "transcript") << seen.back().dump();
+  EXPECT_FALSE(seen.back()["text"].get<std::string>().empty());
+  client.close();
+}
+
+TEST_F(ServerTest, OversizedLiveMessageClosesOnlyThatSession) {
+  WebSocketClient client;
+  ASSERT_EQ(open_live(client), 101);
+  read_until(client, "hello");
+  client.send_text(std::string(600 * 1024, 'x'));
+  auto seen = read_until(client, "error", 20);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back()["type"], "error");
+  for (int i = 0; i < 20 && !client.closed(); ++i) client.receive(0.5);
+  EXPECT_TRUE(client.closed());
+  EXPECT_EQ(client.close_code(), 1009);
+}
+
+TEST_F(ServerTest, LiveSessionsAreLimitedAndDisconnectsStopTheirWork) {
+  {
+    WebSocketClient a, b, c;
+    ASSERT_EQ(open_live(a), 101);
+    ASSERT_EQ(open_live(b), 101);
+    EXPECT_EQ(open_live(c), 429);
+    EXPECT_FALSE(c.refusal().body.empty());
+    read_until(a, "hello");
+    read_until(b, "hello");
+    // One asks and goes away as soon as the reply starts.
+    a.send_text(R"({"type": "message", "text": "Tell me about your work."})");
+    auto started = read_until(a, "reply_delta", 60);
+    ASSERT_FALSE(started.empty());
+    a.close();
+    b.close();
+  }
+  // The reply was cut short, not rendered to its end for nobody.
+  std::string log;
+  for (int i = 0; i < 100 && log.find("left mid-reply") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    log = read_bytes(dir_->path() / "serve.log");
+  }
+  EXPECT_NE(log.find("left mid-reply"), std::string::npos) << log;
+  // The sessions end and their places free up.
+  int open = -1;
+  for (int i = 0; i < 100; ++i) {
+    open = parse(get("/api/metrics").body)["server"]["live_sessions"].get<int>();
+    if (open == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(open, 0);
+  WebSocketClient again;
+  EXPECT_EQ(open_live(again), 101);
+  again.close();
+}
+
+TEST_F(ServerTest, SayRendersAnMp4ToDownload) {
+  HttpResponse say = post_json("/api/say", {{"text", "Hello there."}});
+  if (say.status == 503) GTEST_SKIP() << "built without the say pipeline: " << say.body;
+  ASSERT_EQ(say.status, 200) << say.body;
+  nlohmann::json answer = parse(say.body);
+  std::string url = answer["video"];
+  EXPECT_EQ(url.rfind("/api/renders/", 0), 0u);
+  EXPECT_GT(answer["duration_s"].get<double>(), 0);
+  HttpResponse video = get(url);
+  ASSERT_EQ(video.status, 200);
+  EXPECT_EQ(video.headers["content-type"], "video/mp4");
+  EXPECT_EQ(video.body.substr(4, 4), "ftyp");
+  EXPECT_EQ(post_json("/api/say", {{"text", "   "}}).status, 400);
+}
+
+// A server with a token: every API and WebSocket call carries it, or gets 401.
+TEST(ServerAccess, TokenIsRequiredWhenGiven) {
+  TempDir dir;
+  fs::path avatar = copy_warmed_avatar(dir.path());
+  ServeProcess server(avatar, {"--token", "s3cret", "--web-root", (dir.path() / "no-ui").string()}, dir.path() / "serve.log");
+  ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
+  auto get = [&](const std::string& target, const server::HeaderList& headers = {}) {
+    return server::http_request("127.0.0.1", server.port, "GET", target, {}, headers);
+  };
+  EXPECT_EQ(get("/api/status").status, 401);
+  EXPECT_EQ(get("/api/status", {{"Authorization", "Bearer wrong"}}).status, 401);
+  EXPECT_EQ(get("/api/status?token=s3cre").status, 401);
+  EXPECT_EQ(get("/api/status", {{"Authorization", "Bearer s3cret"}}).status, 200);
+  EXPECT_EQ(get("/api/status?token=s3cret").status, 200);
+  EXPECT_EQ(get("/api/nothing").status, 401);
+  WebSocketClient without;
+  EXPECT_EQ(without.open("127.0.0.1", server.port, "/api/live"), 401);
+  WebSocketClient with;
+  EXPECT_EQ(with.open("127.0.0.1", server.port, "/api/live?token=s3cret"), 101);
+  with.close();
+  // Without a built web UI, / says how to build it.
+  HttpResponse page = get("/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("make web"), std::string::npos);
+  EXPECT_EQ(server.stop(), 0);
+}
+
+TEST(ServerAccess, OtherAddressesNeedAToken) {
+  TempDir dir;
+  CommandResult result = run_dself({"--avatar", (dir.path() / "avatar").string(), "serve", "--host", "0.0.0.0"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("--token"), std::string::npos) << result.output;
+}
+
+}  // namespace
+}  // namespace dself::test

@@ -1,0 +1,269 @@
+#!/usr/bin/env node
+// End-to-end test of the web UI in a real browser, against a running `dself serve` on a prepared
+// avatar: Debian's Chromium (headless) driven by playwright-core; no browser is downloaded.
+//
+//   node web/e2e/e2e.mjs --url http://127.0.0.1:8080 --out build/e2e-artifacts [--chromium PATH]
+//
+// At laptop (1280×800) and phone (390×844) widths: Talk shows the synthetic label, connects,
+// sends a message, shows the reply text and its sources, receives audio bytes and frames, and
+// the canvas changes frame to frame; Studio shows the pipeline's stages and the metrics, and (at
+// laptop width) runs a report job to done with its log and makes a downloadable MP4 with say;
+// with --voice-wav, a hold-to-talk voice message (Chromium's fake microphone plays the file) is
+// heard and answered.
+// Screenshots and the browser's console go to --out. Exit 0 when every check passed.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+function parseArgs(argv) {
+  const args = { url: "", out: "e2e-artifacts", chromium: process.env.CHROMIUM || "/usr/bin/chromium", token: "", "voice-wav": "" };
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, "");
+    if (!(key in args) || i + 1 >= argv.length) {
+      console.error(`usage: e2e.mjs --url URL --out DIR [--chromium PATH] [--token T] [--voice-wav WAV] (bad argument: ${argv[i]})`);
+      process.exit(1);
+    }
+    args[key] = argv[++i];
+  }
+  if (!args.url) {
+    console.error("usage: e2e.mjs --url URL --out DIR [--chromium PATH] [--token T] [--voice-wav WAV]");
+    process.exit(1);
+  }
+  return args;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const outDir = resolve(args.out);
+mkdirSync(outDir, { recursive: true });
+const base = args.url.replace(/\/+$/, "");
+const query = args.token ? `?token=${encodeURIComponent(args.token)}` : "";
+
+const QUESTION = "Where are you filming from today?";
+const VIEWPORTS = [
+  { name: "laptop", viewport: { width: 1280, height: 800 }, isMobile: false, hasTouch: false },
+  { name: "phone", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
+];
+
+const results = [];
+const consoleLines = [];
+let failed = 0;
+
+function check(name, ok, detail = "") {
+  results.push({ name, ok: !!ok, detail });
+  if (!ok) failed++;
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}${detail ? `: ${detail}` : ""}`);
+}
+
+/** Runs `body`; a thrown error or a timeout becomes a failed check instead of ending the run. */
+async function step(name, body) {
+  try {
+    await body();
+  } catch (e) {
+    check(name, false, String(e && e.message ? e.message.split("\n")[0] : e));
+  }
+}
+
+/** A cheap hash of the canvas's pixels, to tell whether the picture changed. */
+function canvasHash(page) {
+  return page.evaluate(() => {
+    const c = document.querySelector("[data-testid=avatar-canvas]");
+    if (!c) return "none";
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let h = 2166136261;
+    for (let i = 0; i < d.length; i += 7) h = Math.imul(h ^ d[i], 16777619);
+    return `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
+  });
+}
+
+const stats = (page) => page.evaluate(() => ({ ...(window.__dself || {}) }));
+
+async function talk(page, vp) {
+  const tag = `talk/${vp.name}`;
+  await page.goto(`${base}/${query}#/talk`, { waitUntil: "load" });
+
+  await step(`${tag}: synthetic label`, async () => {
+    const label = page.getByTestId("synthetic-label");
+    await label.waitFor({ state: "visible", timeout: 10000 });
+    const text = await label.innerText();
+    check(`${tag}: synthetic label visible`, /synthetic/i.test(text) && /not a real person/i.test(text), text.replace(/\s+/g, " "));
+  });
+
+  await step(`${tag}: live connection`, async () => {
+    await page.waitForFunction(() => window.__dself && window.__dself.hello === true, null, { timeout: 20000 });
+    check(`${tag}: live connection and hello`, true);
+  });
+
+  const before = await stats(page);
+  const hashBefore = await canvasHash(page);
+  await step(`${tag}: send a message`, async () => {
+    await page.getByTestId("message-input").fill(QUESTION);
+    await page.getByTestId("send").click();
+    check(`${tag}: message sent`, true, QUESTION);
+  });
+
+  await step(`${tag}: reply text`, async () => {
+    const reply = page.getByTestId("reply").last();
+    await page.waitForFunction(
+      () => {
+        const r = [...document.querySelectorAll("[data-testid=reply] .bubble")].pop();
+        return !!r && r.textContent.trim().length > 3;
+      },
+      null,
+      { timeout: 60000 },
+    );
+    const text = (await reply.locator(".bubble").innerText()).trim();
+    check(`${tag}: reply text shown`, text.length > 3, JSON.stringify(text.slice(0, 120)));
+  });
+
+  await step(`${tag}: sources`, async () => {
+    await page.getByTestId("reply").last().getByTestId("sources").waitFor({ state: "visible", timeout: 30000 });
+    const items = await page.getByTestId("reply").last().locator(".source-label").allInnerTexts();
+    check(`${tag}: sources under the reply`, items.length > 0 && items.every((s) => /@ \d+:\d\d$/.test(s)), items.join(" | "));
+  });
+
+  await step(`${tag}: audio`, async () => {
+    await page.waitForFunction((b) => window.__dself.audioBytes > b + 3200, before.audioBytes || 0, { timeout: 60000 });
+    const s = await stats(page);
+    check(`${tag}: audio data arriving`, true, `${s.audioBytes - (before.audioBytes || 0)} bytes in ${s.audioChunks - (before.audioChunks || 0)} chunks, clock ${s.clock}`);
+  });
+
+  // Sample the canvas while the reply plays: the picture must change from frame to frame.
+  await step(`${tag}: frames`, async () => {
+    await page.waitForFunction((b) => window.__dself.framesDrawn > b, before.framesDrawn || 0, { timeout: 60000 });
+    const hashes = new Set([hashBefore]);
+    let shot = false;
+    for (let i = 0; i < 30; i++) {
+      hashes.add(await canvasHash(page));
+      if (i === 8 && !shot) {
+        await page.screenshot({ path: join(outDir, `talk-${vp.name}.png`) });
+        shot = true;
+      }
+      await page.waitForTimeout(80);
+    }
+    const s = await stats(page);
+    const drawn = s.framesDrawn - (before.framesDrawn || 0);
+    check(`${tag}: frames drawn`, drawn >= 5, `${drawn} drawn of ${s.framesReceived - (before.framesReceived || 0)} received`);
+    check(`${tag}: canvas changes frame to frame`, hashes.size >= 4, `${hashes.size} distinct pictures in 30 samples`);
+    // Lips in sync: frames are drawn at their time on the audio clock, never ahead of the audio.
+    const lag = (s.frameLagTotalMs - (before.frameLagTotalMs || 0)) / Math.max(drawn, 1);
+    check(`${tag}: frames follow the audio clock`, s.clock === "audio" && lag < 120, `clock ${s.clock}, mean lag ${lag.toFixed(1)} ms`);
+  });
+
+  await step(`${tag}: reply done`, async () => {
+    await page.getByTestId("send").waitFor({ state: "visible", timeout: 90000 });
+    const s = await stats(page);
+    check(`${tag}: reply finished`, s.replies > (before.replies || 0), s.lastError ? `last error: ${s.lastError}` : "");
+  });
+  if (vp.name === "laptop" && args["voice-wav"]) await holdToTalk(page, tag);
+  await page.screenshot({ path: join(outDir, `talk-${vp.name}-done.png`) });
+}
+
+/** Hold-to-talk: Chromium's fake microphone plays --voice-wav (the person's own speech); the
+ * recording goes to the server as a voice message, comes back as a transcript and a reply. */
+async function holdToTalk(page, tag) {
+  await step(`${tag}: hold to talk`, async () => {
+    const replies = await page.getByTestId("reply").count();
+    const mic = page.getByRole("button", { name: /Hold to talk/ });
+    const box = await mic.boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.waitForTimeout(5000);
+    await page.mouse.up();
+    await page.waitForFunction(
+      (n) => {
+        const r = document.querySelectorAll("[data-testid=reply]");
+        return r.length > n && r[r.length - 1].querySelector(".bubble").textContent.trim().length > 3;
+      },
+      replies,
+      { timeout: 90000 },
+    );
+    const heard = (await page.getByTestId("message").last().innerText()).trim();
+    const reply = (await page.getByTestId("reply").last().locator(".bubble").innerText()).trim();
+    check(`${tag}: voice message heard and answered`, heard.length > 3 && !/nothing was heard|listening/.test(heard), `heard ${JSON.stringify(heard)} → ${JSON.stringify(reply.slice(0, 60))}`);
+    await page.getByTestId("send").waitFor({ state: "visible", timeout: 90000 });
+  });
+}
+
+async function studio(page, vp) {
+  const tag = `studio/${vp.name}`;
+  await page.goto(`${base}/${query}#/studio`, { waitUntil: "load" });
+  await step(`${tag}: stages`, async () => {
+    await page.getByTestId("stages").waitFor({ state: "visible", timeout: 15000 });
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=stages] [data-stage]").length >= 4, null, { timeout: 15000 });
+    const rows = await page.locator("[data-testid=stages] [data-stage]").evaluateAll((els) =>
+      els.map((e) => `${e.getAttribute("data-stage")} ${e.querySelector(".count")?.textContent}`),
+    );
+    const prepared = rows.filter((r) => /^prepare\.(audio|transcript|speech|face) (\d+)\/\2$/.test(r) && !/ 0\/0$/.test(r));
+    check(`${tag}: pipeline stages shown`, prepared.length === 4, rows.join(", "));
+  });
+  await step(`${tag}: metrics`, async () => {
+    const metrics = page.getByTestId("metrics");
+    await metrics.waitFor({ state: "visible", timeout: 15000 });
+    await page.waitForFunction(() => !/loading/.test(document.querySelector("[data-testid=metrics]").textContent), null, { timeout: 15000 });
+    const text = await metrics.innerText();
+    const hasError = (await metrics.locator(".error").count()) > 0;
+    check(`${tag}: metrics shown`, !hasError && /server:/.test(text), text.replace(/\s+/g, " ").slice(0, 160));
+  });
+  await step(`${tag}: jobs and say`, async () => {
+    check(`${tag}: jobs, add videos and say present`,
+      (await page.getByTestId("jobs").isVisible()) && (await page.getByTestId("add-sources").isVisible()) && (await page.getByTestId("say").count()) === 1);
+  });
+  if (vp.name === "laptop") {
+    // A job through the UI: started by POST /api/jobs, followed over SSE to done, its log shown.
+    await step(`${tag}: report job`, async () => {
+      await page.getByRole("button", { name: "Build report" }).click();
+      await page.locator("[data-testid=jobs] .job .badge-done").first().waitFor({ state: "visible", timeout: 120000 });
+      await page.locator("[data-testid=jobs] .job-head").first().click();
+      await page.waitForFunction(() => /report/.test(document.querySelector("[data-testid=jobs] .log")?.textContent || ""), null, { timeout: 15000 });
+      const link = page.getByRole("link", { name: /prepare report/ });
+      await link.waitFor({ state: "visible", timeout: 15000 });
+      const res = await page.request.get(new URL(await link.getAttribute("href"), page.url()).href);
+      check(`${tag}: report job done, log and report shown`, res.ok() && /html/.test(res.headers()["content-type"] || ""), `report ${res.status()}`);
+    });
+    await step(`${tag}: say`, async () => {
+      await page.locator("[data-testid=say] textarea").fill("Hello there. This is a short test.");
+      await page.getByRole("button", { name: "Make the video" }).click();
+      const download = page.getByRole("link", { name: "Download MP4" });
+      await download.waitFor({ state: "visible", timeout: 300000 });
+      const res = await page.request.get(new URL(await download.getAttribute("href"), page.url()).href);
+      const body = await res.body();
+      check(`${tag}: say makes a downloadable MP4`, res.ok() && res.headers()["content-type"] === "video/mp4" && body.subarray(4, 8).toString() === "ftyp", `${body.length} bytes`);
+    });
+  }
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(outDir, `studio-${vp.name}.png`), fullPage: true });
+}
+
+const browser = await chromium.launch({
+  executablePath: args.chromium,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    ...(args["voice-wav"] ? [`--use-file-for-fake-audio-capture=${resolve(args["voice-wav"])}`] : []),
+  ],
+});
+try {
+  for (const vp of VIEWPORTS) {
+    const context = await browser.newContext({ viewport: vp.viewport, isMobile: vp.isMobile, hasTouch: vp.hasTouch, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    page.on("console", (m) => consoleLines.push(`[${vp.name}] ${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => {
+      consoleLines.push(`[${vp.name}] pageerror: ${e.message}`);
+      check(`${vp.name}: no uncaught page errors`, false, e.message);
+    });
+    await talk(page, vp);
+    await studio(page, vp);
+    await context.close();
+  }
+} finally {
+  await browser.close();
+  writeFileSync(join(outDir, "console.log"), consoleLines.join("\n") + "\n");
+  writeFileSync(join(outDir, "results.json"), JSON.stringify({ url: base, passed: failed === 0, checks: results }, null, 2) + "\n");
+}
+
+console.log(`${results.length - failed} of ${results.length} checks passed; screenshots in ${outDir}`);
+process.exit(failed === 0 ? 0 : 1);
