@@ -25,13 +25,16 @@ web/dist/index.html: $(WEB_SOURCES)
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
-# The main job on the sample person: make one, ingest and prepare it, show what the avatar has.
+# The main job on the sample person: make one, ingest and prepare it, show what the avatar has,
+# then serve it: open the printed URL (PORT=8080 by default) to talk to it; Ctrl-C stops.
+PORT ?= 8080
 demo: all
 	$(DSELF) sample --out $(DEMO)/sample --minutes 1 --videos 2
 	$(DSELF) --avatar $(DEMO)/avatar ingest $(DEMO)/sample
 	$(DSELF) --avatar $(DEMO)/avatar prepare
 	$(DSELF) --avatar $(DEMO)/avatar report
 	$(DSELF) --avatar $(DEMO)/avatar status
+	$(DSELF) --avatar $(DEMO)/avatar serve --port $(PORT)
 
 # The evaluations, on the default sample person (2 minutes, 2 videos); prints JSON.
 EVAL ?= eval-run

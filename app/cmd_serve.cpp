@@ -45,7 +45,8 @@ void add_serve_command(CLI::App& app, const GlobalOptions& globals) {
       "Prints `dself serve: listening on http://HOST:PORT/` when ready; stops on Ctrl-C or SIGTERM.\n"
       "The API and the live protocol: docs/API.md.");
   command->callback([options, &globals] {
-    options->avatar = globals.avatar;
+    // Absolute, so that paths the jobs hand on (uploads/NAME) mean the same from every thread.
+    options->avatar = std::filesystem::absolute(globals.avatar);
     if (const char* key = std::getenv("DSELF_LLM_API_KEY")) options->llm_api_key = key;
     server::serve(*options);
   });

@@ -89,6 +89,32 @@ void print_text(const nlohmann::json& status) {
     std::printf("         %zu first-person facts, sentences of about %.0f words\n",
                 persona.value("facts", nlohmann::json::array()).size(), persona.value("median_sentence_words", 0.0));
   }
+  // Headline figures of each model's metrics.json (written by `dself eval say`).
+  const auto& models = status["models"];
+  auto figure = [](const nlohmann::json& doc, std::initializer_list<const char*> path) {
+    const nlohmann::json* at = &doc;
+    for (const char* key : path) {
+      if (!at->is_object() || !at->contains(key)) return std::string("-");
+      at = &(*at)[key];
+    }
+    return at->is_number() ? fmt::format("{:.3g}", at->get<double>()) : std::string("-");
+  };
+  if (models.contains("voice")) {
+    std::printf("voice    %s: WER %s (PocketSphinx on held-out sentences)\n",
+                models["voice"].value("voice", std::string("-")).c_str(), figure(models["voice"], {"wer"}).c_str());
+  }
+  if (models.contains("motion")) {
+    std::printf("motion   landmark distance %s%% IOD on held-out frames (rest face: %s%%)\n",
+                figure(models["motion"], {"tracked", "lmd_iod_pct"}).c_str(),
+                figure(models["motion"], {"tracked", "rest_lmd_iod_pct"}).c_str());
+  }
+  if (models.contains("render")) {
+    std::printf("render   lip sync: face found %s, mouth error %s%% IOD, opening r %s; reenactment PSNR %s dB\n",
+                figure(models["render"], {"lip_sync", "face_found_share"}).c_str(),
+                figure(models["render"], {"lip_sync", "mouth_error_iod_pct"}).c_str(),
+                figure(models["render"], {"lip_sync", "opening_correlation"}).c_str(),
+                figure(models["render"], {"reenactment", "face", "psnr_db"}).c_str());
+  }
   std::printf("stages  ");
   if (done_per_stage.empty()) std::printf(" none done yet");
   for (const auto& [stage, count] : done_per_stage) std::printf(" %s: %d done", stage.c_str(), count);

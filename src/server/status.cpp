@@ -80,6 +80,7 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
           {"sources", sources},
           {"stages", stages},
           {"persona", persona},
+          {"models", model_metrics(avatar)},
           {"jobs", jobs}};
 }
 
