@@ -2,13 +2,6 @@
 // fallback voice: time from a message to the first reply text, the first frame and the first
 // audio, and the sustained frame rate, for 1 and 4 clients at once. Prints a table; asserts
 // nothing. DSELF_BENCH_AVATAR=DIR uses a copy of a prepared avatar instead of making one.
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,52 +25,6 @@ double ms_since(Clock::time_point start, Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(t - start).count();
 }
 
-uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t size = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-// Starts `dself serve`; its pid, once it says it listens (or -1).
-pid_t start_server(const fs::path& avatar, uint16_t port) {
-  int out[2];
-  if (pipe(out) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    int null = open("/dev/null", O_WRONLY);
-    dup2(null, STDERR_FILENO);
-    close(out[0]);
-    std::string avatar_arg = avatar.string(), port_arg = std::to_string(port);
-    execl(DSELF_BINARY, DSELF_BINARY, "--quiet", "--avatar", avatar_arg.c_str(), "serve", "--port", port_arg.c_str(),
-          "--max-live-sessions", "8", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(out[1]);
-  std::string said;
-  auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < deadline && said.find("listening on") == std::string::npos) {
-    pollfd p{out[0], POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
-    char buffer[512];
-    ssize_t n = read(out[0], buffer, sizeof buffer);
-    if (n <= 0) break;
-    said.append(buffer, static_cast<size_t>(n));
-  }
-  close(out[0]);
-  if (said.find("listening on") == std::string::npos) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return -1;
-  }
-  return pid;
-}
 
 struct Turn {
   bool ok = false;
@@ -177,9 +124,9 @@ int main() {
       }
     }
   }
-  uint16_t port = free_port();
-  pid_t server = start_server(avatar, port);
-  if (server < 0) {
+  dself::server::ServeProcess server(DSELF_BINARY, avatar, {"--max-live-sessions", "8"}, "/dev/null");
+  const uint16_t port = server.port;
+  if (!server.ready) {
     std::fprintf(stderr, "bench_serve: dself serve did not start\n");
     return 1;
   }
@@ -189,8 +136,6 @@ int main() {
   Turn warm = converse(port, questions[0]);
   if (!warm.ok) {
     std::fprintf(stderr, "bench_serve: the first conversation failed: %s\n", warm.error.c_str());
-    kill(server, SIGTERM);
-    waitpid(server, nullptr, 0);
     return 1;
   }
   std::printf("first session: hello after %.0f ms (loads the shared models)\n\n", warm.hello_ms);
@@ -227,7 +172,5 @@ int main() {
   }
   std::printf("\n(medians over clients; fps/client: frames while streaming; fps total: all frames / wall time;\n"
               " the video plays at 25 fps, so fps/client above 25 keeps up with real time)\n");
-  kill(server, SIGTERM);
-  waitpid(server, nullptr, 0);
   return 0;
 }

@@ -3,12 +3,7 @@
 // by a good one: the server must keep serving.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/file.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -25,86 +20,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using server::HttpResponse;
+using server::ServeProcess;
 using server::WebSocketClient;
 using Clock = std::chrono::steady_clock;
-
-uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t size = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-// `dself serve` as a child process, stopped with SIGTERM when the object dies.
-class ServeProcess {
- public:
-  ServeProcess(const fs::path& avatar, const std::vector<std::string>& options, const fs::path& log) : port(free_port()) {
-    std::vector<std::string> argv = {DSELF_BINARY, "--avatar", avatar.string(), "serve", "--port", std::to_string(port)};
-    argv.insert(argv.end(), options.begin(), options.end());
-    int out[2];
-    if (pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      int err = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(err, STDERR_FILENO);
-      close(out[0]);
-      std::vector<char*> c_args;
-      for (auto& a : argv) c_args.push_back(a.data());
-      c_args.push_back(nullptr);
-      execv(c_args[0], c_args.data());
-      _exit(127);
-    }
-    close(out[1]);
-    // Ready when it says where it listens.
-    std::string said;
-    auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (Clock::now() < deadline && said.find("listening on") == std::string::npos) {
-      pollfd p{out[0], POLLIN, 0};
-      if (poll(&p, 1, 200) <= 0) continue;
-      char buffer[512];
-      ssize_t n = read(out[0], buffer, sizeof buffer);
-      if (n <= 0) break;
-      said.append(buffer, static_cast<size_t>(n));
-    }
-    close(out[0]);
-    ready = said.find("listening on") != std::string::npos;
-  }
-  ~ServeProcess() { stop(); }
-
-  // SIGTERM, and the exit status (waiting up to 20 s, then SIGKILL).
-  int stop() {
-    if (pid_ <= 0) return exit_status_;
-    kill(pid_, SIGTERM);
-    auto deadline = Clock::now() + std::chrono::seconds(20);
-    int status = 0;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    pid_ = -1;
-    exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return exit_status_;
-  }
-
-  bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-
-  uint16_t port;
-  bool ready = false;
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = -1;
-};
 
 nlohmann::json parse(const std::string& text) { return nlohmann::json::parse(text, nullptr, false); }
 
@@ -183,7 +101,7 @@ class ServerTest : public ::testing::Test {
     fs::path slow = dir_->path() / "slow-yt-dlp";
     std::ofstream(slow) << "#!/bin/sh\nsleep 3\necho 'ERROR: no such video' >&2\nexit 1\n";
     fs::permissions(slow, fs::perms::owner_all);
-    server_ = new ServeProcess(avatar_,
+    server_ = new ServeProcess(DSELF_BINARY, avatar_,
                                {"--web-root", web_.string(), "--max-upload-mb", "1", "--max-body-kb", "16",
                                 "--max-message-kb", "512", "--max-live-sessions", "2", "--yt-dlp", slow.string()},
                                dir_->path() / "serve.log");
@@ -585,7 +503,7 @@ TEST_F(ServerTest, SayRendersAnMp4ToDownload) {
 TEST(ServerAccess, TokenIsRequiredWhenGiven) {
   TempDir dir;
   fs::path avatar = copy_warmed_avatar(dir.path());
-  ServeProcess server(avatar, {"--token", "s3cret", "--web-root", (dir.path() / "no-ui").string()}, dir.path() / "serve.log");
+  ServeProcess server(DSELF_BINARY, avatar, {"--token", "s3cret", "--web-root", (dir.path() / "no-ui").string()}, dir.path() / "serve.log");
   ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
   auto get = [&](const std::string& target, const server::HeaderList& headers = {}) {
     return server::http_request("127.0.0.1", server.port, "GET", target, {}, headers);

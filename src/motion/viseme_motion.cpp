@@ -5,26 +5,11 @@
 #include <numbers>
 
 #include "core/error.h"
+#include "core/random.h"
 #include "motion/detail/model.h"
 
 namespace dself::motion {
 namespace {
-
-// splitmix64: seeded draws that are the same on every platform and standard library.
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform(double lo, double hi) { return lo + (hi - lo) * static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
 
 // How far the lids are shut u of the way through a blink: they close in its first 40% and
 // open, more slowly, in the rest (a squared sine over a warped clock).
@@ -43,7 +28,7 @@ HeadMotion mix(const HeadMotion& a, const HeadMotion& b, float w) {
 class VisemeMotion final : public Motion {
  public:
   VisemeMotion(std::shared_ptr<const VisemeModel> model, const VisemeOptions& options)
-      : model_(std::move(model)), options_(options), random_(options.seed) {
+      : model_(std::move(model)), options_(options), random_(options.seed, "viseme motion") {
     if (!model_) throw InputError("make_viseme_motion: no model given (learn_viseme_model first)");
     if (!(options_.coarticulation_s > 0)) throw InputError("viseme motion: coarticulation_s must be above 0");
     reset();
@@ -65,7 +50,7 @@ class VisemeMotion final : public Motion {
   }
 
   void reset() override {
-    random_ = Random(options_.seed);
+    random_ = Random(options_.seed, "viseme motion");
     clock_s_ = 0;
     has_last_ = false;
     fade_s_ = -1;

@@ -6,7 +6,7 @@
 #include <numbers>
 #include <string>
 
-#include "sample/detail/random.h"
+#include "core/random.h"
 #include "sample/detail/script.h"
 
 namespace dself::sample {

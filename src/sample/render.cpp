@@ -6,7 +6,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/log.h"
-#include "sample/detail/random.h"
+#include "core/random.h"
 
 namespace dself::sample {
 

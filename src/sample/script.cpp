@@ -8,7 +8,7 @@
 #include <map>
 
 #include "core/error.h"
-#include "sample/detail/random.h"
+#include "core/random.h"
 
 namespace dself::sample {
 

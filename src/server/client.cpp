@@ -6,13 +6,17 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <restinio/utils/base64.hpp>
 
 namespace dself::server {
@@ -301,5 +305,78 @@ void WebSocketClient::close() {
   ::close(fd_);
   fd_ = -1;
 }
+
+}  // namespace dself::server
+
+namespace dself::server {
+
+uint16_t free_loopback_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+ServeProcess::ServeProcess(const std::filesystem::path& binary, const std::filesystem::path& avatar,
+                           const std::vector<std::string>& options, const std::filesystem::path& log)
+    : port(free_loopback_port()) {
+  std::vector<std::string> argv = {binary.string(), "--avatar", avatar.string(), "serve", "--port", std::to_string(port)};
+  argv.insert(argv.end(), options.begin(), options.end());
+  int out[2];
+  if (pipe(out) != 0) return;
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(err, STDERR_FILENO);
+    ::close(out[0]);
+    std::vector<char*> c_args;
+    for (auto& a : argv) c_args.push_back(a.data());
+    c_args.push_back(nullptr);
+    execv(c_args[0], c_args.data());
+    _exit(127);
+  }
+  ::close(out[1]);
+  // Ready when it says where it listens.
+  std::string said;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && said.find("listening on") == std::string::npos) {
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    char buffer[512];
+    ssize_t n = read(out[0], buffer, sizeof buffer);
+    if (n <= 0) break;
+    said.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(out[0]);
+  ready = said.find("listening on") != std::string::npos;
+}
+
+ServeProcess::~ServeProcess() { stop(); }
+
+int ServeProcess::stop() {
+  if (pid_ <= 0) return exit_status_;
+  kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  int status = 0;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pid_ = -1;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return exit_status_;
+}
+
+bool ServeProcess::alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
 
 }  // namespace dself::server

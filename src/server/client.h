@@ -1,8 +1,12 @@
-// A small blocking HTTP/1.1 and WebSocket client for talking to `dself serve` over loopback:
-// what the server's tests and benchmark use (no TLS, no redirects, one request per connection).
+// A small blocking HTTP/1.1 and WebSocket client for talking to `dself serve` over loopback, and
+// a way to run `dself serve` as a child process: what the server's tests and benchmark use (no
+// TLS, no redirects, one request per connection).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -65,6 +69,33 @@ class WebSocketClient {
   uint16_t close_code_ = 0;
   std::string buffered_;  // bytes read past the upgrade response
   HttpResponse refusal_;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+uint16_t free_loopback_port();
+
+// `dself serve` as a child process on a free loopback port, stopped with SIGTERM when the object
+// dies. stderr goes to `log` (e.g. /dev/null).
+class ServeProcess {
+ public:
+  // Starts `binary --avatar AVATAR serve --port P OPTIONS...` and waits (up to 60 s) until it says
+  // where it listens; `ready` tells whether it did.
+  ServeProcess(const std::filesystem::path& binary, const std::filesystem::path& avatar,
+               const std::vector<std::string>& options, const std::filesystem::path& log);
+  ~ServeProcess();
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+
+  // SIGTERM, and the exit status (waiting up to 20 s, then SIGKILL).
+  int stop();
+  bool alive() const;
+
+  uint16_t port;
+  bool ready = false;
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
 };
 
 }  // namespace dself::server

@@ -1,11 +1,11 @@
 // Seeded randomness that is the same on every platform and standard library (std::
-// distributions are not), so that a seed names one sample person exactly.
+// distributions are not), so that a seed names one sample person, or one head motion, exactly.
 #pragma once
 
 #include <cstdint>
 #include <string_view>
 
-namespace dself::sample {
+namespace dself {
 
 class Random {
  public:
@@ -35,4 +35,4 @@ class Random {
   uint64_t state_;
 };
 
-}  // namespace dself::sample
+}  // namespace dself
