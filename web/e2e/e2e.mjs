@@ -6,8 +6,9 @@
 //
 // At laptop (1280×800) and phone (390×844) widths: Talk shows the synthetic label, connects,
 // sends a message, shows the reply text and its sources, receives audio bytes and frames, and
-// the canvas changes frame to frame; Studio shows the pipeline's stages and the metrics, and (at
-// laptop width) runs a report job to done with its log and makes a downloadable MP4 with say;
+// the canvas changes frame to frame; Studio shows the pipeline's stages and the models' metrics as
+// /api/metrics has them (or how to measure them), and (at laptop width) runs a report job to done
+// with its log and makes a downloadable MP4 with say;
 // with --voice-wav, a hold-to-talk voice message (Chromium's fake microphone plays the file) is
 // heard and answered.
 // Screenshots and the browser's console go to --out. Exit 0 when every check passed.
@@ -185,6 +186,22 @@ async function holdToTalk(page, tag) {
   });
 }
 
+/** Text the Models panel must show for a kind's metrics.json: each known part's headline figure,
+ * formatted as Studio formats it, or its error. */
+function expectedFigures(kind, m) {
+  const part = (v, figure) => (v && typeof v.error === "string" ? [v.error] : v && figure(v) !== null ? [figure(v)] : []);
+  const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  if (m && typeof m.error === "string") return [m.error];
+  if (kind === "voice") return part(m, (v) => (num(v.wer) === null ? null : `${(v.wer * 100).toFixed(0)}%`));
+  if (kind === "motion") return part(m, (v) => (num(v.tracked?.lmd_iod_pct) === null ? null : `${v.tracked.lmd_iod_pct.toFixed(2)}%`));
+  if (kind === "render")
+    return [
+      ...part(m?.lip_sync, (v) => (num(v.mouth_error_iod_pct) === null ? null : `${v.mouth_error_iod_pct.toFixed(2)}%`)),
+      ...part(m?.reenactment, (v) => (num(v.face?.psnr_db) === null ? null : `${v.face.psnr_db.toFixed(1)} dB`)),
+    ];
+  return [];
+}
+
 async function studio(page, vp) {
   const tag = `studio/${vp.name}`;
   await page.goto(`${base}/${query}#/studio`, { waitUntil: "load" });
@@ -204,6 +221,23 @@ async function studio(page, vp) {
     const text = await metrics.innerText();
     const hasError = (await metrics.locator(".error").count()) > 0;
     check(`${tag}: metrics shown`, !hasError && /server:/.test(text), text.replace(/\s+/g, " ").slice(0, 160));
+    // What the server has is what the panel shows: a section per model kind with its headline
+    // figures (or the part's error), else the line saying how to measure them.
+    const res = await page.request.get(`${base}/api/metrics${query}`);
+    const models = res.ok() ? (await res.json()).models ?? {} : null;
+    const kinds = Object.keys(models ?? {});
+    const shown = await metrics.locator("[data-model]").evaluateAll((els) => els.map((e) => e.getAttribute("data-model")));
+    const missing = [];
+    for (const kind of kinds) {
+      const section = (await metrics.locator(`[data-model="${kind}"]`).innerText().catch(() => "")).replace(/\s+/g, " ");
+      for (const want of expectedFigures(kind, models[kind])) if (!section.includes(want)) missing.push(`${kind}: ${want}`);
+    }
+    const empty = kinds.length === 0 ? await metrics.getByTestId("no-metrics").innerText().catch(() => "") : "";
+    check(
+      `${tag}: metrics match /api/metrics`,
+      models !== null && shown.slice().sort().join() === kinds.slice().sort().join() && missing.length === 0 && (kinds.length > 0 || /dself eval say/.test(empty)),
+      kinds.length ? `kinds ${shown.join(", ")}${missing.length ? `; missing ${missing.join("; ")}` : ""}` : empty || `/api/metrics ${res.status()}`,
+    );
   });
   await step(`${tag}: jobs and say`, async () => {
     check(`${tag}: jobs, add videos and say present`,

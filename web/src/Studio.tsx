@@ -15,7 +15,8 @@ import {
   type StageRow,
   type Status,
 } from "./api";
-import { BarPlot, formatNumber, LinePlot, readMetrics } from "./plots";
+import { ModelMetrics } from "./Models";
+import { formatNumber } from "./plots";
 
 const STATE_ORDER: Record<string, number> = { queued: 0, running: 1, done: 2, failed: 2 };
 const PREPARE_STAGES = ["prepare.audio", "prepare.transcript", "prepare.speech", "prepare.face"];
@@ -457,56 +458,6 @@ function CatalogJobs({ status }: { status: Status | null }) {
           </li>
         ))}
       </ul>
-    </>
-  );
-}
-
-function ModelMetrics({ metrics, error }: { metrics: Metrics | null; error: string | null }) {
-  if (error) return <p className="error">{error}</p>;
-  if (!metrics) return <p className="muted">loading…</p>;
-  const kinds = Object.entries(metrics.models ?? {});
-  return (
-    <>
-      {metrics.server && (
-        <p className="muted small">
-          server: {metrics.server.live_sessions ?? 0} live session{metrics.server.live_sessions === 1 ? "" : "s"},{" "}
-          {metrics.server.jobs_done ?? 0} job{metrics.server.jobs_done === 1 ? "" : "s"} done
-        </p>
-      )}
-      {kinds.length === 0 ? (
-        <p className="muted">No trained models yet. Their metrics and training curves appear here after `dself train`.</p>
-      ) : (
-        <div className="models">
-          {kinds.map(([kind, m]) => {
-            const view = readMetrics(m);
-            return (
-              <section key={kind} className="model" data-model={kind}>
-                <h3>{kind}</h3>
-                {view.scalars.length > 0 && (
-                  <table className="kv">
-                    <tbody>
-                      {view.scalars.slice(0, 16).map((s) => (
-                        <tr key={s.name}>
-                          <th>{s.name.replace(/_/g, " ")}</th>
-                          <td>{s.value}</td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                )}
-                <div className="plots">
-                  {view.lines.map((l, i) => (
-                    <LinePlot key={`l${i}`} spec={l} />
-                  ))}
-                  {view.bars.map((b, i) => (
-                    <BarPlot key={`b${i}`} spec={b} />
-                  ))}
-                </div>
-              </section>
-            );
-          })}
-        </div>
-      )}
     </>
   );
 }

@@ -1,31 +1,29 @@
-// Small SVG plots for model metrics: line plots (training curves) and bar plots (comparisons),
-// and a reader that finds what to plot in a metrics.json whose exact shape varies by model.
+// Small SVG bar charts for the models' metrics: horizontal bars, optionally grouped (one bar per
+// series in each group), all on one scale and in one unit.
 
-const COLORS = ["#4f46e5", "#db2777", "#059669", "#d97706", "#0891b2", "#7c3aed"];
+const COLORS = ["#4f46e5", "#9ca3af", "#d97706", "#059669"];
 
-export interface Series {
-  name: string;
-  points: [number, number][];
+export interface BarGroup {
+  label: string;
+  /** One value per series; null where the series has nothing for this group. */
+  values: (number | null)[];
 }
 
-export interface LinePlotSpec {
+export interface BarChartSpec {
   title: string;
-  x_label: string;
-  series: Series[];
+  /** Appended to each value's label, e.g. "%" or " Hz". */
+  unit?: string;
+  /** Names of the series (legend); a chart with one series has no legend. */
+  series: string[];
+  groups: BarGroup[];
+  /** The scale's end; the largest value (plus room) when absent. */
+  max?: number;
+  digits?: number;
+  note?: string;
 }
 
-export interface BarPlotSpec {
-  title: string;
-  bars: { label: string; value: number }[];
-}
-
-export interface MetricsView {
-  scalars: { name: string; value: string }[];
-  lines: LinePlotSpec[];
-  bars: BarPlotSpec[];
-}
-
-function fmt(v: number): string {
+function fmt(v: number, digits?: number): string {
+  if (digits !== undefined) return v.toFixed(digits);
   if (v === 0) return "0";
   const a = Math.abs(v);
   if (a >= 1000 || a < 0.001) return v.toExponential(2);
@@ -34,166 +32,65 @@ function fmt(v: number): string {
   return v.toFixed(3).replace(/\.?0+$/, "");
 }
 
-export function formatNumber(v: number): string {
-  return Number.isInteger(v) ? String(v) : fmt(v);
+export function formatNumber(v: number, digits?: number): string {
+  return digits === undefined && Number.isInteger(v) ? String(v) : fmt(v, digits);
 }
 
-function niceRange(min: number, max: number): [number, number] {
-  if (!Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
-  if (min === max) return min === 0 ? [0, 1] : [Math.min(0, min), Math.max(0, max) * 1.1 || 1];
-  const pad = (max - min) * 0.05;
-  return [min - pad, max + pad];
-}
-
-export function LinePlot({ spec }: { spec: LinePlotSpec }) {
-  const W = 360;
-  const H = 200;
-  const m = { l: 46, r: 10, t: 10, b: 30 };
-  const all = spec.series.flatMap((s) => s.points);
-  const xs = all.map((p) => p[0]);
-  const [x0, x1] = Math.min(...xs) < Math.max(...xs) ? [Math.min(...xs), Math.max(...xs)] : niceRange(Math.min(...xs), Math.max(...xs));
-  const [y0, y1] = niceRange(Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1])));
-  const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
-  const sy = (y: number) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
-  const yTicks = [0, 0.5, 1].map((f) => y0 + f * (y1 - y0));
-  const xTicks = [0, 0.5, 1].map((f) => x0 + f * (x1 - x0));
+export function BarChart({ spec }: { spec: BarChartSpec }) {
+  const W = 340;
+  const bar = 16;
+  const gap = 4;
+  const groupGap = 12;
+  const labelW = 80;
+  const valueW = 58;
+  const single = spec.series.length === 1;
+  const values = spec.groups.flatMap((g) => g.values).filter((v): v is number => v !== null && Number.isFinite(v));
+  const max = spec.max ?? Math.max(...values, 1e-12) * 1.05;
+  const scale = (v: number) => (Math.max(0, Math.min(v, max)) / max) * (W - labelW - valueW);
+  let y = 2;
+  const rows = spec.groups.map((g, gi) => {
+    const present = g.values.map((v, si) => ({ v, si })).filter((b): b is { v: number; si: number } => b.v !== null);
+    const top = y;
+    const bars = present.map((b, k) => ({ ...b, y: top + k * (bar + gap) }));
+    y += Math.max(1, present.length) * (bar + gap) - gap + groupGap;
+    return { g, gi, top, bars };
+  });
+  const H = y - groupGap + 2;
   return (
     <figure className="plot">
       <figcaption>{spec.title}</figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={spec.title}>
-        {yTicks.map((y, i) => (
-          <g key={`y${i}`}>
-            <line x1={m.l} x2={W - m.r} y1={sy(y)} y2={sy(y)} className="grid" />
-            <text x={m.l - 6} y={sy(y) + 4} textAnchor="end" className="tick">
-              {fmt(y)}
+        <line x1={labelW} x2={labelW} y1={0} y2={H} className="axis" />
+        {rows.map(({ g, gi, top, bars }) => (
+          <g key={g.label}>
+            <text x={labelW - 8} y={top + (bars.length * (bar + gap) - gap) / 2 + 4} textAnchor="end" className="tick group-label">
+              {g.label}
             </text>
+            {bars.map((b) => (
+              <g key={b.si}>
+                <rect x={labelW} y={b.y} width={Math.max(scale(b.v), 1.5)} height={bar} rx={3} fill={COLORS[(single ? gi : b.si) % COLORS.length]}>
+                  <title>{`${single ? g.label : spec.series[b.si]}: ${fmt(b.v, spec.digits)}${spec.unit ?? ""}`}</title>
+                </rect>
+                <text x={labelW + scale(b.v) + 5} y={b.y + bar - 4} className="tick value">
+                  {fmt(b.v, spec.digits)}
+                  {spec.unit ?? ""}
+                </text>
+              </g>
+            ))}
           </g>
         ))}
-        {xTicks.map((x, i) => (
-          <text key={`x${i}`} x={sx(x)} y={H - m.b + 16} textAnchor="middle" className="tick">
-            {fmt(x)}
-          </text>
-        ))}
-        <text x={(m.l + W - m.r) / 2} y={H - 2} textAnchor="middle" className="axis-label">
-          {spec.x_label}
-        </text>
-        {spec.series.map((s, i) => (
-          <polyline
-            key={s.name}
-            fill="none"
-            stroke={COLORS[i % COLORS.length]}
-            strokeWidth={2}
-            strokeLinejoin="round"
-            points={s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ")}
-          />
-        ))}
       </svg>
-      {spec.series.length > 1 && (
+      {!single && (
         <div className="legend">
           {spec.series.map((s, i) => (
-            <span key={s.name}>
+            <span key={s}>
               <i style={{ background: COLORS[i % COLORS.length] }} />
-              {s.name}
+              {s}
             </span>
           ))}
         </div>
       )}
+      {spec.note && <p className="plot-note">{spec.note}</p>}
     </figure>
   );
-}
-
-export function BarPlot({ spec }: { spec: BarPlotSpec }) {
-  const W = 360;
-  const row = 26;
-  const labelW = 120;
-  const H = spec.bars.length * row + 8;
-  const max = Math.max(...spec.bars.map((b) => Math.abs(b.value)), 1e-12);
-  return (
-    <figure className="plot">
-      <figcaption>{spec.title}</figcaption>
-      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={spec.title}>
-        {spec.bars.map((b, i) => {
-          const w = (Math.abs(b.value) / max) * (W - labelW - 60);
-          const y = 4 + i * row;
-          return (
-            <g key={b.label}>
-              <text x={labelW - 6} y={y + 16} textAnchor="end" className="tick">
-                {b.label.length > 18 ? b.label.slice(0, 17) + "…" : b.label}
-              </text>
-              <rect x={labelW} y={y + 3} width={Math.max(w, 1)} height={row - 8} rx={3} fill={COLORS[i % COLORS.length]} />
-              <text x={labelW + w + 6} y={y + 16} className="tick">
-                {fmt(b.value)}
-              </text>
-            </g>
-          );
-        })}
-      </svg>
-    </figure>
-  );
-}
-
-const X_KEYS = ["step", "epoch", "iteration", "iter", "x", "t", "time_s"];
-
-function isNumberArray(v: unknown): v is number[] {
-  return Array.isArray(v) && v.length >= 2 && v.every((x) => typeof x === "number" && Number.isFinite(x));
-}
-
-function isRecordArray(v: unknown): v is Record<string, unknown>[] {
-  return Array.isArray(v) && v.length >= 2 && v.every((x) => x !== null && typeof x === "object" && !Array.isArray(x));
-}
-
-function pretty(path: string): string {
-  return path.replace(/_/g, " ").replace(/\./g, " · ");
-}
-
-/** Reads a model's metrics.json: numbers become a table, series become line plots, groups of
- * numbers under one key become bar plots. */
-export function readMetrics(metrics: unknown): MetricsView {
-  const view: MetricsView = { scalars: [], lines: [], bars: [] };
-  const walk = (v: unknown, path: string, depth: number) => {
-    if (typeof v === "number") {
-      view.scalars.push({ name: path, value: formatNumber(v) });
-    } else if (typeof v === "string" || typeof v === "boolean") {
-      const s = String(v);
-      if (s.length <= 80) view.scalars.push({ name: path, value: s });
-    } else if (isNumberArray(v)) {
-      view.lines.push({ title: pretty(path), x_label: "index", series: [{ name: path, points: v.map((y, i) => [i, y]) }] });
-    } else if (isRecordArray(v)) {
-      const keys = Object.keys(v[0]).filter((k) => typeof v[0][k] === "number");
-      const xKey = X_KEYS.find((k) => keys.includes(k));
-      const series = keys
-        .filter((k) => k !== xKey)
-        .map((k) => ({
-          name: k,
-          points: v
-            .map((row, i) => [xKey ? Number(row[xKey]) : i, Number(row[k])] as [number, number])
-            .filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])),
-        }))
-        .filter((s) => s.points.length >= 2);
-      if (series.length > 0) view.lines.push({ title: pretty(path), x_label: xKey ?? "index", series });
-    } else if (v && typeof v === "object" && !Array.isArray(v)) {
-      const entries = Object.entries(v as Record<string, unknown>);
-      if (entries.length >= 2 && entries.every(([, x]) => isNumberArray(x))) {
-        view.lines.push({
-          title: pretty(path),
-          x_label: "step",
-          series: entries.map(([k, x]) => ({ name: k, points: (x as number[]).map((y, i) => [i, y] as [number, number]) })),
-        });
-        return;
-      }
-      const numeric = entries.filter(([, x]) => typeof x === "number" && Number.isFinite(x));
-      if (depth > 0 && numeric.length >= 2 && numeric.length === entries.length && numeric.length <= 12) {
-        view.bars.push({ title: pretty(path), bars: numeric.map(([k, x]) => ({ label: k, value: x as number })) });
-      }
-      for (const [k, x] of entries) {
-        if (depth > 0 && numeric.length === entries.length && numeric.length >= 2 && numeric.length <= 12) {
-          view.scalars.push({ name: path ? `${path}.${k}` : k, value: formatNumber(x as number) });
-        } else {
-          walk(x, path ? `${path}.${k}` : k, depth + 1);
-        }
-      }
-    }
-  };
-  walk(metrics, "", 0);
-  return view;
 }
