@@ -41,13 +41,8 @@ std::vector<std::string> held_out_texts(const fs::path& avatar, size_t count) {
 // on every frame and its mouth compared with the commanded one.
 nlohmann::json lip_sync(const Cast& cast, const SayOptions& options,
                         const std::vector<std::string>& texts) {
-  voice::EspeakOptions voice_options;
-  voice_options.voice = cast.voice_name;
-  voice_options.target_pitch_hz = cast.pitch.median_hz;
-  auto voice = voice::make_espeak_voice(voice_options);
-  motion::VisemeOptions motion_options;
-  motion_options.seed = options.seed;
-  auto motion = motion::make_viseme_motion(cast.motion, motion_options);
+  auto voice = make_voice(cast);
+  auto motion = make_motion(cast, options);
   std::vector<motion::FacePose> poses;
   double speech_s = 0;
   for (const auto& text : texts) {

@@ -88,11 +88,7 @@ FallbackVoiceChoice choose_fallback_voice(const fs::path& avatar, const std::str
   }
   if (!cached) {
     choice.pitch = voice::measure_avatar_pitch(avatar);
-    double best = INFINITY;
-    for (const auto& candidate : voice::espeak_candidates()) {
-      double distance = std::abs(std::log(candidate.median_hz / choice.pitch.median_hz));
-      if (distance < best) best = distance, choice.voice = candidate.voice;
-    }
+    choice.voice = voice::closest_espeak_voice(choice.pitch.median_hz);
     nlohmann::ordered_json json = {{"format", "dself-fallback-voice"},
                                    {"version", 1},
                                    {"input_hash", input_hash},
@@ -136,6 +132,19 @@ std::shared_ptr<const Cast> load_cast(const SayOptions& options) {
   return cast;
 }
 
+std::unique_ptr<voice::Voice> make_voice(const Cast& cast) {
+  voice::EspeakOptions options;
+  options.voice = cast.voice_name;
+  options.target_pitch_hz = cast.pitch.median_hz;
+  return voice::make_espeak_voice(options);
+}
+
+std::unique_ptr<motion::Motion> make_motion(const Cast& cast, const SayOptions& options) {
+  motion::VisemeOptions motion_options;
+  motion_options.seed = options.seed;
+  return motion::make_viseme_motion(cast.motion, motion_options);
+}
+
 struct Performer::Impl {
   std::shared_ptr<const Cast> cast;
   SayOptions options;
@@ -150,13 +159,8 @@ struct Performer::Impl {
 Performer::Performer(std::shared_ptr<const Cast> cast, const SayOptions& options) : impl_(std::make_unique<Impl>()) {
   impl_->cast = cast;
   impl_->options = options;
-  voice::EspeakOptions voice_options;
-  voice_options.voice = cast->voice_name;
-  voice_options.target_pitch_hz = cast->pitch.median_hz;
-  impl_->voice = voice::make_espeak_voice(voice_options);
-  motion::VisemeOptions motion_options;
-  motion_options.seed = options.seed;
-  impl_->motion = motion::make_viseme_motion(cast->motion, motion_options);
+  impl_->voice = make_voice(*cast);
+  impl_->motion = make_motion(*cast, options);
   impl_->renderer = render::make_photoreal_renderer(cast->renderer);
 }
 

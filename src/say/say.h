@@ -36,6 +36,10 @@ struct Cast {
   std::string voice_name;  // the espeak-ng voice picked for the person
 };
 
+// A voice and a motion stream on the cast (each stream needs its own; neither is thread-safe).
+std::unique_ptr<voice::Voice> make_voice(const Cast& cast);
+std::unique_ptr<motion::Motion> make_motion(const Cast& cast, const SayOptions& options);
+
 // Loads (or builds and keeps) the avatar's models. Throws InputError naming the `prepare` step to
 // run when the avatar is not prepared.
 std::shared_ptr<const Cast> load_cast(const SayOptions& options);

@@ -571,10 +571,6 @@ void LiveHub::stop_all() {
 
 void LiveHub::invalidate() { models_->invalidate(); }
 
-bool LiveHub::can_perform() {
-  return true;
-}
-
 nlohmann::json LiveHub::say(const std::string& text) {
   persona::PersonaParams params;
   persona::check_message(text, params);

@@ -239,21 +239,6 @@ int espeak_pitch_for(const std::string& voice, double target_hz) {
   return curve.back().first;
 }
 
-std::string closest_espeak_voice(double target_hz) {
-  if (target_hz <= 0) return "en-us";
-  std::string best = "en-us";
-  double best_distance = 1e9;
-  for (const auto& candidate : espeak_candidates()) {
-    if (candidate.median_hz <= 0) continue;
-    const double distance = std::abs(std::log(candidate.median_hz / target_hz));  // in octaves, up to a factor
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = candidate.voice;
-    }
-  }
-  return best;
-}
-
 }  // namespace detail
 
 std::vector<EspeakCandidate> espeak_candidates() {
@@ -274,6 +259,21 @@ std::vector<EspeakCandidate> espeak_candidates() {
   return result;
 }
 
+std::string closest_espeak_voice(double target_hz) {
+  if (target_hz <= 0) return "en-us";
+  std::string best = "en-us";
+  double best_distance = 1e9;
+  for (const auto& candidate : espeak_candidates()) {
+    if (candidate.median_hz <= 0) continue;
+    const double distance = std::abs(std::log(candidate.median_hz / target_hz));  // in octaves, up to a factor
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = candidate.voice;
+    }
+  }
+  return best;
+}
+
 std::unique_ptr<Voice> make_espeak_voice(const EspeakOptions& options) {
   if (options.words_per_minute < 80 || options.words_per_minute > 450) {
     throw InputError(fmt::format("speaking rate {} words per minute is outside espeak-ng's 80..450",
@@ -283,7 +283,7 @@ std::unique_ptr<Voice> make_espeak_voice(const EspeakOptions& options) {
     throw InputError(fmt::format("target pitch {} Hz is not a speaking voice's (40..600 Hz; 0 for espeak-ng's own)",
                                  options.target_pitch_hz));
   }
-  std::string voice = options.voice.empty() ? detail::closest_espeak_voice(options.target_pitch_hz)
+  std::string voice = options.voice.empty() ? closest_espeak_voice(options.target_pitch_hz)
                                             : checked_voice_name(options.voice);
   const int pitch = options.target_pitch_hz > 0 ? detail::espeak_pitch_for(voice, options.target_pitch_hz) : kDefaultPitch;
   return std::make_unique<EspeakVoice>(std::move(voice), pitch, options.words_per_minute);

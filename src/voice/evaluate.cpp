@@ -53,7 +53,7 @@ nlohmann::json evaluate_voice(const std::filesystem::path& avatar, const VoiceEv
   const PitchProfile person = measure_avatar_pitch(avatar);
   EspeakOptions espeak;
   espeak.target_pitch_hz = person.median_hz;
-  espeak.voice = options.voice.empty() ? detail::closest_espeak_voice(person.median_hz) : options.voice;
+  espeak.voice = options.voice.empty() ? closest_espeak_voice(person.median_hz) : options.voice;
   std::unique_ptr<Voice> voice = make_espeak_voice(espeak);
   transcript::PocketSphinxRecognizer recognizer;
 

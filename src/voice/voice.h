@@ -75,6 +75,9 @@ struct EspeakCandidate {
 };
 std::vector<EspeakCandidate> espeak_candidates();
 
+// The candidate whose median pitch is closest (on a log scale) to target_hz; "en-us" when it is 0.
+std::string closest_espeak_voice(double target_hz);
+
 // The espeak-ng fallback voice. Phone times come from espeak-ng's phoneme events; its
 // phonemes are mapped to ARPAbet. Throws EnvironmentError when espeak-ng's data is missing,
 // InputError for an unknown voice name (listing the known ones).

@@ -36,8 +36,6 @@ class LiveHub {
   // The workspace changed (a prepare finished): models and memory load again on next use.
   void invalidate();
 
-  // True when this binary has the say pipeline (voice, motion, renderer).
-  static bool can_perform();
   // Renders `text` to <avatar>/renders/NAME.mp4 on the calling thread (a worker's): the answer
   // of POST /api/say. InputError for text with nothing to say.
   nlohmann::json say(const std::string& text);

@@ -16,7 +16,4 @@ Utterance espeak_say(const std::string& voice, int pitch, int words_per_minute, 
 // target_hz, measured (and cached per process) by saying a fixed sentence at a few settings.
 int espeak_pitch_for(const std::string& voice, double target_hz);
 
-// The variant espeak_candidates would pick for a person at target_hz ("en-us" when it is 0).
-std::string closest_espeak_voice(double target_hz);
-
 }  // namespace dself::voice::detail
