@@ -14,6 +14,8 @@ packages=(
   libopencv-dev libdlib-dev libdlib-data
   # phonemes and the fallback voice
   libespeak-ng-dev espeak-ng-data
+  # training (libtorch) and the vocoder (SPTK's library; its command-line tools check it in tests)
+  libtorch-dev libsptk-dev sptk
   # speech recognition: PocketSphinx with its US English model; real read speech for evaluation
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
   # the server: RESTinio on Asio

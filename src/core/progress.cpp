@@ -74,8 +74,8 @@ void remove_progress_listener(int id) {
 
 void set_progress_display(bool enabled) { display_enabled = enabled; }
 
-Progress::Progress(std::string task, int64_t total, std::string unit)
-    : start_(std::chrono::steady_clock::now()), last_report_(start_) {
+Progress::Progress(std::string task, int64_t total, std::string unit, ProgressSink sink)
+    : sink_(std::move(sink)), start_(std::chrono::steady_clock::now()), last_report_(start_) {
   event_.task = std::move(task);
   event_.total = total;
   event_.unit = std::move(unit);
@@ -111,6 +111,7 @@ void Progress::report(bool force) {
                      ? std::max<double>(0, (event_.total - event_.done) / event_.rate_per_s)
                      : -1;
   if (display_enabled && (event_.done > 0 || event_.finished || terminal)) draw(event_);
+  if (sink_) sink_(event_);
   std::lock_guard lock(listeners_mutex);
   for (auto& [id, listener] : listeners) listener(event_);
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
 namespace dself {
@@ -23,6 +24,19 @@ struct ProgressEvent {
 
 using ProgressListener = std::function<void(const ProgressEvent&)>;
 
+// Where one piece of long work reports its progress: a parameter of the work's options (as
+// Rhubarb's ProgressSink), called on the working thread with every event, besides the display.
+using ProgressSink = std::function<void(const ProgressEvent&)>;
+
+// Asked by long work between units (a frame, an utterance, a training step): true means stop at
+// the next safe point, keeping what is complete (as whisper.cpp's abort_callback). Empty: never.
+using StopRequested = std::function<bool()>;
+
+// Thrown by work that stopped because its StopRequested said so; nothing half-written is left.
+struct Stopped : std::runtime_error {
+  explicit Stopped(const std::string& what) : std::runtime_error(what) {}
+};
+
 // Registers a listener called (on the working thread) with every event; returns its id.
 int add_progress_listener(ProgressListener listener);
 void remove_progress_listener(int id);
@@ -34,7 +48,9 @@ void set_progress_display(bool enabled);
 // is a terminal, a plain line every few seconds otherwise. Destruction finishes the task.
 class Progress {
  public:
-  Progress(std::string task, int64_t total, std::string unit);
+  // `sink`, when given, is called with every event too (at most every few seconds but for the
+  // first and last).
+  Progress(std::string task, int64_t total, std::string unit, ProgressSink sink = {});
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -48,6 +64,7 @@ class Progress {
   void report(bool force);
 
   ProgressEvent event_;
+  ProgressSink sink_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_report_;
 };

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/progress.h"
 #include "speech/speech.h"
 
 namespace dself::voice {
@@ -82,6 +83,54 @@ std::string closest_espeak_voice(double target_hz);
 // phonemes are mapped to ARPAbet. Throws EnvironmentError when espeak-ng's data is missing,
 // InputError for an unknown voice name (listing the known ones).
 std::unique_ptr<Voice> make_espeak_voice(const EspeakOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
+// The person's own voice, trained on their speech dataset (docs/VOICE.md): an acoustic model
+// (libtorch, FastSpeech 2 style: phones with prosodic context -> durations, pitch, energy ->
+// vocoder features per 5 ms frame) and the source-filter vocoder (vocoder/vocoder.h).
+// <avatar>/models/voice/ holds config.json, model.safetensors, metrics.json, curve.json and
+// checkpoint/ while training (docs/FORMATS.md, "Voice model").
+
+struct VoiceTrainOptions {
+  std::filesystem::path avatar = "avatar";
+  int steps = 0;                // optimiser steps in all; 0: chosen from the amount of speech (docs/VOICE.md)
+  double time_budget_s = 0;     // stop (checkpointed, resumable) after this long; 0: no limit
+  double checkpoint_every_s = 60;  // a kill loses at most this much training
+  int threads = 2;              // libtorch threads; same seed + data + threads -> same model
+  uint64_t seed = 1;
+  ProgressSink progress;        // step, loss, held-out loss
+  StopRequested should_stop;    // asked between steps; stopping checkpoints first
+};
+
+struct VoiceTrainResult {
+  std::filesystem::path model_dir;
+  bool complete = false;        // all steps done and the model written; false: stopped, resumable
+  int steps_done = 0;
+  int step_count = 0;
+  double train_loss = 0;        // last figures on the curve
+  double held_out_loss = 0;
+  double speech_s = 0;          // train split speech the model learned from
+  std::vector<std::string> warnings;  // e.g. "only 4.2 minutes of speech: quality will be low"
+};
+
+// Minimum train-split speech for training (below it train_voice throws InputError saying how
+// much there is), and the amount below which it warns that quality will be low.
+constexpr double kMinVoiceSpeechS = 120;
+constexpr double kLowVoiceSpeechS = 600;
+
+// A hash of what the voice learns from (every speech/<source>/utterances.json and the model's
+// configuration): a voice trained on another hash is stale.
+std::string voice_data_hash(const std::filesystem::path& avatar);
+
+// Trains the person's voice on the train split (held-out split for the held-out loss only), or
+// resumes from <avatar>/models/voice/checkpoint/ when it holds a run on the same data hash.
+// Throws InputError for too little speech (see above) or an unprepared avatar; Stopped is not
+// thrown: a stop returns complete = false.
+VoiceTrainResult train_voice(const VoiceTrainOptions& options);
+
+// The trained voice in `model_dir` (<avatar>/models/voice). Throws InputError naming the file
+// when the model is missing or unreadable (callers then fall back to espeak-ng and say why).
+std::unique_ptr<Voice> make_trained_voice(const std::filesystem::path& model_dir);
 
 struct VoiceEvaluationOptions {
   std::string voice;            // espeak-ng voice to judge; empty: the one picked for the person

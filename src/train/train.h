@@ -1,0 +1,47 @@
+// The train stage (DESIGN.md §1): each model the avatar's data is ready for is trained, resumed or
+// found up to date. Like prepare's steps, a model records in the catalog the hash of the data it
+// learned from ("train_<model>" stage), so a re-run skips it and `status` can say it is stale.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/progress.h"
+
+namespace dself::train {
+
+// The models dself trains, in the order `train all` runs them.
+enum class Model { voice };
+const char* model_name(Model model);  // "voice"
+
+struct TrainOptions {
+  std::filesystem::path avatar = "avatar";
+  std::vector<Model> models;    // empty: every model whose data is ready
+  bool force = false;           // train again even when up to date
+  int steps = 0;                // per model; 0: the model's own default for the data
+  double time_budget_s = 0;     // per model; 0: no limit (a stopped model resumes next run)
+  int threads = 2;
+  uint64_t seed = 1;
+  ProgressSink progress;
+  StopRequested should_stop;
+};
+
+struct ModelOutcome {
+  Model model = Model::voice;
+  std::string state;      // "trained", "up_to_date", "stopped" (resumable), "not_ready", "failed"
+  std::string message;    // what happened, or why not / what failed
+  std::vector<std::string> warnings;
+};
+
+// Trains what `options.models` names (or all that are ready). A model that fails is reported and
+// the others go on. Records the run as a "train" job. Throws InputError when the avatar has not
+// been prepared, or when a named model's data is not ready.
+std::vector<ModelOutcome> train(const TrainOptions& options);
+
+// Whether the model in the workspace was trained on the data there now: "none", "current" or
+// "stale" (with the reason in `why`).
+std::string model_state(const std::filesystem::path& avatar, Model model, std::string* why = nullptr);
+
+}  // namespace dself::train

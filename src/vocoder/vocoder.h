@@ -1,0 +1,59 @@
+// The vocoder (DESIGN.md §1, train → voice): speech <-> per-frame acoustic features, a source-filter
+// model. Analysis gives the voice's training targets; synthesis turns what the acoustic model
+// predicts back into speech; the same features measure how close two recordings are (MCD, F0).
+// Features: SPTK 3.9 mel-cepstrum (order 24, all-pass constant 0.42, 25 ms Blackman window, 5 ms
+// hop), F0 in Hz (0 = unvoiced) and band aperiodicity; synthesis excites SPTK's MLSA filter with
+// a pulse train mixed with noise per band. Method and measured floor: docs/VOICE.md.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+namespace dself::vocoder {
+
+constexpr int kSampleRate = 16000;   // Hz of all audio here
+constexpr int kHopSamples = 80;      // 5 ms between frames
+constexpr int kWindowSamples = 400;  // 25 ms analysis window
+constexpr int kMcepOrder = 24;       // c0..c24: kMcepOrder + 1 values a frame
+constexpr double kAlpha = 0.42;      // all-pass constant (frequency warping) for 16 kHz
+constexpr int kBandCount = 5;        // aperiodicity bands (edges in docs/VOICE.md)
+
+// A recording as frames: frame t is centred on sample t * kHopSamples.
+struct Features {
+  int frame_count = 0;
+  std::vector<float> mcep;  // frame_count × (kMcepOrder + 1), row-major
+  std::vector<float> f0_hz; // frame_count; 0 where unvoiced
+  std::vector<float> bap;   // frame_count × kBandCount: aperiodicity in [0, 1] (0 periodic, 1 noise)
+  std::span<const float> mcep_frame(int t) const { return {mcep.data() + size_t(t) * (kMcepOrder + 1), kMcepOrder + 1}; }
+};
+
+struct AnalysisOptions {
+  double min_f0_hz = 60;   // F0 search range
+  double max_f0_hz = 400;
+};
+
+// 16 kHz mono audio in [-1, 1] -> its features, frame_count = samples / kHopSamples + 1.
+Features analyze(std::span<const float> audio_16k, const AnalysisOptions& options = {});
+
+struct SynthesisOptions {
+  unsigned long noise_seed = 1;  // the noise excitation's seed: same features + seed, same samples
+};
+
+// Features -> 16 kHz audio, frame_count * kHopSamples samples. Runs well above real time on one core.
+std::vector<float> synthesize(const Features& features, const SynthesisOptions& options = {});
+
+// Which frames hold speech: c0 (log energy) within a margin of the recording's loudest frames.
+std::vector<bool> speech_frames(const Features& features);
+
+// How far one recording is from another of the same text (DESIGN.md §4, voice): frames aligned by
+// DTW on c1..c24 of the speech frames of each.
+struct Distance {
+  double mcd_db = 0;          // 10/ln10 · sqrt(2 Σ_{d=1..24} (Δc_d)²), averaged over the DTW path
+  double f0_rmse_hz = 0;      // over path pairs voiced in both
+  double vuv_error = 0;       // share of path pairs whose voicing differs
+  int path_length = 0;        // pairs on the DTW path
+};
+Distance distance(const Features& reference, const Features& candidate);
+
+}  // namespace dself::vocoder
