@@ -27,7 +27,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path tests_dir = fs::path(__FILE__).parent_path();
+// Not __FILE__: a compiler cache may make it relative to the build directory.
+const fs::path tests_dir = DSELF_TESTS_DIR;
 constexpr const char* python = "/usr/bin/python3";
 
 // tests/ingest_http_server.py serving a directory on 127.0.0.1, as a child process.
