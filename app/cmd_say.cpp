@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
+#include "core/workspace.h"
 #include "say/say.h"
 
 namespace dself {
@@ -32,8 +33,8 @@ std::filesystem::path default_output(const std::filesystem::path& avatar) {
   std::time_t now = std::time(nullptr);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
-  std::filesystem::create_directories(avatar / "renders");
-  return avatar / "renders" / fmt::format("say-{}.mp4", stamp);
+  std::filesystem::create_directories(workspace::renders_dir(avatar));
+  return workspace::renders_dir(avatar) / fmt::format("say-{}.mp4", stamp);
 }
 
 std::string read_text(const SayCommandOptions& options) {

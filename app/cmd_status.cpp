@@ -8,6 +8,7 @@
 #include "app/commands.h"
 #include "core/catalog.h"
 #include "core/error.h"
+#include "core/workspace.h"
 #include "server/server.h"
 
 namespace dself {
@@ -134,10 +135,7 @@ void add_status_command(CLI::App& app, const GlobalOptions& globals) {
   auto* command = app.add_subcommand("status", "Show the avatar's sources, media, hours of video and stages done");
   command->add_flag("--json", options->json, "Print a JSON document (format: docs/FORMATS.md)");
   command->callback([options, &globals] {
-    if (!std::filesystem::exists(globals.avatar / "dself.db")) {
-      throw InputError(fmt::format("no avatar at {}: give its directory with --avatar, or start one with `dself ingest`",
-                                   globals.avatar.string()));
-    }
+    workspace::require_avatar(globals.avatar);
     Catalog catalog(globals.avatar);
     nlohmann::json status = server::status_document(globals.avatar, catalog);
     if (options->json) {

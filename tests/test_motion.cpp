@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "motion/motion.h"
@@ -169,6 +170,7 @@ TEST(Motion, RefusesAnUnpreparedAvatar) {
     }
   };
   expect_prepare_hint([&] { learn_viseme_model(dir / "missing"); });
+  Catalog{dir.path()};  // an avatar, with a speech dataset but no face track
   std::filesystem::create_directories(dir / "speech" / "1");
   write_file_atomic(dir / "speech" / "1" / "utterances.json", R"({"format": "dself-speech", "version": 1, "utterances": []})");
   expect_prepare_hint([&] { learn_viseme_model(dir.path()); });  // no face track

@@ -339,4 +339,14 @@ std::vector<ChatMessage> Catalog::messages(int64_t conversation_id) const {
   return result;
 }
 
+std::vector<Conversation> Catalog::conversations(int64_t only_id, int limit) const {
+  Statement s(db_,
+              "SELECT c.id, c.started_at, c.engine, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) "
+              "FROM conversations c WHERE ?1 = 0 OR c.id = ?1 ORDER BY c.id DESC LIMIT ?2");
+  s.bind(1, only_id).bind(2, static_cast<int64_t>(limit));
+  std::vector<Conversation> result;
+  while (s.step()) result.push_back(Conversation{s.integer(0), s.text(1), s.text(2), s.integer(3)});
+  return result;
+}
+
 }  // namespace dself

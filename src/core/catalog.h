@@ -69,6 +69,14 @@ struct ChatMessage {
   std::string created_at;
 };
 
+// A conversation with the avatar, as listed (newest first).
+struct Conversation {
+  int64_t id = 0;
+  std::string started_at;
+  std::string engine;
+  int64_t message_count = 0;
+};
+
 class Catalog {
  public:
   // Opens (creating and migrating as needed) <avatar_dir>/dself.db.
@@ -100,6 +108,8 @@ class Catalog {
   int64_t start_conversation(const std::string& engine);
   void add_message(const ChatMessage& message);
   std::vector<ChatMessage> messages(int64_t conversation_id) const;
+  // The newest `limit` conversations, newest first; with only_id, that one (or none).
+  std::vector<Conversation> conversations(int64_t only_id = 0, int limit = 500) const;
 
   const std::filesystem::path& path() const { return path_; }
 

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/subprocess.h"
+#include "core/workspace.h"
 #include "ingest/detail/run.h"
 
 namespace dself::ingest {
@@ -136,8 +137,9 @@ IngestReport ingest(const std::vector<std::string>& inputs, const IngestOptions&
   std::vector<PlannedInput> plans;
   for (const auto& input : inputs) plans.push_back(plan_input(input));
 
+  // The lock first: two ingests creating a new avatar at once must not both create its catalog.
+  workspace::Lock lock(options.avatar, "ingest");
   Catalog catalog(options.avatar);
-  detail::WorkspaceLock lock(options.avatar);
   // Holding the lock, no other ingest is running: one still marked so was killed.
   for (const Job& stale : catalog.jobs(100)) {
     if (stale.command == "ingest" && stale.state == "running") {

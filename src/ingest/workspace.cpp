@@ -1,16 +1,10 @@
-// The workspace side of ingest: where files go in sources/, how they are registered, the lock.
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
+// The workspace side of ingest: where files go in sources/ and how they are registered.
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/workspace.h"
 #include "ingest/detail/run.h"
 
 namespace dself::ingest::detail {
@@ -34,7 +28,7 @@ void Run::add(SourceResult result) {
   if (on_result) on_result(report.results.back());
 }
 
-fs::path sources_dir(const Run& run) { return run.options.avatar / "sources"; }
+fs::path sources_dir(const Run& run) { return workspace::sources_dir(run.options.avatar); }
 
 std::string avatar_relative(const Run& run, const fs::path& path) {
   return path.lexically_relative(run.options.avatar).generic_string();
@@ -116,33 +110,6 @@ std::optional<Source> source_with_video_hash(const Run& run, const std::string& 
     }
   }
   return std::nullopt;
-}
-
-WorkspaceLock::WorkspaceLock(const fs::path& avatar) {
-  fs::path sources = avatar / "sources";
-  std::error_code ec;
-  fs::create_directories(sources, ec);
-  if (ec) {
-    throw EnvironmentError(fmt::format("cannot create {}: {}; check that the avatar directory is writable",
-                                       sources.string(), ec.message()));
-  }
-  fs::path lock_path = sources / ".ingest.lock";
-  // O_CLOEXEC: yt-dlp must not inherit the lock and hold it after dself has died.
-  fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    throw EnvironmentError(fmt::format("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
-  }
-  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    close(fd_);
-    fd_ = -1;
-    throw EnvironmentError(fmt::format(
-        "another `dself ingest` is working on {}: wait for it to finish (two at once would fetch the same files)",
-        avatar.string()));
-  }
-}
-
-WorkspaceLock::~WorkspaceLock() {
-  if (fd_ >= 0) close(fd_);
 }
 
 }  // namespace dself::ingest::detail

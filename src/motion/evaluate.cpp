@@ -11,6 +11,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/workspace.h"
 #include "motion/detail/learn.h"
 #include "motion/detail/model.h"
 
@@ -96,7 +97,7 @@ nlohmann::json evaluate_motion(const std::filesystem::path& avatar, const std::f
   std::vector<PreparedSource> prepared = prepared_sources(avatar);
   std::shared_ptr<const VisemeModel> model = learn_viseme_model(avatar);
   std::vector<Source> catalog_sources;
-  if (!truth_dir.empty() && std::filesystem::exists(avatar / "dself.db")) catalog_sources = Catalog(avatar).sources();
+  if (!truth_dir.empty() && std::filesystem::exists(workspace::catalog_path(avatar))) catalog_sources = Catalog(avatar).sources();
 
   std::unique_ptr<Motion> motion = make_viseme_motion(model);
   Tally tracked, truth, fit;

@@ -10,10 +10,10 @@
 #include <opencv2/core.hpp>
 
 #include "core/error.h"
+#include "core/workspace.h"
 #include "face/face_track.h"
 #include "motion/detail/learn.h"
 #include "motion/detail/model.h"
-#include "prepare/prepare.h"
 
 namespace dself::motion {
 namespace {
@@ -271,16 +271,13 @@ int frame_at(const face::FaceTrack& track, double t) {
 }
 
 std::vector<PreparedSource> prepared_sources(const std::filesystem::path& avatar) {
-  if (!std::filesystem::is_directory(avatar)) {
-    throw InputError(fmt::format("no avatar at {}: run `dself ingest` and `dself prepare` first", avatar.string()));
-  }
+  workspace::require_avatar(avatar);
   std::vector<PreparedSource> sources;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(avatar / "speech", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
-    int64_t id = std::stoll(name);
-    PreparedSource s{id, prepare::speech_dir(avatar, id), prepare::face_dir(avatar, id) / "landmarks.bin"};
+  for (const auto& entry : std::filesystem::directory_iterator(workspace::speech_root(avatar), ec)) {
+    const int64_t id = workspace::source_id_of(entry.path());
+    if (id < 0 || entry.path().has_extension()) continue;
+    PreparedSource s{id, workspace::speech_dir(avatar, id), workspace::landmarks_path(avatar, id)};
     if (std::filesystem::exists(s.speech_dir / "utterances.json") && std::filesystem::exists(s.landmarks)) {
       sources.push_back(s);
     }

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/workspace.h"
 #include "persona/detail/text.h"
 #include "persona/persona.h"
 
@@ -92,7 +93,7 @@ std::vector<std::string> unique_terms(std::string_view text) {
 }  // namespace
 
 Memory::Memory(const fs::path& avatar, const PersonaParams& params) : avatar_(avatar), params_(params) {
-  fs::path dir = avatar / "transcripts";
+  fs::path dir = workspace::transcripts_dir(avatar);
   std::vector<fs::path> files;
   if (fs::is_directory(dir)) {
     for (const auto& entry : fs::directory_iterator(dir)) {
@@ -105,7 +106,7 @@ Memory::Memory(const fs::path& avatar, const PersonaParams& params) : avatar_(av
                                  dir.string(), avatar.string()));
   }
   std::map<int64_t, std::string> titles;
-  if (fs::exists(avatar / "dself.db")) {
+  if (fs::exists(workspace::catalog_path(avatar))) {
     Catalog catalog(avatar);
     for (const auto& s : catalog.sources()) titles[s.id] = s.title;
   }
@@ -125,7 +126,7 @@ Memory::Memory(const fs::path& avatar, const PersonaParams& params) : avatar_(av
   }
   std::string input_hash = hash_bytes(inputs);
 
-  fs::path db_path = avatar / "persona.db";
+  fs::path db_path = workspace::persona_db_path(avatar);
   if (sqlite3_open(db_path.c_str(), &db_) != SQLITE_OK) {
     std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -147,7 +148,7 @@ Memory::Memory(const fs::path& avatar, const PersonaParams& params) : avatar_(av
   }
   if (stored_hash == input_hash && !stored_card.empty()) {
     card_ = card_from_json(nlohmann::json::parse(stored_card));
-    if (!fs::exists(avatar / "persona.json")) write_file_atomic(avatar / "persona.json", to_json(card_).dump(2) + "\n");
+    if (!fs::exists(workspace::persona_card_path(avatar))) write_file_atomic(workspace::persona_card_path(avatar), to_json(card_).dump(2) + "\n");
   } else {
     std::vector<Sentence> sentences;
     for (const auto& [id, bytes] : contents) {
@@ -232,7 +233,7 @@ void Memory::rebuild(const std::vector<Sentence>& sentences, const std::string& 
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  write_file_atomic(avatar_ / "persona.json", to_json(card_).dump(2) + "\n");
+  write_file_atomic(workspace::persona_card_path(avatar_), to_json(card_).dump(2) + "\n");
   rebuilt_ = true;
 }
 

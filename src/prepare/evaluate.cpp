@@ -7,6 +7,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/workspace.h"
 #include "face/face_track.h"
 #include "media/media.h"
 #include "prepare/prepare.h"
@@ -147,10 +148,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
     throw InputError(fmt::format("--truth {}: not a directory; give the --out directory of `dself sample`",
                                  truth_dir.string()));
   }
-  if (!std::filesystem::exists(options.avatar / "dself.db")) {
-    throw InputError(fmt::format("no avatar at {}: ingest and prepare the sample person first",
-                                 options.avatar.string()));
-  }
+  workspace::require_avatar(options.avatar);
   Catalog catalog(options.avatar);
   transcript::PocketSphinxOptions sphinx;
   sphinx.model_dir = options.pocketsphinx_model;
@@ -169,7 +167,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
     std::vector<std::string> reference = transcript::scoring_words(text);
     nlohmann::json row = {{"source_id", source.id}, {"truth", truth_path.filename().string()}};
 
-    std::filesystem::path audio = audio_path(options.avatar, source.id);
+    std::filesystem::path audio = workspace::audio_path(options.avatar, source.id);
     if (!std::filesystem::exists(audio)) {
       throw InputError(fmt::format("source {} has no audio yet: run `dself prepare` first", source.id));
     }
@@ -183,7 +181,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
       captions.add(reference, from_captions);
       break;
     }
-    std::filesystem::path speech = speech_dir(options.avatar, source.id);
+    std::filesystem::path speech = workspace::speech_dir(options.avatar, source.id);
     if (std::filesystem::exists(speech / "utterances.json")) {
       AlignmentTally one;
       speech::SpeechDataset dataset = speech::read_dataset(speech);
@@ -191,7 +189,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
       alignment.add_source(dataset, truth);
       row["alignment"] = one.json();
     }
-    std::filesystem::path landmarks = face_dir(options.avatar, source.id) / "landmarks.bin";
+    std::filesystem::path landmarks = workspace::landmarks_path(options.avatar, source.id);
     if (std::filesystem::exists(landmarks)) {
       face::FaceTrack track = face::read_landmarks(landmarks);
       FaceTally one;

@@ -12,6 +12,7 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/progress.h"
+#include "core/workspace.h"
 #include "face/face_track.h"
 #include "media/media.h"
 #include "speech/speech.h"
@@ -85,8 +86,8 @@ class SourcePreparer {
     try {
       step(Step::audio, audio_path(), [&] { return extract_audio(); });
       step(Step::transcript, transcript_path(), [&] { return make_transcript(); });
-      step(Step::speech, speech_dir() / "utterances.json", [&] { return make_speech_dataset(); });
-      step(Step::face, face_dir() / "summary.json", [&] { return make_face_track(); });
+      step(Step::speech, workspace::utterances_path(options_.avatar, files_.source.id), [&] { return make_speech_dataset(); });
+      step(Step::face, workspace::face_summary_path(options_.avatar, files_.source.id), [&] { return make_face_track(); });
       outcome_.succeeded = true;
     } catch (const std::exception& e) {
       outcome_.error = describe(e);
@@ -95,10 +96,10 @@ class SourcePreparer {
   }
 
  private:
-  std::filesystem::path audio_path() const { return prepare::audio_path(options_.avatar, files_.source.id); }
-  std::filesystem::path transcript_path() const { return prepare::transcript_path(options_.avatar, files_.source.id); }
-  std::filesystem::path speech_dir() const { return prepare::speech_dir(options_.avatar, files_.source.id); }
-  std::filesystem::path face_dir() const { return prepare::face_dir(options_.avatar, files_.source.id); }
+  std::filesystem::path audio_path() const { return workspace::audio_path(options_.avatar, files_.source.id); }
+  std::filesystem::path transcript_path() const { return workspace::transcript_path(options_.avatar, files_.source.id); }
+  std::filesystem::path speech_dir() const { return workspace::speech_dir(options_.avatar, files_.source.id); }
+  std::filesystem::path face_dir() const { return workspace::face_dir(options_.avatar, files_.source.id); }
 
   std::string engine_for_source() const {
     switch (options_.stt) {
@@ -242,7 +243,7 @@ class SourcePreparer {
                                    files_.video.path, track.frames.size()));
     }
     // Remove the summary first so that a crash while writing leaves the step not done.
-    std::filesystem::remove(face_dir() / "summary.json");
+    std::filesystem::remove(workspace::face_summary_path(options_.avatar, files_.source.id));
     face::write_face_track(face_dir(), track, track_options);
     size_t found = 0;
     for (const auto& f : track.frames) found += (f.flags & face::kFaceFound) ? 1 : 0;
@@ -263,22 +264,6 @@ class SourcePreparer {
 };
 
 }  // namespace
-
-std::filesystem::path audio_path(const std::filesystem::path& avatar, int64_t source_id) {
-  return avatar / "audio" / fmt::format("{}.wav", source_id);
-}
-
-std::filesystem::path transcript_path(const std::filesystem::path& avatar, int64_t source_id) {
-  return avatar / "transcripts" / fmt::format("{}.json", source_id);
-}
-
-std::filesystem::path speech_dir(const std::filesystem::path& avatar, int64_t source_id) {
-  return avatar / "speech" / std::to_string(source_id);
-}
-
-std::filesystem::path face_dir(const std::filesystem::path& avatar, int64_t source_id) {
-  return avatar / "faces" / std::to_string(source_id);
-}
 
 const char* step_name(Step step) {
   switch (step) {
@@ -301,9 +286,7 @@ int PrepareReport::failed_count() const {
 }
 
 PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome) {
-  if (!std::filesystem::exists(options.avatar / "dself.db")) {
-    throw InputError(fmt::format("no avatar at {}: add videos first with `dself ingest`", options.avatar.string()));
-  }
+  workspace::require_ingested(options.avatar);
   Catalog catalog(options.avatar);
   std::vector<SourceFiles> sources = list_sources(catalog);
   if (sources.empty()) {

@@ -26,13 +26,7 @@ struct PrepareOptions {
   std::filesystem::path pocketsphinx_model = "/usr/share/pocketsphinx/model/en-us";  // Debian's en-us model
 };
 
-// Where each step writes a source's results in the workspace (docs/FORMATS.md).
-std::filesystem::path audio_path(const std::filesystem::path& avatar, int64_t source_id);       // audio/<id>.wav
-std::filesystem::path transcript_path(const std::filesystem::path& avatar, int64_t source_id);  // transcripts/<id>.json
-std::filesystem::path speech_dir(const std::filesystem::path& avatar, int64_t source_id);       // speech/<id>/
-std::filesystem::path face_dir(const std::filesystem::path& avatar, int64_t source_id);         // faces/<id>/
-
-// The steps, in order; each writes its own directory of the workspace.
+// The steps, in order; each writes its own directory of the workspace (core/workspace.h).
 enum class Step { audio, transcript, speech, face };
 const char* step_name(Step step);
 

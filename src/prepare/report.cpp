@@ -5,6 +5,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/workspace.h"
 #include "face/face_track.h"
 #include "prepare/prepare.h"
 #include "prepare/svg.h"
@@ -38,7 +39,7 @@ figure { margin: 1rem 0; } svg { max-width: 100%; height: auto; }
 
 // The face track of one source: detection rate over time, the reference frames and the mouth atlas.
 std::string face_report_section(const PrepareOptions& options, int64_t source_id, const std::string& title) {
-  const std::filesystem::path dir = face_dir(options.avatar, source_id);
+  const std::filesystem::path dir = workspace::face_dir(options.avatar, source_id);
   if (!std::filesystem::exists(dir / "summary.json")) return "";
   face::FaceTrack track = face::read_landmarks(dir / "landmarks.bin");
   // Share of frames with the face in windows of about a second.
@@ -70,10 +71,7 @@ std::string face_report_section(const PrepareOptions& options, int64_t source_id
 }  // namespace
 
 std::filesystem::path write_report(const PrepareOptions& options) {
-  if (!std::filesystem::exists(options.avatar / "dself.db")) {
-    throw InputError(fmt::format("no avatar at {}: add videos with `dself ingest` and run `dself prepare`",
-                                 options.avatar.string()));
-  }
+  workspace::require_avatar(options.avatar);
   Catalog catalog(options.avatar);
   std::string rows;
   std::vector<svg::Bar> speech_bars;
@@ -110,7 +108,7 @@ std::filesystem::path write_report(const PrepareOptions& options) {
         face.is_object() ? fmt::format("{:.1f}%", 100 * face.value("found_share", 0.0)) : "–",
         prepared ? (dropped.empty() ? "none" : escape(dropped)) : "<span class=failed>not prepared</span>");
 
-    std::filesystem::path speech_path = speech_dir(options.avatar, source.id);
+    std::filesystem::path speech_path = workspace::speech_dir(options.avatar, source.id);
     if (std::filesystem::exists(speech_path / "utterances.json")) {
       for (const auto& u : speech::read_dataset(speech_path).utterances) {
         utterance_lengths.push_back(u.source_end_s - u.source_start_s);
@@ -132,7 +130,7 @@ std::filesystem::path write_report(const PrepareOptions& options) {
   html += "<h2>Speech</h2><figure>" + svg::bar_chart("Speech kept per source", speech_bars, "min") + "</figure>";
   html += "<figure>" + svg::histogram("Utterance lengths", utterance_lengths, 0, 16, 16, "seconds") + "</figure>";
   html += "<h2>Faces</h2>" + face_sections + "</body></html>\n";
-  std::filesystem::path path = options.avatar / "report.html";
+  std::filesystem::path path = workspace::report_path(options.avatar);
   write_file_atomic(path, html);
   return path;
 }

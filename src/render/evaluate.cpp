@@ -11,9 +11,9 @@
 
 #include "core/catalog.h"
 #include "core/error.h"
+#include "core/workspace.h"
 #include "face/face.h"
 #include "media/media.h"
-#include "prepare/prepare.h"
 #include "render/detail/model.h"
 
 namespace dself::render {
@@ -153,10 +153,7 @@ nlohmann::json evaluate_lip_sync(Renderer& renderer, const std::vector<motion::F
 }
 
 nlohmann::json evaluate_reenactment(const std::filesystem::path& avatar, int frame_count) {
-  if (!std::filesystem::exists(avatar / "dself.db")) {
-    throw InputError(fmt::format("no avatar at {} (no dself.db): run `dself ingest` and `dself prepare` first",
-                                 avatar.string()));
-  }
+  workspace::require_avatar(avatar);
   // Held out: the last 20% of every tracked source.
   struct HeldOut {
     int64_t source_id;
@@ -169,7 +166,7 @@ nlohmann::json evaluate_reenactment(const std::filesystem::path& avatar, int fra
   {
     Catalog catalog(avatar);
     for (const Source& source : catalog.sources()) {
-      std::filesystem::path landmarks = prepare::face_dir(avatar, source.id) / "landmarks.bin";
+      std::filesystem::path landmarks = workspace::landmarks_path(avatar, source.id);
       if (!std::filesystem::exists(landmarks)) continue;
       HeldOut h{source.id, {}, face::read_landmarks(landmarks), {}};
       for (const MediaFile& file : catalog.media(source.id)) {

@@ -15,8 +15,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/workspace.h"
 #include "media/media.h"
-#include "prepare/prepare.h"
 #include "render/detail/model.h"
 #include "render/detail/warp.h"
 
@@ -107,19 +107,16 @@ struct SourceInput {
 };
 
 std::vector<SourceInput> prepared_sources(const std::filesystem::path& avatar) {
-  if (!std::filesystem::exists(avatar / "dself.db")) {
-    throw InputError(fmt::format("no avatar at {} (no dself.db): run `dself ingest` and `dself prepare` first",
-                                 avatar.string()));
-  }
+  workspace::require_avatar(avatar);
   Catalog catalog(avatar);
   std::vector<SourceInput> sources;
   for (const Source& source : catalog.sources()) {
-    SourceInput input{source.id, {}, prepare::face_dir(avatar, source.id) / "landmarks.bin", {}};
+    SourceInput input{source.id, {}, workspace::landmarks_path(avatar, source.id), {}};
     for (const MediaFile& file : catalog.media(source.id)) {
       if (file.role == "video") input.video = avatar / file.path, input.video_hash = file.content_hash;
     }
     bool tracked = std::filesystem::exists(input.landmarks) &&
-                   std::filesystem::exists(prepare::face_dir(avatar, source.id) / "summary.json");
+                   std::filesystem::exists(workspace::face_summary_path(avatar, source.id));
     if (tracked && !input.video.empty() && std::filesystem::exists(input.video)) sources.push_back(input);
   }
   if (sources.empty()) {
@@ -388,7 +385,7 @@ cv::Rect eye_rect(const Landmarks& p, float iod_px, int size) {
 // ---------------------------------------------------------------------------------------------
 // Files: models/render/
 
-std::filesystem::path model_dir(const std::filesystem::path& avatar) { return avatar / "models" / "render"; }
+std::filesystem::path model_dir(const std::filesystem::path& avatar) { return workspace::model_dir(avatar, "render"); }
 
 nlohmann::json points_json(const Landmarks& p) {
   nlohmann::json a = nlohmann::json::array();

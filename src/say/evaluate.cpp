@@ -10,7 +10,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "prepare/prepare.h"
+#include "core/workspace.h"
 #include "say/say.h"
 #include "speech/speech.h"
 
@@ -25,8 +25,8 @@ std::vector<std::string> held_out_texts(const fs::path& avatar, size_t count) {
   std::vector<std::string> held_out, train;
   Catalog catalog(avatar);
   for (const auto& source : catalog.sources()) {
-    fs::path dir = prepare::speech_dir(avatar, source.id);
-    if (!fs::exists(dir / "utterances.json")) continue;
+    fs::path dir = workspace::speech_dir(avatar, source.id);
+    if (!fs::exists(workspace::utterances_path(avatar, source.id))) continue;
     for (const auto& u : speech::read_dataset(dir).utterances) {
       (u.split == speech::Split::held_out ? held_out : train).push_back(u.text);
     }
@@ -70,9 +70,8 @@ nlohmann::json guarded(const char* part, const std::function<nlohmann::json()>& 
 }
 
 void write_metrics(const fs::path& avatar, const std::string& kind, const nlohmann::json& metrics) {
-  fs::path dir = avatar / "models" / kind;
-  fs::create_directories(dir);
-  write_file_atomic(dir / "metrics.json", metrics.dump(2) + "\n");
+  fs::create_directories(workspace::model_dir(avatar, kind));
+  write_file_atomic(workspace::metrics_path(avatar, kind), metrics.dump(2) + "\n");
 }
 
 }  // namespace

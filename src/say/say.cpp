@@ -14,37 +14,13 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/workspace.h"
 #include "media/media.h"
-#include "prepare/prepare.h"
 
 namespace dself::say {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Says which command to run when the avatar lacks what `say` needs, before any model loads.
-void require_prepared(const fs::path& avatar) {
-  if (!fs::exists(avatar / "dself.db")) {
-    throw InputError(fmt::format("no avatar at {} (no dself.db): run `dself --avatar {} ingest SOURCE` and then "
-                                 "`dself --avatar {} prepare`",
-                                 avatar.string(), avatar.string(), avatar.string()));
-  }
-  Catalog catalog(avatar);
-  auto sources = catalog.sources();
-  if (sources.empty()) {
-    throw InputError(fmt::format("the avatar at {} has no sources: run `dself --avatar {} ingest SOURCE` first",
-                                 avatar.string(), avatar.string()));
-  }
-  int prepared = 0;
-  for (const auto& source : sources) {
-    if (catalog.stage_run("prepare.speech", source.id) && catalog.stage_run("prepare.face", source.id)) ++prepared;
-  }
-  if (prepared == 0) {
-    throw InputError(fmt::format("the avatar at {} is not prepared (no speech dataset and face track yet): run "
-                                 "`dself --avatar {} prepare`",
-                                 avatar.string(), avatar.string()));
-  }
-}
 
 // The fallback voice's choice is kept in models/voice/fallback.json, keyed by the speech it was
 // measured on, so that `say` does not measure the person's pitch every time.
@@ -57,9 +33,9 @@ struct FallbackVoiceChoice {
 
 std::string speech_hash(const fs::path& avatar) {
   std::string all;
-  if (fs::exists(avatar / "speech")) {
+  if (fs::exists(workspace::speech_root(avatar))) {
     std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(avatar / "speech")) {
+    for (const auto& entry : fs::directory_iterator(workspace::speech_root(avatar))) {
       if (fs::exists(entry.path() / "utterances.json")) files.push_back(entry.path() / "utterances.json");
     }
     std::sort(files.begin(), files.end());
@@ -69,7 +45,7 @@ std::string speech_hash(const fs::path& avatar) {
 }
 
 FallbackVoiceChoice choose_fallback_voice(const fs::path& avatar, const std::string& requested) {
-  const fs::path path = avatar / "models" / "voice" / "fallback.json";
+  const fs::path path = workspace::model_dir(avatar, "voice") / "fallback.json";
   const std::string input_hash = speech_hash(avatar);
   FallbackVoiceChoice choice;
   bool cached = false;
@@ -120,7 +96,7 @@ void require_writable(const fs::path& out, const char* flag) {
 }  // namespace
 
 std::shared_ptr<const Cast> load_cast(const SayOptions& options) {
-  require_prepared(options.avatar);
+  workspace::require_prepared(options.avatar);  // before any model loads
   auto cast = std::make_shared<Cast>();
   FallbackVoiceChoice voice = choose_fallback_voice(options.avatar, options.voice);
   cast->voice_name = voice.voice;

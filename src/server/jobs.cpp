@@ -9,6 +9,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/workspace.h"
 #include "ingest/ingest.h"
 #include "prepare/prepare.h"
 #include "server/detail/http.h"
@@ -51,7 +52,7 @@ std::string checked_source(const fs::path& avatar, const std::string& source) {
   }
   if (ingest::is_url(source)) return source;
   std::error_code ec;
-  fs::path uploads = fs::weakly_canonical(avatar / "uploads", ec);
+  fs::path uploads = fs::weakly_canonical(workspace::uploads_dir(avatar), ec);
   fs::path path = fs::path(source).is_absolute() ? fs::path(source) : avatar / source;
   fs::path real = fs::weakly_canonical(path, ec);
   bool inside = !ec && std::mismatch(uploads.begin(), uploads.end(), real.begin(), real.end()).first == uploads.end();

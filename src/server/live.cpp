@@ -16,6 +16,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/workspace.h"
 #include "media/media.h"
 #include "persona/persona.h"
 #include "server/detail/live.h"
@@ -574,11 +575,11 @@ void LiveHub::invalidate() { models_->invalidate(); }
 nlohmann::json LiveHub::say(const std::string& text) {
   persona::PersonaParams params;
   persona::check_message(text, params);
-  fs::create_directories(options_.avatar / "renders");
+  fs::create_directories(workspace::renders_dir(options_.avatar));
   std::string stamp = utc_now();
   stamp.erase(std::remove_if(stamp.begin(), stamp.end(), [](char c) { return c == ':' || c == '-'; }), stamp.end());
   std::string name = fmt::format("say-{}-{}.mp4", stamp, ++renders_);
-  say::SayResult result = say::say(text, options_.avatar / "renders" / name, {}, models_->say_options());
+  say::SayResult result = say::say(text, workspace::renders_dir(options_.avatar) / name, {}, models_->say_options());
   return {{"video", "/api/renders/" + name},
           {"duration_s", result.duration_s},
           {"sentences", result.sentence_count},

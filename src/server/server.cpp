@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <asio/signal_set.hpp>
@@ -18,6 +17,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/workspace.h"
 #include "server/detail/http.h"
 #include "server/detail/jobs.h"
 #include "server/detail/live.h"
@@ -69,48 +69,6 @@ std::string host_name(const std::string& host_header) {
   size_t colon = host_header.rfind(':');
   return colon == std::string::npos ? host_header : host_header.substr(0, colon);
 }
-
-// Conversations come from the catalog's tables (docs/FORMATS.md) through a read-only handle:
-// core::Catalog has no listing of them.
-class ConversationIndex {
- public:
-  explicit ConversationIndex(const fs::path& db) {
-    if (sqlite3_open_v2(db.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-      std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw EnvironmentError(fmt::format("cannot open {}: {}", db.string(), message));
-    }
-    sqlite3_busy_timeout(db_, 2000);
-  }
-  ~ConversationIndex() { sqlite3_close(db_); }
-
-  nlohmann::json list(int64_t only_id = 0) const {
-    const char* sql =
-        "SELECT c.id, c.started_at, c.engine, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) "
-        "FROM conversations c WHERE ?1 = 0 OR c.id = ?1 ORDER BY c.id DESC LIMIT 500";
-    sqlite3_stmt* statement = nullptr;
-    if (sqlite3_prepare_v2(db_, sql, -1, &statement, nullptr) != SQLITE_OK) {
-      throw EnvironmentError(fmt::format("reading conversations: {}", sqlite3_errmsg(db_)));
-    }
-    sqlite3_bind_int64(statement, 1, only_id);
-    nlohmann::json out = nlohmann::json::array();
-    auto text = [&](int column) {
-      const unsigned char* value = sqlite3_column_text(statement, column);
-      return value ? std::string(reinterpret_cast<const char*>(value)) : std::string();
-    };
-    while (sqlite3_step(statement) == SQLITE_ROW) {
-      out.push_back({{"id", sqlite3_column_int64(statement, 0)},
-                     {"started_at", text(1)},
-                     {"engine", text(2)},
-                     {"message_count", sqlite3_column_int64(statement, 3)}});
-    }
-    sqlite3_finalize(statement);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 // Threads for POST /api/say renders, joined when they end or when the server stops.
 class RenderThreads {
@@ -329,7 +287,7 @@ class Server {
     }
     if (body.empty()) throw HttpError(400, "the upload is empty: send the file's bytes as the body");
     if (jobs_.busy()) throw HttpError(409, "a job is running; upload again when it has finished");
-    fs::path dir = options_.avatar / "uploads";
+    fs::path dir = workspace::uploads_dir(options_.avatar);
     fs::create_directories(dir);
     fs::path path = dir / file_name;
     for (int n = 1; fs::exists(path); ++n) {
@@ -403,7 +361,7 @@ class Server {
   }
 
   Handled render_file(const Request& r, const std::string& name) {
-    fs::path file = options_.avatar / "renders" / name;
+    fs::path file = workspace::renders_dir(options_.avatar) / name;
     std::error_code ec;
     if (!fs::is_regular_file(file, ec)) throw HttpError(404, fmt::format("no render {}", name));
     return r->create_response()
@@ -413,16 +371,20 @@ class Server {
         .done();
   }
 
+  static nlohmann::json to_json(const Conversation& c) {
+    return {{"id", c.id}, {"started_at", c.started_at}, {"engine", c.engine}, {"message_count", c.message_count}};
+  }
+
   Handled conversations(const Request& r) {
-    ConversationIndex index(options_.avatar / "dself.db");
-    return reply_json(r, 200, {{"conversations", index.list()}});
+    nlohmann::json list = nlohmann::json::array();
+    for (const Conversation& c : Catalog(options_.avatar).conversations()) list.push_back(to_json(c));
+    return reply_json(r, 200, {{"conversations", list}});
   }
 
   Handled conversation(const Request& r, int64_t id) {
-    ConversationIndex index(options_.avatar / "dself.db");
-    nlohmann::json found = index.list(id);
-    if (found.empty()) throw HttpError(404, fmt::format("no conversation {}", id));
     Catalog catalog(options_.avatar);
+    std::vector<Conversation> found = catalog.conversations(id);
+    if (found.empty()) throw HttpError(404, fmt::format("no conversation {}", id));
     nlohmann::json messages = nlohmann::json::array();
     for (const ChatMessage& m : catalog.messages(id)) {
       nlohmann::json sources = nlohmann::json::parse(m.sources_json, nullptr, false);
@@ -431,13 +393,13 @@ class Server {
                           {"sources", sources.is_discarded() ? nlohmann::json::array() : sources},
                           {"at", m.created_at}});
     }
-    nlohmann::json answer = found[0];
+    nlohmann::json answer = to_json(found[0]);
     answer["messages"] = messages;
     return reply_json(r, 200, answer);
   }
 
   Handled report(const Request& r) {
-    fs::path page = options_.avatar / "report.html";
+    fs::path page = workspace::report_path(options_.avatar);
     std::error_code ec;
     if (!fs::is_regular_file(page, ec)) {
       throw HttpError(404, "no report yet: start a \"report\" job (POST /api/jobs) or run `dself report`");

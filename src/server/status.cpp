@@ -4,6 +4,7 @@
 
 #include "core/catalog.h"
 #include "core/fs.h"
+#include "core/workspace.h"
 #include "server/server.h"
 
 namespace dself::server {
@@ -64,8 +65,8 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
   }
   // The persona card, once `dself chat` has built the persona's memory.
   nlohmann::json persona = nullptr;
-  if (std::filesystem::exists(avatar / "persona.json")) {
-    persona = nlohmann::json::parse(read_file(avatar / "persona.json"), nullptr, false);
+  if (std::filesystem::exists(workspace::persona_card_path(avatar))) {
+    persona = nlohmann::json::parse(read_file(workspace::persona_card_path(avatar)), nullptr, false);
     if (persona.is_discarded()) persona = nullptr;
   }
   return {{"format", "dself-status"},
@@ -87,7 +88,7 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
 nlohmann::json model_metrics(const std::filesystem::path& avatar) {
   nlohmann::json models = nlohmann::json::object();
   std::error_code ec;
-  const std::filesystem::path root = avatar / "models";
+  const std::filesystem::path root = workspace::models_dir(avatar);
   if (!std::filesystem::is_directory(root, ec)) return models;
   for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
     std::filesystem::path file = entry.path() / "metrics.json";

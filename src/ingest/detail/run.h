@@ -60,19 +60,6 @@ int64_t register_source(Run& run, const Source& source, const std::vector<MediaF
 // The registered source whose video has this content hash, if any.
 std::optional<Source> source_with_video_hash(const Run& run, const std::string& content_hash);
 
-// An exclusive lock on the workspace's sources/ for one ingest at a time; released by the
-// destructor or when the process dies.
-class WorkspaceLock {
- public:
-  explicit WorkspaceLock(const std::filesystem::path& avatar);
-  ~WorkspaceLock();
-  WorkspaceLock(const WorkspaceLock&) = delete;
-  WorkspaceLock& operator=(const WorkspaceLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
-
 // --- checking inputs (check.cpp) ---
 
 // Probes a video and checks that dself can use it: complete (not truncated), with a video and
