@@ -89,7 +89,8 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   command->add_flag("--json", options->json, "Print each reply as one JSON line (format: docs/FORMATS.md)");
-  command->add_option("--max-message-chars", options->params.max_message_chars, "Longest message accepted")
+  command->add_option("--max-message-chars", options->params.max_message_chars, "Longest message accepted, characters")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   command->footer(
       "Replies are the person's own sentences, each with where it was said (source, start-end).\n"
@@ -98,12 +99,10 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
     // `dself chat ""` is an empty message (an error); `dself chat` alone is a session.
     bool interactive = command->count("message") == 0;
     if (!interactive) persona::check_message(options->message, options->params);
+    if (options->engine == "openai") persona::check_openai_options(options->openai);  // before anything loads
     persona::Memory memory(globals.avatar, options->params);
     std::unique_ptr<persona::ChatEngine> engine;
     if (options->engine == "openai") {
-      if (options->openai.url.empty() || options->openai.model.empty()) {
-        throw InputError("--engine openai needs --llm-url URL and --llm-model NAME");
-      }
       if (const char* key = std::getenv("DSELF_LLM_API_KEY")) options->openai.api_key = key;
       engine = persona::make_openai_engine(memory, options->openai);
     } else {

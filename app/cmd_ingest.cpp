@@ -62,6 +62,7 @@ void add_ingest_command(CLI::App& app, const GlobalOptions& globals) {
       "still added), 2 when yt-dlp or the workspace is not usable.");
   command->callback([options, inputs, &globals] {
     options->avatar = globals.avatar;
+    options->should_stop = stop_on_interrupt();
     bool quiet = globals.verbosity == Verbosity::quiet;
     ingest::IngestReport report = ingest::ingest(*inputs, *options, [quiet](const ingest::SourceResult& result) {
       if (!quiet) print_result(result);

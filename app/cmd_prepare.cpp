@@ -33,6 +33,7 @@ void add_prepare_command(CLI::App& app, const GlobalOptions& globals) {
       "prepared, 1 when any failed (fix it and run prepare again), 2 for a missing dependency.");
   command->callback([options, &globals] {
     options->avatar = globals.avatar;
+    options->should_stop = stop_on_interrupt();
     prepare::PrepareReport report = prepare::prepare(*options, [](const prepare::SourceOutcome& outcome) {
       if (outcome.succeeded) {
         std::printf("prepared %s (done: %s; up to date: %s)\n", outcome.title.c_str(),
@@ -47,10 +48,14 @@ void add_prepare_command(CLI::App& app, const GlobalOptions& globals) {
     std::printf("prepare: %zu prepared, %d failed\n", report.sources.size() - failed, failed);
     if (failed > 0) {
       std::string message = fmt::format("{} source{} could not be prepared:", failed, failed == 1 ? "" : "s");
+      // The exit code is the gravest failure's: an environment problem (2) over a bad input (1).
+      ErrorKind kind = ErrorKind::user_input;
       for (const auto& s : report.sources) {
-        if (!s.succeeded) message += fmt::format("\n  {}: {}", s.title, s.error);
+        if (s.succeeded) continue;
+        message += fmt::format("\n  {}: {}", s.title, s.error);
+        if (exit_code(s.error_kind) > exit_code(kind)) kind = s.error_kind;
       }
-      throw InputError(message);
+      throw Error(kind, message);
     }
   });
 }

@@ -12,6 +12,7 @@ void add_report_command(CLI::App& app, const GlobalOptions& globals) {
   command->callback([&globals] {
     prepare::PrepareOptions options;
     options.avatar = globals.avatar;
+    options.should_stop = stop_on_interrupt();
     std::filesystem::path page = prepare::write_report(options);
     std::printf("wrote %s\n", page.string().c_str());
   });

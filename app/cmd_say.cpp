@@ -12,7 +12,6 @@
 #include "app/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "core/progress.h"
 #include "core/workspace.h"
 #include "say/say.h"
 
@@ -40,6 +39,11 @@ std::filesystem::path default_output(const std::filesystem::path& avatar) {
 std::string read_text(const SayCommandOptions& options) {
   if (!options.text_file.empty()) {
     if (options.text_file == "-") return {std::istreambuf_iterator<char>(std::cin), {}};
+    std::error_code ec;
+    if (std::filesystem::is_directory(options.text_file, ec)) {
+      throw InputError(fmt::format("--file {}: that is a directory; give a text file (or '-' for standard input)",
+                                   options.text_file.string()));
+    }
     return read_file(options.text_file);
   }
   return options.text;
@@ -74,12 +78,8 @@ void add_say_command(CLI::App& app, const GlobalOptions& globals) {
     options->say.avatar = globals.avatar;
     std::string text = read_text(*options);
     std::filesystem::path out = options->out.empty() ? default_output(globals.avatar) : options->out;
-    std::unique_ptr<Progress> progress;
-    say::SayResult result = say::say(text, out, options->wav, options->say, [&](size_t done, size_t total) {
-      if (!progress) progress = std::make_unique<Progress>("say", static_cast<int64_t>(total), "sentences");
-      progress->set_done(static_cast<int64_t>(done));
-    });
-    progress.reset();
+    options->say.should_stop = stop_on_interrupt();
+    say::SayResult result = say::say(text, out, options->wav, options->say);
     if (options->json) {
       nlohmann::ordered_json json = {{"video", result.video.string()},
                                      {"wav", options->wav.string()},

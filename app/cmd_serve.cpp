@@ -1,8 +1,11 @@
 // dself serve: the API (docs/API.md), the live avatar over a WebSocket, and the web UI.
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <memory>
 
 #include "app/commands.h"
+#include "core/error.h"
 #include "server/server.h"
 
 namespace dself {
@@ -12,7 +15,9 @@ void add_serve_command(CLI::App& app, const GlobalOptions& globals) {
   options->web_root = server::default_web_root();
   auto* command = app.add_subcommand("serve", "Serve the API, the live avatar (WebSocket) and the web UI");
   command->add_option("--host", options->host, "Address to bind; any but loopback needs --token")->capture_default_str();
-  command->add_option("--port", options->port, "TCP port")->check(CLI::Range(1, 65535))->capture_default_str();
+  command->add_option("--port", options->port, "TCP port (0: one the system picks, printed when listening)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
   command->add_option("--token", options->token,
                       "Access token every /api/ call and the WebSocket must carry (Authorization: Bearer T, or ?token=T)")
       ->envname("DSELF_TOKEN");
@@ -44,7 +49,14 @@ void add_serve_command(CLI::App& app, const GlobalOptions& globals) {
   command->footer(
       "Prints `dself serve: listening on http://HOST:PORT/` when ready; stops on Ctrl-C or SIGTERM.\n"
       "The API and the live protocol: docs/API.md.");
-  command->callback([options, &globals] {
+  command->callback([options, command, &globals] {
+    // A web root the user named must exist; the default one may not (the UI not built yet).
+    std::error_code ec;
+    if (command->count("--web-root") > 0 && !std::filesystem::is_directory(options->web_root, ec)) {
+      throw InputError(fmt::format("--web-root {}: no such directory; give the directory `make web` builds "
+                                   "(web/dist of the source tree)",
+                                   options->web_root.string()));
+    }
     // Absolute, so that paths the jobs hand on (uploads/NAME) mean the same from every thread.
     options->avatar = std::filesystem::absolute(globals.avatar);
     if (const char* key = std::getenv("DSELF_LLM_API_KEY")) options->llm_api_key = key;

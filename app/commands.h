@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/log.h"
+#include "core/progress.h"
 
 namespace dself {
 
@@ -14,6 +15,11 @@ struct GlobalOptions {
   std::filesystem::path avatar = "avatar";  // --avatar, or $DSELF_AVATAR
   Verbosity verbosity = Verbosity::normal;
 };
+
+// From now on, SIGINT (Ctrl-C) and SIGTERM ask the running work to stop instead of killing the
+// process: the returned StopRequested says yes once one came. A second signal kills at once.
+// Work that stops throws Stopped, and main says so on stderr and exits 130.
+StopRequested stop_on_interrupt();
 
 void add_sample_command(CLI::App& app, const GlobalOptions& globals);
 void add_ingest_command(CLI::App& app, const GlobalOptions& globals);

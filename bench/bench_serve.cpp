@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "bench_support.h"
-#include "server/client.h"
+#include "support/client.h"
 
 namespace {
 
@@ -41,7 +41,7 @@ struct Turn {
 
 Turn converse(uint16_t port, const std::string& question) {
   Turn turn;
-  dself::server::WebSocketClient client;
+  dself::client::WebSocketClient client;
   auto connect = Clock::now();
   if (client.open("127.0.0.1", port, "/api/live") != 101) {
     turn.error = "refused: " + client.refusal().body;
@@ -124,7 +124,7 @@ int main() {
       }
     }
   }
-  dself::server::ServeProcess server(DSELF_BINARY, avatar, {"--max-live-sessions", "8"}, "/dev/null");
+  dself::client::ServeProcess server(DSELF_BINARY, avatar, {"--max-live-sessions", "8"}, "/dev/null");
   const uint16_t port = server.port;
   if (!server.ready) {
     std::fprintf(stderr, "bench_serve: dself serve did not start\n");

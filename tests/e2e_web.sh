@@ -33,9 +33,17 @@ cp -R "$avatar" "$work/avatar"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$dself" --avatar "$work/avatar" serve --port "$port" --web-root "$web/dist" >"$artifacts/server.log" 2>&1 &
+# --port 0: the server binds a free port and says which (README: the "listening on" line).
+"$dself" --avatar "$work/avatar" serve --port 0 --web-root "$web/dist" >"$artifacts/server.log" 2>&1 &
 server=$!
+port=""
+for _ in $(seq 600); do
+  port=$(sed -n 's|^dself serve: listening on http://127\.0\.0\.1:\([0-9][0-9]*\)/.*|\1|p' "$artifacts/server.log")
+  [ -n "$port" ] && break
+  kill -0 "$server" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$artifacts/server.log" >&2; fail "dself serve did not say where it listens"; }
 
 url="http://127.0.0.1:$port"
 python3 - "$url" "$server" <<'PY' || { cat "$artifacts/server.log" >&2; fail "dself serve did not answer on $url"; }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,29 @@ CommandResult run_dself(const std::vector<std::string>& args);
 
 // Runs any program with these arguments (no shell), capturing its output.
 CommandResult run_program(const std::vector<std::string>& argv);
+
+// The built dself binary running in the background (its stdout and stderr into `log`), for
+// tests that signal it or run two at once. Killed (SIGKILL) if still running when destroyed.
+class Background {
+ public:
+  Background(const std::vector<std::string>& args, std::filesystem::path log);
+  ~Background();
+  Background(const Background&) = delete;
+  Background& operator=(const Background&) = delete;
+
+  void signal(int signal_number) const;
+  // Waits for it to end: its exit code, or 128+N when a signal N ended it.
+  int wait();
+  std::string output() const;  // what it has written so far
+
+ private:
+  int pid_ = -1;
+  int exit_code_ = -1;
+  std::filesystem::path log_;
+};
+
+// Polls `condition` every 20 ms until it holds or `timeout_s` passes; whether it held.
+bool wait_until(const std::function<bool()>& condition, double timeout_s = 60);
 
 // The sample person made once per test run by the CTest fixture (2 videos, 0.5 minutes).
 std::filesystem::path sample_dir();

@@ -4,6 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+
+#include <fstream>
+
+#include "core/catalog.h"
 #include "core/fs.h"
 #include "support.h"
 
@@ -32,11 +37,59 @@ TEST(Cli, HelpListsWorkingCommandsWithLiveDefaults) {
 
 TEST(Cli, WrongCommandLinesExitOne) {
   EXPECT_EQ(test::run_dself({}).exit_code, 1);
-  EXPECT_EQ(test::run_dself({"no-such-command"}).exit_code, 1);
+  auto unknown = test::run_dself({"--avatar", "/tmp/x", "no-such-command"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_TRUE(contains(unknown.output, "unknown command 'no-such-command'")) << unknown.output;
   EXPECT_EQ(test::run_dself({"ingest"}).exit_code, 1);  // SOURCE is required
   auto bad_number = test::run_dself({"sample", "--out", "/tmp/x", "--minutes", "lots"});
   EXPECT_EQ(bad_number.exit_code, 1);
   EXPECT_TRUE(contains(bad_number.output, "--minutes")) << bad_number.output;
+}
+
+// Each option is checked before any work, and the message names it (exit 1: the user's input).
+TEST(Cli, OptionChecksNameTheOption) {
+  test::TempDir dir;
+  const std::string avatar = (dir / "avatar").string();
+  auto ftp = test::run_dself({"--avatar", avatar, "chat", "--engine", "openai", "--llm-url", "ftp://x", "--llm-model",
+                              "m", "hello"});
+  EXPECT_EQ(ftp.exit_code, 1) << ftp.output;
+  EXPECT_TRUE(contains(ftp.output, "--llm-url ftp://x")) << ftp.output;
+  auto nan = test::run_dself({"--avatar", avatar, "chat", "--engine", "openai", "--llm-url", "http://127.0.0.1:9/v1",
+                              "--llm-model", "m", "--llm-timeout", "nan", "hello"});
+  EXPECT_EQ(nan.exit_code, 1) << nan.output;
+  EXPECT_TRUE(contains(nan.output, "--llm-timeout")) << nan.output;
+  auto negative = test::run_dself({"--avatar", avatar, "chat", "--max-message-chars", "-1", "hello"});
+  EXPECT_EQ(negative.exit_code, 1) << negative.output;
+  EXPECT_TRUE(contains(negative.output, "--max-message-chars")) << negative.output;
+
+  auto directory = test::run_dself({"--avatar", avatar, "say", "--file", dir.path().string(), "-o",
+                                    (dir / "out.mp4").string()});
+  EXPECT_EQ(directory.exit_code, 1) << directory.output;
+  EXPECT_TRUE(contains(directory.output, "is a directory")) << directory.output;
+
+  // A web root that is not there is the user's mistake, not an unbuilt UI (timeout: an old
+  // dself would serve on).
+  auto web_root = test::run_program({"timeout", "60", DSELF_BINARY, "--avatar", avatar, "serve", "--port", "0",
+                                     "--web-root", (dir / "no-such-dir").string()});
+  EXPECT_EQ(web_root.exit_code, 1) << web_root.output;
+  EXPECT_TRUE(contains(web_root.output, "no such directory")) << web_root.output;
+  EXPECT_FALSE(contains(web_root.output, "listening")) << web_root.output;
+}
+
+// A catalog cut to 0 bytes is reported like a damaged one, never taken for a new empty avatar.
+TEST(Cli, EmptyOrDamagedCatalogIsReported) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "avatar");
+  std::ofstream(dir / "avatar" / "dself.db").flush();
+  auto empty = test::run_dself({"--avatar", (dir / "avatar").string(), "status"});
+  EXPECT_EQ(empty.exit_code, 2) << empty.output;
+  EXPECT_TRUE(contains(empty.output, "is empty (0 bytes)")) << empty.output;
+  EXPECT_EQ(std::filesystem::file_size(dir / "avatar" / "dself.db"), 0u) << "nothing written into it";
+
+  std::ofstream(dir / "avatar" / "dself.db") << std::string(4096, 'x');
+  auto damaged = test::run_dself({"--avatar", (dir / "avatar").string(), "status"});
+  EXPECT_EQ(damaged.exit_code, 2) << damaged.output;
+  EXPECT_TRUE(contains(damaged.output, "is damaged")) << damaged.output;
 }
 
 TEST(Cli, StatusOfAMissingAvatarSaysWhatToDo) {
@@ -84,6 +137,68 @@ TEST(Cli, SampleIngestStatusOnTheSamplePerson) {
   auto text = test::run_dself({"--avatar", avatar, "status"});
   EXPECT_EQ(text.exit_code, 0);
   EXPECT_TRUE(contains(text.output, "sources  2 (2 videos, 2 caption files")) << text.output;
+}
+
+// Two ingests making the same new avatar at once: one works, the other says another is working
+// (or, started after it, finds everything present); never a half-made catalog.
+TEST(Cli, TwoIngestsCreatingAnAvatarAtOnce) {
+  for (int round = 0; round < 4; ++round) {
+    test::TempDir dir;
+    const std::string avatar = (dir / "avatar").string();
+    test::Background first({"--quiet", "--avatar", avatar, "ingest", test::sample_dir().string()}, dir / "first.log");
+    test::Background second({"--quiet", "--avatar", avatar, "ingest", test::sample_dir().string()}, dir / "second.log");
+    for (test::Background* run : {&first, &second}) {
+      int code = run->wait();
+      std::string output = run->output();
+      EXPECT_TRUE(code == 0 || (code == 2 && contains(output, "another `dself ingest` is working"))) << code << ": "
+                                                                                                    << output;
+    }
+    EXPECT_EQ(Catalog(avatar).sources().size(), 2u);
+  }
+}
+
+// prepare: one at a time per avatar; Ctrl-C stops it cleanly, says so, and marks its job.
+TEST(Cli, PrepareIsLockedAndInterruptible) {
+  test::TempDir dir;
+  const std::string avatar = (dir / "avatar").string();
+  auto ingest = test::run_dself({"--quiet", "--avatar", avatar, "ingest", test::sample_dir().string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  // PocketSphinx rather than the captions: a prepare long enough to be caught running.
+  test::Background prepare({"--avatar", avatar, "prepare", "--stt", "pocketsphinx"}, dir / "prepare.log");
+  auto prepare_running = [&] {
+    for (const Job& job : Catalog(avatar).jobs()) {
+      if (job.command == "prepare" && job.state == "running") return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(test::wait_until(prepare_running)) << prepare.output();
+
+  auto second = test::run_dself({"--avatar", avatar, "prepare"});
+  EXPECT_EQ(second.exit_code, 2) << second.output;
+  EXPECT_TRUE(contains(second.output, "another `dself prepare` is working")) << second.output;
+
+  prepare.signal(SIGINT);
+  EXPECT_EQ(prepare.wait(), 130) << prepare.output();
+  EXPECT_TRUE(contains(prepare.output(), "interrupted (Ctrl-C)")) << prepare.output();
+  std::vector<Job> jobs = Catalog(avatar).jobs();
+  ASSERT_FALSE(jobs.empty());
+  EXPECT_EQ(jobs[0].command, "prepare");
+  EXPECT_EQ(jobs[0].state, "interrupted") << jobs[0].message;
+}
+
+// A step that fails for the environment's sake (here: a directory where the audio file goes,
+// as an unwritable disk would) exits 2, not 1 as a bad video would.
+TEST(Cli, PrepareKeepsTheKindOfAnError) {
+  test::TempDir dir;
+  const std::string avatar = (dir / "avatar").string();
+  auto ingest = test::run_dself({"--quiet", "--avatar", avatar, "ingest", test::sample_dir().string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  for (const Source& source : Catalog(avatar).sources()) {
+    std::filesystem::create_directories(dir / "avatar" / "audio" / (std::to_string(source.id) + ".wav"));
+  }
+  auto prepare = test::run_dself({"--quiet", "--avatar", avatar, "prepare"});
+  EXPECT_EQ(prepare.exit_code, 2) << prepare.output;
+  EXPECT_TRUE(contains(prepare.output, "audio")) << prepare.output;
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/progress.h"
+#include "core/subprocess.h"
+#include "core/workspace.h"
 #include "support.h"
 
 namespace dself {
@@ -111,6 +113,56 @@ TEST(Catalog, StagesAndJobs) {
   catalog.finish_job(job, false, "a.mp4 is not a video");
   EXPECT_EQ(catalog.jobs()[0].state, "failed");
   EXPECT_EQ(catalog.jobs()[0].message, "a.mp4 is not a video");
+
+  // Stopped, and left "running" by a killed run: both end "interrupted".
+  catalog.interrupt_job(catalog.start_job("prepare", ""), "interrupted: prepare: stopped");
+  EXPECT_EQ(catalog.jobs()[0].state, "interrupted");
+  int64_t killed = catalog.start_job("prepare", "");
+  int64_t other = catalog.start_job("ingest", "b.mp4");
+  catalog.interrupt_stale_jobs("prepare");
+  for (const Job& j : catalog.jobs()) {
+    if (j.id == killed) EXPECT_EQ(j.state, "interrupted");
+    if (j.id == other) EXPECT_EQ(j.state, "running");
+  }
+}
+
+TEST(Workspace, PathsChecksAndLocks) {
+  test::TempDir dir;
+  const std::filesystem::path avatar = dir / "avatar";
+  EXPECT_EQ(workspace::audio_path(avatar, 3), avatar / "audio" / "3.wav");
+  EXPECT_EQ(workspace::landmarks_path(avatar, 3), avatar / "faces" / "3" / "landmarks.bin");
+  EXPECT_EQ(workspace::source_id_of(avatar / "transcripts" / "12.json"), 12);
+  EXPECT_EQ(workspace::source_id_of(avatar / "speech" / "notes"), -1);
+  try {
+    workspace::require_prepared(avatar);
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("ingest"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(avatar)) << "a check must not create the avatar";
+  Catalog{avatar};
+  EXPECT_THROW(workspace::require_ingested(avatar), InputError);
+
+  workspace::Lock held(avatar, "prepare");
+  try {
+    workspace::Lock second(avatar, "prepare");
+    ADD_FAILURE() << "two prepare locks at once";
+  } catch (const EnvironmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("another `dself prepare` is working"), std::string::npos) << e.what();
+  }
+  workspace::Lock ingest(avatar, "ingest");  // another kind of work is not held up
+}
+
+// A stop ends the program it runs (else this would return normally, after 30 s).
+TEST(Subprocess, StopEndsTheProgram) {
+  int asked = 0;
+  EXPECT_THROW(run_subprocess({"sleep", "30"}, {}, [&] { return ++asked > 3; }), Stopped);
+}
+
+TEST(Progress, StopIfRequestedThrowsStopped) {
+  EXPECT_NO_THROW(stop_if_requested({}, "work"));
+  EXPECT_NO_THROW(stop_if_requested([] { return false; }, "work"));
+  EXPECT_THROW(stop_if_requested([] { return true; }, "work"), Stopped);
 }
 
 TEST(StagedPath, OnlyCommittedFilesAppear) {
@@ -153,15 +205,17 @@ TEST(Errors, NestedChainIsDescribedAndOuterKindWins) {
   EXPECT_EQ(kind_of(std::runtime_error("bug")), ErrorKind::internal);
 }
 
-TEST(Progress, ListenersSeeEveryFinishAndCounts) {
+TEST(Progress, SinkSeesEveryFinishAndCounts) {
   std::vector<ProgressEvent> events;
-  int id = add_progress_listener([&](const ProgressEvent& e) { events.push_back(e); });
+  std::vector<ProgressEvent> other_events;
   set_progress_display(false);
   {
-    Progress progress("test task", 10, "frames");
+    Progress progress("test task", 10, "frames", [&](const ProgressEvent& e) { events.push_back(e); });
+    Progress other("other task", 0, "files", [&](const ProgressEvent& e) { other_events.push_back(e); });
     for (int i = 0; i < 10; ++i) progress.advance();
   }
-  remove_progress_listener(id);
+  // Each task reports to its own sink only.
+  for (const auto& e : other_events) EXPECT_EQ(e.task, "other task");
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events.front().done, 0);
   EXPECT_TRUE(events.back().finished);

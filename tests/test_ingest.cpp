@@ -253,7 +253,7 @@ TEST_F(IngestTest, KilledDuringDownloadRegistersNothingAndTheNextRunGetsIt) {
   auto jobs = Catalog(avatar()).jobs();
   ASSERT_EQ(jobs.size(), 2u);
   EXPECT_EQ(jobs[0].state, "done");
-  EXPECT_EQ(jobs[1].state, "failed");
+  EXPECT_EQ(jobs[1].state, "interrupted");
   EXPECT_TRUE(contains(jobs[1].message, "interrupted")) << jobs[1].message;
 }
 

@@ -246,6 +246,15 @@ TEST_F(PersonaTest, BadMessagesAreRefusedClearly) {
   auto huge = test::run_dself({"--avatar", avatar_, "chat", std::string(100000, 'x')});
   EXPECT_EQ(huge.exit_code, 1);
   EXPECT_TRUE(contains(huge.output, "limit is 4000")) << huge.output.substr(0, 300);
+  EXPECT_FALSE(contains(huge.output, "PersonaParams")) << "the message names an internal";
+  // The limit counts characters, not bytes: 3000 "é" are 6000 bytes and within it.
+  std::string accents;
+  for (int i = 0; i < 3000; ++i) accents += "\u00e9";
+  auto accented = test::run_dself({"--avatar", avatar_, "chat", accents});
+  EXPECT_EQ(accented.exit_code, 0) << accented.output.substr(0, 300);
+  auto over = test::run_dself({"--avatar", avatar_, "chat", accents + accents});
+  EXPECT_EQ(over.exit_code, 1);
+  EXPECT_TRUE(contains(over.output, "is 6000 characters long")) << over.output.substr(0, 300);
 
   for (std::string message : {"\"", "*", "AND", "NEAR(", ":", "-", "^", "bread\" AND NEAR(x* y:z -w ^v"}) {
     auto r = test::run_dself({"--avatar", avatar_, "chat", message});
@@ -268,9 +277,6 @@ TEST(PersonaCli, AvatarWithoutTranscriptsSaysToPrepare) {
 }
 
 TEST_F(PersonaTest, EvalPersonaCommandPrintsJson) {
-  auto help = test::run_dself({"eval", "--help"});
-  if (!contains(help.output, "\n  persona "))
-    GTEST_SKIP() << "`eval persona` is not registered in app/cmd_eval.cpp yet";
   auto r = test::run_dself({"--avatar", avatar_, "--quiet", "eval", "persona", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto json = nlohmann::json::parse(r.output);

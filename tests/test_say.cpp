@@ -2,6 +2,7 @@
 // person's face whose mouth moves with the sound, audio and video in step, marked synthetic; a
 // WAV beside it; every bad input a clear message; and `dself eval say` figures.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cmath>
@@ -137,6 +138,29 @@ TEST_F(Say, BadInputsSayWhatToDo) {
   auto nothing = test::run_dself({"--avatar", (other / "none").string(), "say", "Hello.", "-o", out});
   EXPECT_EQ(nothing.exit_code, 1) << nothing.output;
   EXPECT_TRUE(contains(nothing.output, "ingest")) << nothing.output;
+}
+
+// Ctrl-C while the video is being written: say stops, says so, and leaves no partial file.
+TEST_F(Say, InterruptedSayLeavesNothingBehind) {
+  test::TempDir out_dir;
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "We walked along the harbour wall and counted the boats. ";
+  test::Background say({"--avatar", avatar_, "say", text, "-o", (out_dir / "out.mp4").string(), "--size", "128"},
+                       dir_->path() / "interrupted-say.log");
+  auto partial_written = [&] {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(out_dir.path(), ec)) {
+      if (contains(entry.path().filename().string(), ".partial-") && entry.file_size(ec) > 0) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(test::wait_until(partial_written, 120)) << say.output();
+  say.signal(SIGINT);
+  EXPECT_EQ(say.wait(), 130) << say.output();
+  EXPECT_TRUE(contains(say.output(), "interrupted (Ctrl-C)")) << say.output();
+  std::vector<std::string> left;
+  for (const auto& entry : fs::directory_iterator(out_dir.path())) left.push_back(entry.path().filename().string());
+  EXPECT_TRUE(left.empty()) << "left behind: " << (left.empty() ? "" : left[0]);
 }
 
 TEST_F(Say, LongTextIsSaidSentenceBySentenceWithSoundAndPictureInStep) {

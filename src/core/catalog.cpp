@@ -75,6 +75,21 @@ const char* const migrations[] = {
     );
     CREATE INDEX messages_conversation ON messages(conversation_id);
     )sql",
+    // 4: a job stopped by Ctrl-C, a kill or a stop request is "interrupted", not "failed".
+    R"sql(
+    CREATE TABLE jobs_4 (
+      id INTEGER PRIMARY KEY,
+      command TEXT NOT NULL,
+      arguments TEXT NOT NULL,
+      state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'interrupted')),
+      message TEXT NOT NULL DEFAULT '',
+      started_at TEXT NOT NULL,
+      finished_at TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO jobs_4 SELECT id, command, arguments, state, message, started_at, finished_at FROM jobs;
+    DROP TABLE jobs;
+    ALTER TABLE jobs_4 RENAME TO jobs;
+    )sql",
 };
 constexpr int migration_count = sizeof(migrations) / sizeof(migrations[0]);
 static_assert(migration_count == Catalog::schema_version);
@@ -170,6 +185,14 @@ Catalog::Catalog(const std::filesystem::path& avatar_dir) : path_(avatar_dir / "
     throw InputError(fmt::format("cannot create the avatar directory {}: {} (choose another with --avatar)",
                                  avatar_dir.string(), ec.message()));
   }
+  // SQLite takes an empty file for a new database; an existing catalog is never empty, so a
+  // 0-byte one was cut short (a full disk, a copy interrupted): say so rather than start afresh.
+  if (std::filesystem::is_regular_file(path_, ec) && std::filesystem::file_size(path_, ec) == 0 && !ec) {
+    throw EnvironmentError(fmt::format(
+        "the catalog {} is empty (0 bytes): it was cut short (a full disk, an interrupted copy); restore it from a "
+        "backup, or move it away and ingest the videos again with `dself --avatar {} ingest SOURCE`",
+        path_.string(), avatar_dir.string()));
+  }
   if (sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
     std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -181,8 +204,15 @@ Catalog::Catalog(const std::filesystem::path& avatar_dir) : path_(avatar_dir / "
     exec(db_, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
     migrate();
   } catch (...) {
+    bool not_a_database = sqlite3_errcode(db_) == SQLITE_NOTADB || sqlite3_errcode(db_) == SQLITE_CORRUPT;
     sqlite3_close(db_);
     db_ = nullptr;
+    if (not_a_database) {
+      throw EnvironmentError(fmt::format(
+          "the catalog {} is damaged (not a SQLite database any more); restore it from a backup, or move it away "
+          "and ingest the videos again with `dself --avatar {} ingest SOURCE`",
+          path_.string(), avatar_dir.string()));
+    }
     throw;
   }
 }
@@ -299,6 +329,20 @@ int64_t Catalog::start_job(const std::string& command, const std::string& argume
 void Catalog::finish_job(int64_t job_id, bool succeeded, const std::string& message) {
   Statement s(db_, "UPDATE jobs SET state = ?, message = ?, finished_at = ? WHERE id = ?");
   s.bind(1, std::string(succeeded ? "done" : "failed")).bind(2, message).bind(3, utc_now()).bind(4, job_id);
+  s.step();
+}
+
+void Catalog::interrupt_job(int64_t job_id, const std::string& message) {
+  Statement s(db_, "UPDATE jobs SET state = 'interrupted', message = ?, finished_at = ? WHERE id = ?");
+  s.bind(1, message).bind(2, utc_now()).bind(3, job_id);
+  s.step();
+}
+
+void Catalog::interrupt_stale_jobs(const std::string& command) {
+  Statement s(db_, "UPDATE jobs SET state = 'interrupted', message = ?, finished_at = ? "
+                   "WHERE command = ? AND state = 'running'");
+  s.bind(1, std::string("interrupted: dself stopped before the end (killed or crashed)")).bind(2, utc_now());
+  s.bind(3, command);
   s.step();
 }
 

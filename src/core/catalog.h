@@ -54,7 +54,7 @@ struct Job {
   int64_t id = 0;
   std::string command;   // e.g. "ingest"
   std::string arguments; // as given
-  std::string state;     // "running", "done", "failed"
+  std::string state;     // "running", "done", "failed", "interrupted"
   std::string message;   // error message when failed
   std::string started_at;
   std::string finished_at;
@@ -85,7 +85,7 @@ class Catalog {
   Catalog(const Catalog&) = delete;
   Catalog& operator=(const Catalog&) = delete;
 
-  static constexpr int schema_version = 3;
+  static constexpr int schema_version = 4;
 
   // Runs body in one transaction: all of its writes land, or none.
   void transaction(const std::function<void()>& body);
@@ -103,6 +103,11 @@ class Catalog {
 
   int64_t start_job(const std::string& command, const std::string& arguments);
   void finish_job(int64_t job_id, bool succeeded, const std::string& message);
+  // The job was stopped (Ctrl-C, a stop request) before its end: state "interrupted".
+  void interrupt_job(int64_t job_id, const std::string& message);
+  // Marks this command's jobs still "running" as interrupted: call it holding the command's
+  // workspace::Lock, when no other run of it can be alive (one marked running was killed).
+  void interrupt_stale_jobs(const std::string& command);
   std::vector<Job> jobs(int limit = 20) const;
 
   int64_t start_conversation(const std::string& engine);

@@ -3,18 +3,14 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <map>
-#include <mutex>
+#include <atomic>
 
 #include <fmt/format.h>
 
 namespace dself {
 namespace {
 
-std::mutex listeners_mutex;
-std::map<int, ProgressListener> listeners;
-int next_listener_id = 1;
-bool display_enabled = true;
+std::atomic<bool> display_enabled = true;
 
 // A bar is redrawn often; plain lines (logs, CI) only every few seconds to stay readable.
 constexpr double terminal_interval_s = 0.1;
@@ -61,15 +57,8 @@ void draw(const ProgressEvent& e) {
 
 }  // namespace
 
-int add_progress_listener(ProgressListener listener) {
-  std::lock_guard lock(listeners_mutex);
-  listeners[next_listener_id] = std::move(listener);
-  return next_listener_id++;
-}
-
-void remove_progress_listener(int id) {
-  std::lock_guard lock(listeners_mutex);
-  listeners.erase(id);
+void stop_if_requested(const StopRequested& should_stop, const std::string& what) {
+  if (should_stop && should_stop()) throw Stopped(what + ": stopped");
 }
 
 void set_progress_display(bool enabled) { display_enabled = enabled; }
@@ -112,8 +101,6 @@ void Progress::report(bool force) {
                      : -1;
   if (display_enabled && (event_.done > 0 || event_.finished || terminal)) draw(event_);
   if (sink_) sink_(event_);
-  std::lock_guard lock(listeners_mutex);
-  for (auto& [id, listener] : listeners) listener(event_);
 }
 
 }  // namespace dself

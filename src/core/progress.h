@@ -1,5 +1,14 @@
-// Progress of long work: a bar on a terminal, plain lines otherwise, and events for listeners
-// (the server streams them to the web UI).
+// Progress of long work: a bar on a terminal, plain lines otherwise, and events for the work's
+// ProgressSink (the server's job worker streams them to the web UI).
+//
+// How long work is told where to report and when to stop: its options struct carries a
+// `ProgressSink progress` and a `StopRequested should_stop` (prepare::PrepareOptions,
+// ingest::IngestOptions, say::SayOptions, voice::VoiceTrainOptions, ...). Nothing is global: two
+// pieces of work on two threads report to their own sinks. Work asks should_stop between units
+// (a source, a step, a file, a frame, a sentence, a download's progress line) and, when it says
+// yes, throws Stopped after leaving nothing half-written; a command that records a job marks
+// it "interrupted" in the catalog first. The CLI's should_stop is Ctrl-C (SIGINT/SIGTERM); the
+// server's is its job's stop flag (POST /api/jobs/ID/stop) or the server stopping.
 #pragma once
 
 #include <chrono>
@@ -22,8 +31,6 @@ struct ProgressEvent {
   bool finished = false;
 };
 
-using ProgressListener = std::function<void(const ProgressEvent&)>;
-
 // Where one piece of long work reports its progress: a parameter of the work's options (as
 // Rhubarb's ProgressSink), called on the working thread with every event, besides the display.
 using ProgressSink = std::function<void(const ProgressEvent&)>;
@@ -37,11 +44,10 @@ struct Stopped : std::runtime_error {
   explicit Stopped(const std::string& what) : std::runtime_error(what) {}
 };
 
-// Registers a listener called (on the working thread) with every event; returns its id.
-int add_progress_listener(ProgressListener listener);
-void remove_progress_listener(int id);
+// Throws Stopped("<what>: stopped") when should_stop (if set) says so.
+void stop_if_requested(const StopRequested& should_stop, const std::string& what);
 
-// Turns the stderr display on or off (off with --quiet); listeners are always called.
+// Turns the stderr display on or off (off with --quiet); sinks are always called.
 void set_progress_display(bool enabled);
 
 // Tracks one task. Display goes to stderr: a redrawn bar with count, rate and ETA when stderr

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
@@ -43,7 +44,8 @@ std::optional<std::filesystem::path> find_executable(const std::string& name) {
 }
 
 SubprocessResult run_subprocess(const std::vector<std::string>& argv,
-                                const std::function<void(const std::string&)>& on_stdout_line) {
+                                const std::function<void(const std::string&)>& on_stdout_line,
+                                const StopRequested& should_stop) {
   auto program = find_executable(argv.at(0));
   if (!program) {
     throw EnvironmentError(fmt::format("cannot find the program '{}': install it (make setup) or give its path", argv[0]));
@@ -72,13 +74,31 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv,
     throw EnvironmentError(fmt::format("cannot start {}: {}", program->string(), std::strerror(spawn_error)));
   }
 
+  // Whatever ends this function early (a stop, a throwing callback) ends the program too.
+  struct Child {
+    pid_t pid;
+    int fds[2];
+    bool reaped = false;
+    ~Child() {
+      for (int fd : fds) {
+        if (fd >= 0) close(fd);
+      }
+      if (reaped) return;
+      kill(pid, SIGTERM);
+      int status = 0;
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  } child{pid, {out_pipe[0], err_pipe[0]}};
+
   SubprocessResult result;
   std::string line;
   std::array<pollfd, 2> fds{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
   int open_count = 2;
   char buffer[4096];
   while (open_count > 0) {
-    if (poll(fds.data(), fds.size(), -1) < 0) {
+    stop_if_requested(should_stop, argv[0]);
+    if (poll(fds.data(), fds.size(), should_stop ? 200 : -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -87,6 +107,7 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv,
       ssize_t n = read(fd.fd, buffer, sizeof buffer);
       if (n <= 0) {
         close(fd.fd);
+        for (int& owned : child.fds) owned = owned == fd.fd ? -1 : owned;
         fd.fd = -1;
         --open_count;
         continue;
@@ -113,6 +134,7 @@ SubprocessResult run_subprocess(const std::vector<std::string>& argv,
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  child.reaped = true;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (result.stderr_tail.size() > stderr_tail_bytes) {
     result.stderr_tail.erase(0, result.stderr_tail.size() - stderr_tail_bytes);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/progress.h"
+
 namespace dself {
 
 struct SubprocessResult {
@@ -15,9 +17,12 @@ struct SubprocessResult {
 };
 
 // Runs argv[0] (looked up in PATH) with the given arguments; calls on_stdout_line for every
-// line of its stdout. Throws EnvironmentError when the program cannot be started.
+// line of its stdout. Throws EnvironmentError when the program cannot be started. should_stop
+// is asked at least every 0.2 s: when it says so, the program is terminated (SIGTERM, then
+// waited for) and Stopped is thrown; so is anything on_stdout_line throws, after the same.
 SubprocessResult run_subprocess(const std::vector<std::string>& argv,
-                                const std::function<void(const std::string&)>& on_stdout_line);
+                                const std::function<void(const std::string&)>& on_stdout_line,
+                                const StopRequested& should_stop = {});
 
 // The full path of an executable named (or given as a path), or nothing when absent.
 std::optional<std::filesystem::path> find_executable(const std::string& name);

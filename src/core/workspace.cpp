@@ -43,6 +43,7 @@ fs::path model_dir(const fs::path& avatar, const std::string& kind) { return mod
 fs::path metrics_path(const fs::path& avatar, const std::string& kind) { return model_dir(avatar, kind) / "metrics.json"; }
 fs::path renders_dir(const fs::path& avatar) { return avatar / "renders"; }
 fs::path uploads_dir(const fs::path& avatar) { return avatar / "uploads"; }
+fs::path tmp_dir(const fs::path& avatar) { return avatar / "tmp"; }
 fs::path persona_db_path(const fs::path& avatar) { return avatar / "persona.db"; }
 fs::path persona_card_path(const fs::path& avatar) { return avatar / "persona.json"; }
 fs::path report_path(const fs::path& avatar) { return avatar / "report.html"; }

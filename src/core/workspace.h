@@ -28,6 +28,7 @@ std::filesystem::path model_dir(const std::filesystem::path& avatar, const std::
 std::filesystem::path metrics_path(const std::filesystem::path& avatar, const std::string& kind); // models/<kind>/metrics.json
 std::filesystem::path renders_dir(const std::filesystem::path& avatar);                // renders/
 std::filesystem::path uploads_dir(const std::filesystem::path& avatar);                // uploads/
+std::filesystem::path tmp_dir(const std::filesystem::path& avatar);                    // tmp/ (the server's voice messages)
 std::filesystem::path persona_db_path(const std::filesystem::path& avatar);            // persona.db
 std::filesystem::path persona_card_path(const std::filesystem::path& avatar);          // persona.json
 std::filesystem::path report_path(const std::filesystem::path& avatar);                // report.html

@@ -328,7 +328,8 @@ class YtDlpOutput {
     if (!progress_) {
       std::string title = fields[6].size() > 48 ? fields[6].substr(0, 45) + "..." : fields[6];
       std::string item = item_.empty() ? "" : "(" + item_ + ") ";
-      progress_ = std::make_unique<Progress>(fmt::format("ingest: download {}{}", item, title), total, "bytes");
+      progress_ = std::make_unique<Progress>(fmt::format("ingest: download {}{}", item, title), total, "bytes",
+                                             run_.options.progress);
     }
     if (total > 0) progress_->set_total(total);
     progress_->set_done(done);
@@ -398,7 +399,8 @@ void download_url(Run& run, const std::string& url, const fs::path& yt_dlp) {
   spdlog::info("downloading {} with {}", url, yt_dlp.string());
   YtDlpOutput output(run, url, staging);
   SubprocessResult process = run_subprocess(yt_dlp_command(run, yt_dlp, staging, archive, url),
-                                            [&](const std::string& line) { output.on_line(line); });
+                                            [&](const std::string& line) { output.on_line(line); },
+                                            run.options.should_stop);
   output.finish();
   register_finished_downloads(run, staging, url, "", true);
   if (fs::is_empty(staging_root(run), ec)) fs::remove(staging_root(run), ec);

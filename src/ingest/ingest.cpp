@@ -87,9 +87,10 @@ void import_files(Run& run, const PlannedInput& plan) {
   std::unique_ptr<Progress> progress;
   if (plan.files.size() > 1) {
     progress = std::make_unique<Progress>(fmt::format("ingest: import {}", plan.input),
-                                          static_cast<int64_t>(plan.files.size()), "files");
+                                          static_cast<int64_t>(plan.files.size()), "files", run.options.progress);
   }
   for (const fs::path& file : plan.files) {
+    stop_if_requested(run.options.should_stop, "ingest");
     detail::import_file(run, plan.directory ? file.string() : plan.input, file);
     if (progress) progress->advance();
   }
@@ -104,6 +105,7 @@ void run_inputs(Run& run, const std::vector<PlannedInput>& plans) {
   detail::clean_import_staging(run);
   detail::recover_downloads(run);
   for (const PlannedInput& plan : plans) {
+    stop_if_requested(run.options.should_stop, "ingest");
     if (!plan.error.empty()) {
       SourceResult result;
       result.input = plan.input;
@@ -141,16 +143,15 @@ IngestReport ingest(const std::vector<std::string>& inputs, const IngestOptions&
   workspace::Lock lock(options.avatar, "ingest");
   Catalog catalog(options.avatar);
   // Holding the lock, no other ingest is running: one still marked so was killed.
-  for (const Job& stale : catalog.jobs(100)) {
-    if (stale.command == "ingest" && stale.state == "running") {
-      catalog.finish_job(stale.id, false, "interrupted: dself stopped before the end (killed or crashed)");
-    }
-  }
+  catalog.interrupt_stale_jobs("ingest");
   IngestReport report;
   Run run{options, catalog, report, on_result};
   int64_t job = catalog.start_job("ingest", join(inputs));
   try {
     run_inputs(run, plans);
+  } catch (const Stopped& e) {
+    catalog.interrupt_job(job, fmt::format("interrupted: {} ({})", e.what(), summary(report)));
+    throw;
   } catch (const std::exception& e) {
     catalog.finish_job(job, false, describe(e));
     throw;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/progress.h"
+
 namespace dself::ingest {
 
 // How to ingest; `dself ingest`'s flags fill it, and its help shows these defaults.
@@ -17,6 +19,11 @@ struct IngestOptions {
   std::string yt_dlp = "yt-dlp";            // yt-dlp program: a name looked up in PATH, or a path
   int max_height = 720;                     // pixels; a download takes the best format up to this height
   bool link = false;                        // import files as hard links (symlinks across file systems)
+  ProgressSink progress;                    // every download's and import's progress (besides the display)
+  // Asked between sources and files and while yt-dlp runs: when it says so, yt-dlp is ended,
+  // the job is marked "interrupted" and ingest throws Stopped. Nothing unfinished is registered;
+  // the next run resumes the download.
+  StopRequested should_stop;
 };
 
 // What ingesting one source came to.

@@ -14,10 +14,13 @@ void check_message(std::string_view message, const PersonaParams& params) {
   if (message.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     throw InputError("the message is empty: say something, e.g. dself chat \"How did you start baking?\"");
   }
-  if (message.size() > params.max_message_chars) {
-    throw InputError(
-        fmt::format("the message is {} characters long; the limit is {} (PersonaParams::max_message_chars)",
-                    message.size(), params.max_message_chars));
+  // Characters as people count them: UTF-8 code points (every byte but continuation bytes).
+  size_t characters = 0;
+  for (char c : message) characters += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  if (characters > params.max_message_chars) {
+    throw InputError(fmt::format("the message is {} characters long; the limit is {} characters: say it in fewer "
+                                 "words, or in several messages",
+                                 characters, params.max_message_chars));
   }
 }
 

@@ -3,6 +3,7 @@
 // ref: https://platform.openai.com/docs/api-reference/chat/create ("stream": true sends
 // "data: {chunk}" lines with choices[0].delta.content, ending with "data: [DONE]").
 #include <curl/curl.h>
+#include <cmath>
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -209,7 +210,22 @@ class OpenAiEngine : public ChatEngine {
 
 }  // namespace
 
+void check_openai_options(const OpenAiOptions& options) {
+  if (options.url.empty() || options.model.empty()) {
+    throw InputError("--engine openai needs --llm-url URL and --llm-model NAME");
+  }
+  if (!options.url.starts_with("http://") && !options.url.starts_with("https://")) {
+    throw InputError(fmt::format("--llm-url {}: give the http:// or https:// base URL of an OpenAI-compatible "
+                                 "server, e.g. http://127.0.0.1:8000/v1",
+                                 options.url));
+  }
+  if (!std::isfinite(options.timeout_s) || options.timeout_s <= 0) {
+    throw InputError(fmt::format("--llm-timeout {}: give a positive number of seconds, e.g. 120", options.timeout_s));
+  }
+}
+
 std::unique_ptr<ChatEngine> make_openai_engine(const Memory& memory, const OpenAiOptions& options) {
+  check_openai_options(options);
   return std::make_unique<OpenAiEngine>(memory, options);
 }
 

@@ -22,7 +22,7 @@ struct PersonaParams {
   double sentence_pause_s = 0.35;   // a pause at least this long ends a sentence (captions without punctuation)
   int max_sentence_words = 30;      // a sentence longer than this is cut (words)
   int passage_sentences = 3;        // sentences per passage (sliding window, step 1)
-  size_t max_message_chars = 4000;  // longest message accepted (characters, UTF-8 bytes)
+  size_t max_message_chars = 4000;  // longest message accepted (characters: code points, not bytes)
   int retrieve_k = 5;               // passages retrieved per reply
   double min_coverage = 0.5;        // IDF-weighted share of the question's terms a reply must match
   int max_reply_sentences = 2;      // sentences in one extractive reply
@@ -173,11 +173,16 @@ struct OpenAiOptions {
   int max_tokens = 400;           // longest reply, tokens
 };
 
+// Throws InputError (exit 1) naming the flag when the options cannot work: a URL that is not
+// http(s), no model, a timeout that is not a positive number of seconds.
+void check_openai_options(const OpenAiOptions& options);
+
 // Throws EnvironmentError (exit 2) naming the URL for a refused connection, a timeout, an HTTP
 // error status (with the server's message) or a malformed stream.
 std::unique_ptr<ChatEngine> make_openai_engine(const Memory& memory, const OpenAiOptions& options);
 
-// Throws InputError when a message is empty or longer than params.max_message_chars.
+// Throws InputError when a message is empty or longer than params.max_message_chars characters
+// (Unicode code points of its UTF-8, not bytes).
 void check_message(std::string_view message, const PersonaParams& params);
 
 // Held-out retrieval evaluation (see docs): a question per sampled sentence from its content

@@ -89,8 +89,11 @@ class SourcePreparer {
       step(Step::speech, workspace::utterances_path(options_.avatar, files_.source.id), [&] { return make_speech_dataset(); });
       step(Step::face, workspace::face_summary_path(options_.avatar, files_.source.id), [&] { return make_face_track(); });
       outcome_.succeeded = true;
+    } catch (const Stopped&) {
+      throw;
     } catch (const std::exception& e) {
       outcome_.error = describe(e);
+      outcome_.error_kind = kind_of(e);
     }
     return outcome_;
   }
@@ -134,6 +137,7 @@ class SourcePreparer {
   // Runs body unless the step is up to date; body returns a summary of what it made (counts),
   // kept in the catalog for `dself status`.
   void step(Step s, const std::filesystem::path& output, const std::function<nlohmann::json()>& body) {
+    stop_if_requested(options_.should_stop, "prepare");
     const std::string stage = std::string("prepare.") + step_name(s);
     const std::string hash = input_hash(s);
     auto previous = catalog_.stage_run(stage, files_.source.id);
@@ -146,8 +150,16 @@ class SourcePreparer {
     try {
       summary = body();
       summary["elapsed_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    } catch (...) {
-      std::throw_with_nested(InputError(fmt::format("{}: {}", step_name(s), files_.video.path)));
+    } catch (const Stopped&) {
+      throw;
+    } catch (const std::exception& e) {
+      // Named with the step and the file, of the failure's own kind: a full or unwritable disk
+      // is the environment's (exit 2), not the video's. Other exceptions (a parser's) are the
+      // input's, as a corrupt file is the likely cause.
+      ErrorKind kind = dynamic_cast<const std::filesystem::filesystem_error*>(&e) != nullptr ? ErrorKind::environment
+                       : dynamic_cast<const Error*>(&e) != nullptr                      ? kind_of(e)
+                                                                                          : ErrorKind::user_input;
+      std::throw_with_nested(Error(kind, fmt::format("{}: {}", step_name(s), files_.video.path)));
     }
     catalog_.mark_stage_done(StageRun{stage, files_.source.id, hash, "", summary.dump()});
     outcome_.done.push_back(step_name(s));
@@ -162,7 +174,8 @@ class SourcePreparer {
     std::filesystem::create_directories(audio_path().parent_path());
     std::vector<float> samples;
     media::MediaInfo info = media::probe(options_.avatar / files_.video.path);
-    Progress progress(fmt::format("audio {}", outcome_.title), static_cast<int64_t>(info.duration_s), "s");
+    Progress progress(fmt::format("audio {}", outcome_.title), static_cast<int64_t>(info.duration_s), "s",
+                      options_.progress);
     media::decode_audio(options_.avatar / files_.video.path, audio_rate, [&](std::span<const float> chunk) {
       samples.insert(samples.end(), chunk.begin(), chunk.end());
       progress.set_done(static_cast<int64_t>(samples.size() / audio_rate));
@@ -180,8 +193,9 @@ class SourcePreparer {
     } else {
       auto& recognizer = recognizer_.get();
       const auto& samples = audio();
-      Progress progress(fmt::format("speech recognition {}", outcome_.title), 0, "chunks");
+      Progress progress(fmt::format("speech recognition {}", outcome_.title), 0, "chunks", options_.progress);
       result = recognizer.transcribe(samples, [&](size_t done, size_t count) {
+        stop_if_requested(options_.should_stop, "prepare");
         progress.set_total(static_cast<int64_t>(count));
         progress.set_done(static_cast<int64_t>(done));
       });
@@ -200,10 +214,11 @@ class SourcePreparer {
                                    files_.video.path));
     }
     std::filesystem::create_directories(speech_dir());
-    Progress progress(fmt::format("align {}", outcome_.title), 0, "utterances");
+    Progress progress(fmt::format("align {}", outcome_.title), 0, "utterances", options_.progress);
     speech::SpeechDataset dataset = speech::write_dataset(
         speech_dir(), words, audio(), tools_.phonemizer, tools_.aligner, {},
         [&](size_t done, size_t count) {
+          stop_if_requested(options_.should_stop, "prepare");
           progress.set_total(static_cast<int64_t>(count));
           progress.set_done(static_cast<int64_t>(done));
         });
@@ -231,9 +246,10 @@ class SourcePreparer {
 
   nlohmann::json make_face_track() {
     face::TrackOptions track_options;
-    Progress progress(fmt::format("face track {}", outcome_.title), 0, "frames");
+    Progress progress(fmt::format("face track {}", outcome_.title), 0, "frames", options_.progress);
     face::FaceTrack track = face::track_faces(options_.avatar / files_.video.path, tools_.face_detector, track_options,
                                               [&](int64_t done, int64_t count) {
+                                                stop_if_requested(options_.should_stop, "prepare");
                                                 progress.set_total(count);
                                                 progress.set_done(done);
                                               });
@@ -287,7 +303,9 @@ int PrepareReport::failed_count() const {
 
 PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome) {
   workspace::require_ingested(options.avatar);
+  workspace::Lock lock(options.avatar, "prepare");
   Catalog catalog(options.avatar);
+  catalog.interrupt_stale_jobs("prepare");  // holding the lock: one still "running" was killed
   std::vector<SourceFiles> sources = list_sources(catalog);
   if (sources.empty()) {
     throw InputError(fmt::format("the avatar at {} has no videos yet: add some with `dself ingest`",
@@ -297,12 +315,19 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
   PrepareReport report;
   LazyRecognizer recognizer(options.pocketsphinx_model);
   Tools tools(options);
-  for (size_t i = 0; i < sources.size(); ++i) {
-    spdlog::info("prepare [{}/{}] {}", i + 1, sources.size(),
-                 sources[i].source.title.empty() ? sources[i].video.path : sources[i].source.title);
-    SourcePreparer preparer(options, catalog, sources[i], recognizer, tools);
-    report.sources.push_back(preparer.run());
-    if (on_outcome) on_outcome(report.sources.back());
+  try {
+    for (size_t i = 0; i < sources.size(); ++i) {
+      stop_if_requested(options.should_stop, "prepare");
+      spdlog::info("prepare [{}/{}] {}", i + 1, sources.size(),
+                   sources[i].source.title.empty() ? sources[i].video.path : sources[i].source.title);
+      SourcePreparer preparer(options, catalog, sources[i], recognizer, tools);
+      report.sources.push_back(preparer.run());
+      if (on_outcome) on_outcome(report.sources.back());
+    }
+  } catch (const Stopped& e) {
+    catalog.interrupt_job(job, fmt::format("interrupted: {} after {} of {} sources", e.what(), report.sources.size(),
+                                           sources.size()));
+    throw;
   }
   int failed = report.failed_count();
   std::string message = fmt::format("{} prepared, {} failed", report.sources.size() - failed, failed);

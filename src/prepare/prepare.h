@@ -11,6 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
+#include "core/progress.h"
+
 namespace dself::prepare {
 
 // Where a source's transcript comes from.
@@ -24,6 +27,11 @@ struct PrepareOptions {
   std::filesystem::path avatar = "avatar";
   SttEngine stt = SttEngine::automatic;
   std::filesystem::path pocketsphinx_model = "/usr/share/pocketsphinx/model/en-us";  // Debian's en-us model
+  ProgressSink progress;  // every step's progress (besides the display)
+  // Asked between sources, steps, frames, utterances and recognition chunks: when it says so,
+  // the step in progress is abandoned (it stays not done), the job is marked "interrupted" and
+  // prepare (or write_report) throws Stopped.
+  StopRequested should_stop;
 };
 
 // The steps, in order; each writes its own directory of the workspace (core/workspace.h).
@@ -35,6 +43,7 @@ struct SourceOutcome {
   std::string title;
   bool succeeded = false;
   std::string error;                  // why it failed: names the file and the step
+  ErrorKind error_kind = ErrorKind::user_input;  // who can fix it: the input, or the environment (exit 2)
   std::vector<std::string> done;      // steps run this time
   std::vector<std::string> skipped;   // steps already up to date
 };
@@ -48,7 +57,8 @@ using OutcomeListener = std::function<void(const SourceOutcome&)>;
 
 // Prepares every source in the catalog, one after another; a source that fails is reported
 // and the others go on. Records the run as a "prepare" job. Throws InputError when the
-// avatar has no sources.
+// avatar has no sources, EnvironmentError when another prepare is working on it (one at a
+// time: workspace::Lock "prepare"), Stopped when options.should_stop said so.
 PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome = {});
 
 // Writes <avatar>/report.html: per source, what was kept and dropped; plots of speech per source,

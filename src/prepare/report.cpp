@@ -80,7 +80,9 @@ std::filesystem::path write_report(const PrepareOptions& options) {
   double total_video_s = 0, total_speech_s = 0;
   int prepared_count = 0;
   std::vector<Source> sources = catalog.sources();
+  Progress progress("report", static_cast<int64_t>(sources.size()), "sources", options.progress);
   for (const Source& source : sources) {
+    stop_if_requested(options.should_stop, "report");
     double video_s = 0;
     for (const auto& file : catalog.media(source.id)) video_s += file.role == "video" ? file.duration_s : 0;
     total_video_s += video_s;
@@ -109,12 +111,13 @@ std::filesystem::path write_report(const PrepareOptions& options) {
         prepared ? (dropped.empty() ? "none" : escape(dropped)) : "<span class=failed>not prepared</span>");
 
     std::filesystem::path speech_path = workspace::speech_dir(options.avatar, source.id);
-    if (std::filesystem::exists(speech_path / "utterances.json")) {
+    if (std::filesystem::exists(workspace::utterances_path(options.avatar, source.id))) {
       for (const auto& u : speech::read_dataset(speech_path).utterances) {
         utterance_lengths.push_back(u.source_end_s - u.source_start_s);
       }
     }
     face_sections += face_report_section(options, source.id, title);
+    progress.advance();
   }
 
   std::string html = fmt::format(

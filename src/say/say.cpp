@@ -187,8 +187,7 @@ SentenceTake Performer::perform(std::string_view sentence, const FrameSink& on_f
   return take;
 }
 
-SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, const SayOptions& options,
-              const SayProgress& progress) {
+SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, const SayOptions& options) {
   std::vector<std::string> sentences = voice::split_sentences(text);
   if (sentences.empty()) {
     throw InputError("nothing to say: the text has no words (only whitespace or punctuation)");
@@ -213,11 +212,16 @@ SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, c
   if (!wav.empty()) wav_writer = std::make_unique<media::WavWriter>(wav, voice::kSampleRate);
 
   SayResult result;
+  Progress progress("say", static_cast<int64_t>(sentences.size()), "sentences", options.progress);
   for (size_t i = 0; i < sentences.size(); ++i) {
-    SentenceTake take = performer.perform(sentences[i], [&](int, const cv::Mat& frame) { writer.write_frame(frame); });
+    stop_if_requested(options.should_stop, "say");
+    SentenceTake take = performer.perform(sentences[i], [&](int, const cv::Mat& frame) {
+      stop_if_requested(options.should_stop, "say");
+      writer.write_frame(frame);
+    });
     writer.write_audio(take.speech.samples);
     if (wav_writer) wav_writer->write(take.speech.samples);
-    if (progress) progress(i + 1, sentences.size());
+    progress.advance();
   }
   writer.finish();
   if (wav_writer) wav_writer->finish();

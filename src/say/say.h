@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/progress.h"
 #include "motion/motion.h"
 #include "render/render.h"
 #include "voice/voice.h"
@@ -26,6 +27,10 @@ struct SayOptions {
   std::string voice;         // espeak-ng voice name; empty: the one closest to the person's pitch
   double sentence_pause_s = 0.25;  // silence between sentences
   uint64_t seed = 1;         // which of the person's head motions and blinks are used
+  ProgressSink progress;     // say(): sentences done (besides the display)
+  // say(): asked between sentences and frames; when it says so, the partial output is removed
+  // and say() throws Stopped.
+  StopRequested should_stop;
 };
 
 // What a performance is made of, loaded once per avatar and shared (read-only) by every stream.
@@ -76,8 +81,6 @@ class Performer {
   std::unique_ptr<Impl> impl_;
 };
 
-using SayProgress = std::function<void(size_t sentences_done, size_t sentence_count)>;
-
 struct SayResult {
   std::filesystem::path video;
   double duration_s = 0;
@@ -90,7 +93,7 @@ struct SayResult {
 // the speech as 16 kHz WAV. Sentence by sentence: memory stays flat however long the text.
 // Throws InputError for text with nothing to say, an unwritable output, an unprepared avatar.
 SayResult say(std::string_view text, const std::filesystem::path& out, const std::filesystem::path& wav,
-              const SayOptions& options, const SayProgress& progress = {});
+              const SayOptions& options);
 
 // `dself eval say`: lip sync by re-detection on rendered frames, self-reenactment PSNR/SSIM,
 // and (with `truth_dir`, a sample person's --out) the motion's landmark distance to the truth.

@@ -1,6 +1,8 @@
 // The HTTP layer: JSON answers, error translation, request bodies and server-sent events.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <exception>
 #include <new>
 
@@ -55,6 +57,26 @@ Handled reply_json(const Request& request, int status, const nlohmann::json& bod
 
 Handled reply_error(const Request& request, int status, const std::string& message) {
   return reply_json(request, status, {{"error", message}});
+}
+
+Handled RequestHandler::operator()(Request request) const {
+  std::string_view path = request->header().path();
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') continue;
+    if (i + 2 >= path.size() || !std::isxdigit(static_cast<unsigned char>(path[i + 1])) ||
+        !std::isxdigit(static_cast<unsigned char>(path[i + 2]))) {
+      return reply_error(request, 400, "the path has a malformed percent-encoding (% must be followed by two hex digits)");
+    }
+  }
+  int hosts = 0;
+  request->header().for_each_value_of(restinio::http_field::host, [&hosts](restinio::string_view_t) {
+    ++hosts;
+    return restinio::http_header_fields_t::continue_enumeration();
+  });
+  if (hosts != 1) {
+    return reply_error(request, 400, fmt::format("the request has {} Host headers; HTTP/1.1 needs exactly one", hosts));
+  }
+  return (*router_)(std::move(request));
 }
 
 std::pair<int, std::string> error_status(const std::exception& e) {

@@ -1,6 +1,5 @@
 // Background jobs: the worker thread runs the stages' libraries and records what they say.
 #include <fmt/format.h>
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -23,25 +22,6 @@ namespace {
 constexpr size_t kJobsKept = 50;        // finished jobs remembered (newest first)
 constexpr size_t kLogLinesKept = 2000;  // a job's log keeps its last lines
 constexpr double kProgressInterval_s = 0.25;
-
-// What the worker thread is doing right now: the log sink and the progress listener are global
-// (spdlog's default logger, core/progress.h), so they attribute lines and events to a job by
-// the thread they arrive on.
-thread_local std::function<void(std::string)>* current_job_log = nullptr;
-thread_local std::function<void(const ProgressEvent&)>* current_job_progress = nullptr;
-
-class JobLogSink : public spdlog::sinks::base_sink<std::mutex> {
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    if (current_job_log == nullptr) return;
-    spdlog::memory_buf_t formatted;
-    formatter_->format(msg, formatted);
-    std::string line(formatted.data(), formatted.size());
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    (*current_job_log)(std::move(line));
-  }
-  void flush_() override {}
-};
 
 // Ingest takes URLs, and files only from the workspace's uploads/ (a client must not make the
 // server read its other files).
@@ -81,13 +61,6 @@ nlohmann::json to_json(const JobRecord& job, bool with_log) {
 
 JobRunner::JobRunner(const ServeOptions& options, ChangeListener on_change)
     : options_(options), on_change_(std::move(on_change)) {
-  auto sink = std::make_shared<JobLogSink>();
-  sink->set_pattern("%Y-%m-%dT%H:%M:%S %l: %v");
-  spdlog::default_logger()->sinks().push_back(sink);
-  log_sink_ = sink;
-  progress_listener_ = add_progress_listener([](const ProgressEvent& event) {
-    if (current_job_progress != nullptr) (*current_job_progress)(event);
-  });
   worker_ = std::thread([this] { work(); });
 }
 
@@ -96,10 +69,9 @@ JobRunner::~JobRunner() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
+  stop_requested_ = true;  // the job in progress stops at its next safe point, marked "interrupted"
   wake_.notify_all();
   if (worker_.joinable()) worker_.join();
-  remove_progress_listener(progress_listener_);
-  // The sink stays in the logger (other threads may be logging) but sees no job from now on.
 }
 
 JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::string>& sources) {
@@ -128,6 +100,20 @@ JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::stri
   wake_.notify_all();
   on_change_(job);
   return job;
+}
+
+JobRecord JobRunner::stop(int64_t id) {
+  std::lock_guard lock(mutex_);
+  for (auto& j : jobs_) {
+    if (j.id != id) continue;
+    if (id != pending_id_) {
+      throw HttpError(409, fmt::format("job {} is not running (it is {}): nothing to stop", id, j.state));
+    }
+    stop_requested_ = true;
+    j.log.push_back("stop requested");
+    return j;
+  }
+  throw HttpError(404, fmt::format("no job {}", id));
 }
 
 bool JobRunner::busy() const {
@@ -189,6 +175,7 @@ void JobRunner::work() {
       }
       if (job.state == "done") ++done_count_;
       pending_id_ = 0;
+      stop_requested_ = stopping_;  // a stop was for this job only
     }
     changed(job.id, true);
   }
@@ -208,24 +195,36 @@ void JobRunner::run(JobRecord& job) {
       if (j.log.size() > kLogLinesKept) j.log.erase(j.log.begin(), j.log.begin() + (j.log.size() - kLogLinesKept));
     });
   };
-  std::function<void(const ProgressEvent&)> progress = [&](const ProgressEvent& event) {
+  // The work reports here (its options' ProgressSink): the job's progress, and a log line when a
+  // task starts and when it ends.
+  ProgressSink progress = [&, task = std::string()](const ProgressEvent& event) mutable {
+    bool started = event.task != task;
+    task = event.task;
     with_job([&](JobRecord& j) {
       j.done = event.done;
       j.total = event.total;
       j.label = event.task;
     });
+    if (started && !event.finished) log(fmt::format("{}: started", event.task));
+    if (event.finished) {
+      log(fmt::format("{}: {}{} {} in {:.1f} s", event.task, event.done,
+                      event.total > 0 ? fmt::format("/{}", event.total) : "", event.unit, event.elapsed_s));
+    }
     changed(job.id, event.finished);
   };
-  current_job_log = &log;
-  current_job_progress = &progress;
+  StopRequested should_stop = [this] { return stop_requested_.load(); };
+  log(fmt::format("job {}: {} started", job.id, job.kind));
   spdlog::info("job {}: {} started", job.id, job.kind);
   std::string failure;
+  bool interrupted = false;
   try {
     if (job.kind == "ingest") {
       ingest::IngestOptions options;
       options.avatar = options_.avatar;
       options.yt_dlp = options_.yt_dlp;
       options.link = true;  // an upload is already in the workspace: link it into sources/, no second copy
+      options.progress = progress;
+      options.should_stop = should_stop;
       ingest::IngestReport report = ingest::ingest(job.sources, options, [&](const ingest::SourceResult& r) {
         switch (r.outcome) {
           case ingest::Outcome::added: log(fmt::format("added {} as {}", r.title, r.video_path)); break;
@@ -243,6 +242,8 @@ void JobRunner::run(JobRecord& job) {
     } else if (job.kind == "prepare") {
       prepare::PrepareOptions options;
       options.avatar = options_.avatar;
+      options.progress = progress;
+      options.should_stop = should_stop;
       prepare::PrepareReport report = prepare::prepare(options, [&](const prepare::SourceOutcome& outcome) {
         if (outcome.succeeded) {
           log(fmt::format("prepared {}", outcome.title));
@@ -259,22 +260,27 @@ void JobRunner::run(JobRecord& job) {
     } else if (job.kind == "report") {
       prepare::PrepareOptions options;
       options.avatar = options_.avatar;
+      options.progress = progress;
+      options.should_stop = should_stop;
       fs::path page = prepare::write_report(options);
       log(fmt::format("wrote {}", page.string()));
     }
+  } catch (const Stopped& e) {
+    interrupted = true;
+    failure = fmt::format("interrupted: {}", e.what());
   } catch (const std::exception& e) {
     failure = describe(e);
   } catch (...) {
     failure = "internal error";
   }
   if (failure.empty()) {
+    log(fmt::format("job {}: {} done", job.id, job.kind));
     spdlog::info("job {}: {} done", job.id, job.kind);
   } else {
-    spdlog::warn("job {}: {} failed: {}", job.id, job.kind, failure);
+    log(fmt::format("job {}: {} {}", job.id, job.kind, failure));
+    spdlog::warn("job {}: {} {}", job.id, job.kind, failure);
   }
-  current_job_log = nullptr;
-  current_job_progress = nullptr;
-  job.state = failure.empty() ? "done" : "failed";
+  job.state = interrupted ? "interrupted" : failure.empty() ? "done" : "failed";
   job.error = failure;
   job.finished_at = utc_now();
 }

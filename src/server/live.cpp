@@ -362,13 +362,21 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     auto decoded = restinio::utils::base64::try_decode(audio_base64);
     if (!decoded) throw InputError("audio_base64 is not valid base64");
     if (decoded->empty()) throw InputError("the voice message is empty");
-    fs::path dir = options_.avatar / "tmp";
+    fs::path dir = workspace::tmp_dir(options_.avatar);
     fs::create_directories(dir);
     fs::path file = dir / fmt::format("voice-{}-{}{}", id_, ++voice_count_, extension_for(mime));
     std::vector<float> audio;
     try {
       write_file_atomic(file, *decoded);
       audio = media::decode_audio(file, kSampleRate);
+    } catch (const Error& e) {
+      std::error_code ec;
+      fs::remove(file, ec);
+      // The decoder's message names the server's file: the client needs to hear about its audio.
+      if (e.kind() != ErrorKind::user_input) throw;
+      throw InputError(fmt::format("the voice message is not audio that can be decoded ({}): record it again "
+                                   "(WebM/Opus, Ogg or WAV)",
+                                   mime));
     } catch (...) {
       std::error_code ec;
       fs::remove(file, ec);

@@ -22,6 +22,7 @@
 #include "server/detail/jobs.h"
 #include "server/detail/live.h"
 #include "server/detail/static_files.h"
+#include "persona/persona.h"
 
 namespace dself::server {
 namespace fs = std::filesystem;
@@ -149,6 +150,8 @@ class Server {
     router->http_post("/api/jobs", api([this](const Request& r) { return start_job(r); }));
     router->http_get("/api/jobs", api([this](const Request& r) { return list_jobs(r); }));
     router->http_get(R"(/api/jobs/:id(\d{1,15}))", api_with_id([this](const Request& r, int64_t id) { return job(r, id); }));
+    router->http_post(R"(/api/jobs/:id(\d{1,15})/stop)",
+                      api_with_id([this](const Request& r, int64_t id) { return stop_job(r, id); }));
     router->http_get("/api/events", api([this](const Request& r) { return subscribe(r); }));
     router->http_post("/api/say", api([this](const Request& r) { return say(r); }));
     router->http_get(R"(/api/renders/:name([A-Za-z0-9_-]{1,100}\.mp4))", [this](Request r, restinio::router::route_params_t p) {
@@ -331,6 +334,11 @@ class Server {
     return reply_json(r, 200, {{"job", to_json(*job, true)}});
   }
 
+  Handled stop_job(const Request& r, int64_t id) {
+    JobRecord job = jobs_.stop(id);
+    return reply_json(r, 202, {{"job", to_json(job, false)}});
+  }
+
   Handled subscribe(const Request& r) {
     std::vector<std::pair<std::string, nlohmann::json>> initial;
     for (const auto& job : jobs_.jobs()) initial.emplace_back("job", to_json(job, false));
@@ -371,13 +379,13 @@ class Server {
         .done();
   }
 
-  static nlohmann::json to_json(const Conversation& c) {
+  static nlohmann::json conversation_json(const Conversation& c) {
     return {{"id", c.id}, {"started_at", c.started_at}, {"engine", c.engine}, {"message_count", c.message_count}};
   }
 
   Handled conversations(const Request& r) {
     nlohmann::json list = nlohmann::json::array();
-    for (const Conversation& c : Catalog(options_.avatar).conversations()) list.push_back(to_json(c));
+    for (const Conversation& c : Catalog(options_.avatar).conversations()) list.push_back(conversation_json(c));
     return reply_json(r, 200, {{"conversations", list}});
   }
 
@@ -393,7 +401,7 @@ class Server {
                           {"sources", sources.is_discarded() ? nlohmann::json::array() : sources},
                           {"at", m.created_at}});
     }
-    nlohmann::json answer = to_json(found[0]);
+    nlohmann::json answer = conversation_json(found[0]);
     answer["messages"] = messages;
     return reply_json(r, 200, answer);
   }
@@ -443,8 +451,11 @@ void check_options(const ServeOptions& options) {
   if (options.max_live_sessions < 1) throw InputError("--max-live-sessions must be at least 1");
   if (options.max_upload_mb < 1) throw InputError("--max-upload-mb must be at least 1");
   if (options.max_message_kb < 1) throw InputError("--max-message-kb must be at least 1");
-  if (options.engine == "openai" && (options.llm_url.empty() || options.llm_model.empty())) {
-    throw InputError("--engine openai needs --llm-url URL and --llm-model NAME");
+  if (options.engine == "openai") {
+    persona::OpenAiOptions openai;
+    openai.url = options.llm_url;
+    openai.model = options.llm_model;
+    persona::check_openai_options(openai);
   }
 }
 
@@ -461,9 +472,13 @@ void serve(const ServeOptions& given) {
   asio::io_context io;
   Server server(options);
   restinio::server_settings_t<Traits> settings;
+  uint16_t bound_port = options.port;  // --port 0: the one the system picked
   settings.address(options.host)
       .port(options.port)
-      .request_handler(server.routes())
+      .acceptor_post_bind_hook([&bound_port](asio::ip::tcp::acceptor& acceptor) {
+        bound_port = acceptor.local_endpoint().port();
+      })
+      .request_handler(std::make_unique<RequestHandler>(server.routes()))
       // Bodies above the upload limit are refused by closing the connection; a little room above
       // it lets the route answer 413 for a slightly larger one.
       .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}.max_body_size(
@@ -494,7 +509,7 @@ void serve(const ServeOptions& given) {
   });
 
   std::string host = options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
-  std::printf("dself serve: listening on http://%s:%u/ (avatar %s; web UI %s)\n", host.c_str(), options.port,
+  std::printf("dself serve: listening on http://%s:%u/ (avatar %s; web UI %s)\n", host.c_str(), bound_port,
               options.avatar.string().c_str(),
               server.web_root().empty() ? "not built: run `make web`" : server.web_root().string().c_str());
   std::fflush(stdout);

@@ -19,14 +19,25 @@
 namespace dself::server::detail {
 
 using Router = restinio::router::express_router_t<>;
-
-// A thread pool of I/O threads (strands per connection), the express router as the handler.
-struct Traits : public restinio::default_traits_t {
-  using request_handler_t = Router;
-};
-
 using Request = restinio::request_handle_t;
 using Handled = restinio::request_handling_status_t;
+
+// What RESTinio calls with every request: answers 400 to what the router cannot take (a path
+// with a malformed percent-encoding, which the router would refuse by closing the connection;
+// no Host header or more than one, RFC 9112 §3.2), and routes the rest.
+class RequestHandler {
+ public:
+  explicit RequestHandler(std::unique_ptr<Router> router) : router_(std::move(router)) {}
+  Handled operator()(Request request) const;
+
+ private:
+  std::unique_ptr<Router> router_;
+};
+
+// A thread pool of I/O threads (strands per connection), the router behind RequestHandler.
+struct Traits : public restinio::default_traits_t {
+  using request_handler_t = RequestHandler;
+};
 
 // A failure that is answered with this HTTP status and {"error": message}.
 class HttpError : public std::runtime_error {

@@ -1,7 +1,9 @@
 // Background jobs (ingest, prepare, report): one at a time per avatar, on a worker thread that
-// owns them, with progress from core/progress.h listeners and each job's log lines.
+// owns them. The worker passes the work its own ProgressSink (the job's progress and log lines)
+// and StopRequested (the job's stop flag: POST /api/jobs/ID/stop, or the server stopping).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -22,7 +24,7 @@ struct JobRecord {
   int64_t id = 0;
   std::string kind;                  // "ingest", "prepare", "report"
   std::vector<std::string> sources;  // ingest: URLs or files inside the workspace
-  std::string state = "queued";      // "queued", "running", "done", "failed"
+  std::string state = "queued";      // "queued", "running", "done", "failed", "interrupted"
   int64_t done = 0;                  // progress of the current task
   int64_t total = 0;
   std::string label;
@@ -48,6 +50,9 @@ class JobRunner {
 
   // Queues a job; HttpError 409 while another is queued or running, 400 for a bad request.
   JobRecord submit(const std::string& kind, const std::vector<std::string>& sources);
+  // Asks the queued or running job `id` to stop at its next safe point (it ends "interrupted");
+  // HttpError 404 for an unknown job, 409 for one that has ended.
+  JobRecord stop(int64_t id);
   bool busy() const;
   std::vector<JobRecord> jobs() const;  // newest first
   std::optional<JobRecord> job(int64_t id) const;
@@ -67,8 +72,7 @@ class JobRunner {
   int64_t pending_id_ = 0;      // the queued or running job, 0 when idle
   int done_count_ = 0;
   bool stopping_ = false;
-  int progress_listener_ = 0;
-  std::shared_ptr<void> log_sink_;
+  std::atomic<bool> stop_requested_ = false;  // the pending job is to stop
   std::thread worker_;
 };
 

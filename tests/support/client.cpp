@@ -1,5 +1,5 @@
 // A blocking loopback client: HTTP/1.1 (Connection: close) and WebSocket (RFC 6455, client side).
-#include "server/client.h"
+#include "support/client.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -19,7 +19,7 @@
 #include <thread>
 #include <restinio/utils/base64.hpp>
 
-namespace dself::server {
+namespace dself::client {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -126,11 +126,16 @@ std::string request_head(const std::string& host, uint16_t port, const std::stri
 
 HttpResponse http_request(const std::string& host, uint16_t port, const std::string& method, const std::string& target,
                           const std::string& body, const HeaderList& headers, double timeout_s) {
+  std::string head = request_head(host, port, method, target, headers);
+  head += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+  return http_raw(host, port, head, body, timeout_s);
+}
+
+HttpResponse http_raw(const std::string& host, uint16_t port, const std::string& head, const std::string& body,
+                      double timeout_s) {
   HttpResponse response;
   int fd = connect_to(host, port);
   if (fd < 0) return response;
-  std::string head = request_head(host, port, method, target, headers);
-  head += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
   // A server may answer (or close) before taking the whole body: that is a response too.
   bool sent = write_all(fd, head.data(), head.size()) && write_all(fd, body.data(), body.size());
   (void)sent;
@@ -306,26 +311,14 @@ void WebSocketClient::close() {
   fd_ = -1;
 }
 
-}  // namespace dself::server
+}  // namespace dself::client
 
-namespace dself::server {
-
-uint16_t free_loopback_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  socklen_t size = sizeof address;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+namespace dself::client {
 
 ServeProcess::ServeProcess(const std::filesystem::path& binary, const std::filesystem::path& avatar,
-                           const std::vector<std::string>& options, const std::filesystem::path& log)
-    : port(free_loopback_port()) {
-  std::vector<std::string> argv = {binary.string(), "--avatar", avatar.string(), "serve", "--port", std::to_string(port)};
+                           const std::vector<std::string>& options, const std::filesystem::path& log) {
+  // --port 0: the server binds a port the system picks and says which; no race for a free one.
+  std::vector<std::string> argv = {binary.string(), "--avatar", avatar.string(), "serve", "--port", "0"};
   argv.insert(argv.end(), options.begin(), options.end());
   int out[2];
   if (pipe(out) != 0) return;
@@ -342,10 +335,11 @@ ServeProcess::ServeProcess(const std::filesystem::path& binary, const std::files
     _exit(127);
   }
   ::close(out[1]);
-  // Ready when it says where it listens.
+  // Ready when it says where it listens: "dself serve: listening on http://HOST:PORT/ ..." (README).
+  const std::string marker = "dself serve: listening on http://";
   std::string said;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline && said.find("listening on") == std::string::npos) {
+  while (std::chrono::steady_clock::now() < deadline && said.find('\n', said.find(marker)) == std::string::npos) {
     pollfd p{out[0], POLLIN, 0};
     if (poll(&p, 1, 200) <= 0) continue;
     char buffer[512];
@@ -354,7 +348,13 @@ ServeProcess::ServeProcess(const std::filesystem::path& binary, const std::files
     said.append(buffer, static_cast<size_t>(n));
   }
   ::close(out[0]);
-  ready = said.find("listening on") != std::string::npos;
+  size_t at = said.find(marker);
+  size_t slash = at == std::string::npos ? std::string::npos : said.find('/', at + marker.size());
+  size_t colon = slash == std::string::npos ? std::string::npos : said.rfind(':', slash);
+  if (colon != std::string::npos && colon > at + marker.size()) {
+    port = static_cast<uint16_t>(std::stoi(said.substr(colon + 1, slash - colon - 1)));
+    ready = port != 0;
+  }
 }
 
 ServeProcess::~ServeProcess() { stop(); }
@@ -379,4 +379,4 @@ int ServeProcess::stop() {
 
 bool ServeProcess::alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
 
-}  // namespace dself::server
+}  // namespace dself::client

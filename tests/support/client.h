@@ -1,6 +1,6 @@
-// A small blocking HTTP/1.1 and WebSocket client for talking to `dself serve` over loopback, and
-// a way to run `dself serve` as a child process: what the server's tests and benchmark use (no
-// TLS, no redirects, one request per connection).
+// Test support, not part of dself: a small blocking HTTP/1.1 and WebSocket client for talking to
+// `dself serve` over loopback, and a way to run `dself serve` as a child process; what the
+// server's tests and benchmark use (no TLS, no redirects, one request per connection).
 #pragma once
 
 #include <sys/types.h>
@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-namespace dself::server {
+namespace dself::client {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
@@ -28,6 +28,11 @@ struct HttpResponse {
 // connection gives status 0 rather than throwing.
 HttpResponse http_request(const std::string& host, uint16_t port, const std::string& method, const std::string& target,
                           const std::string& body = {}, const HeaderList& headers = {}, double timeout_s = 30);
+
+// Sends `head` (the request line and headers, ending with an empty line, exactly as given: for
+// malformed requests) and `body`, and reads the response as http_request does.
+HttpResponse http_raw(const std::string& host, uint16_t port, const std::string& head, const std::string& body = {},
+                      double timeout_s = 30);
 
 // Sends a GET and reads the (streamed) response until `enough` says so, the server closes, or
 // the timeout passes; the body so far (chunked framing kept) is returned with the head.
@@ -71,14 +76,12 @@ class WebSocketClient {
   HttpResponse refusal_;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-uint16_t free_loopback_port();
-
-// `dself serve` as a child process on a free loopback port, stopped with SIGTERM when the object
-// dies. stderr goes to `log` (e.g. /dev/null).
+// `dself serve --port 0` as a child process: it binds a port the system picks, and `port` is the
+// one it says it listens on. Stopped with SIGTERM when the object dies. stderr goes to `log`
+// (e.g. /dev/null).
 class ServeProcess {
  public:
-  // Starts `binary --avatar AVATAR serve --port P OPTIONS...` and waits (up to 60 s) until it says
+  // Starts `binary --avatar AVATAR serve --port 0 OPTIONS...` and waits (up to 60 s) until it says
   // where it listens; `ready` tells whether it did.
   ServeProcess(const std::filesystem::path& binary, const std::filesystem::path& avatar,
                const std::vector<std::string>& options, const std::filesystem::path& log);
@@ -90,7 +93,7 @@ class ServeProcess {
   int stop();
   bool alive() const;
 
-  uint16_t port;
+  uint16_t port = 0;
   bool ready = false;
 
  private:
@@ -98,4 +101,4 @@ class ServeProcess {
   int exit_status_ = -1;
 };
 
-}  // namespace dself::server
+}  // namespace dself::client
