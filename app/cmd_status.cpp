@@ -100,8 +100,25 @@ void print_text(const nlohmann::json& status) {
     }
     return at->is_number() ? fmt::format("{:.3g}", at->get<double>()) : std::string("-");
   };
+  const auto& trained_voice = status["trained"]["voice"];
+  const std::string voice_state = trained_voice.value("state", std::string("none"));
+  if (voice_state == "none") {
+    std::printf("voice    the espeak-ng fallback voice: no trained voice yet (run `dself train voice`)\n");
+  } else {
+    const auto& summary = trained_voice["summary"];
+    std::printf("voice    trained voice, %s%s%s", voice_state.c_str(),
+                voice_state == "stale" ? ": " : "", voice_state == "stale" ? trained_voice.value("why", std::string()).c_str() : "");
+    if (summary.is_object()) {
+      std::printf(" (%.1f min of speech, %d steps, held-out loss %.4g)", summary.value("speech_s", 0.0) / 60,
+                  summary.value("steps", 0), summary.value("held_out_loss", 0.0));
+      for (const auto& warning : summary.value("warnings", nlohmann::json::array())) {
+        std::printf("\n         warning: %s", warning.get<std::string>().c_str());
+      }
+    }
+    std::printf("\n");
+  }
   if (models.contains("voice")) {
-    std::printf("voice    %s: WER %s (PocketSphinx on held-out sentences)\n",
+    std::printf("         evaluated: %s: WER %s (PocketSphinx on held-out sentences)\n",
                 models["voice"].value("voice", std::string("-")).c_str(), figure(models["voice"], {"wer"}).c_str());
   }
   if (models.contains("motion")) {

@@ -93,6 +93,28 @@ void require_writable(const fs::path& out, const char* flag) {
   if (fs::is_directory(out)) throw InputError(fmt::format("{} {}: is a directory, give a file name", flag, out.string()));
 }
 
+// The person's trained voice, when there is one that loads; otherwise why the fallback speaks.
+// A broken model never stops `say`: the fallback speaks and the reason is logged.
+fs::path choose_trained_voice(const fs::path& avatar, const std::string& requested, std::string& fallback_reason) {
+  const fs::path dir = workspace::model_dir(avatar, "voice");
+  if (!requested.empty()) {
+    fallback_reason = fmt::format("--voice {} asked for an espeak-ng voice", requested);
+    return {};
+  }
+  if (!fs::exists(dir / "config.json")) {
+    fallback_reason = "no trained voice yet: run `dself train voice`";
+    return {};
+  }
+  try {
+    voice::make_trained_voice(dir);  // loads once here, so that a broken model is found before any work
+  } catch (const std::exception& e) {
+    fallback_reason = fmt::format("the trained voice cannot be used ({}): run `dself train voice --force`", describe(e));
+    spdlog::warn("{}; speaking with the fallback voice", fallback_reason);
+    return {};
+  }
+  return dir;
+}
+
 }  // namespace
 
 std::shared_ptr<const Cast> load_cast(const SayOptions& options) {
@@ -101,6 +123,7 @@ std::shared_ptr<const Cast> load_cast(const SayOptions& options) {
   FallbackVoiceChoice voice = choose_fallback_voice(options.avatar, options.voice);
   cast->voice_name = voice.voice;
   cast->pitch = voice.pitch;
+  cast->trained_voice = choose_trained_voice(options.avatar, options.voice, cast->fallback_reason);
   cast->motion = motion::learn_viseme_model(options.avatar);
   render::PhotorealOptions render_options;
   render_options.size = options.size;
@@ -109,6 +132,7 @@ std::shared_ptr<const Cast> load_cast(const SayOptions& options) {
 }
 
 std::unique_ptr<voice::Voice> make_voice(const Cast& cast) {
+  if (!cast.trained_voice.empty()) return voice::make_trained_voice(cast.trained_voice);
   voice::EspeakOptions options;
   options.voice = cast.voice_name;
   options.target_pitch_hz = cast.pitch.median_hz;

@@ -24,7 +24,9 @@ struct SayOptions {
   std::filesystem::path avatar = "avatar";
   int size = 512;            // output frame width = height, pixels
   double fps = 25;           // output frames per second
-  std::string voice;         // espeak-ng voice name; empty: the one closest to the person's pitch
+  std::string voice;         // espeak-ng voice name: speak with it instead of the person's trained voice;
+                             // empty: the trained voice when there is one, else the espeak-ng voice
+                             // closest to the person's pitch
   double sentence_pause_s = 0.25;  // silence between sentences
   uint64_t seed = 1;         // which of the person's head motions and blinks are used
   ProgressSink progress;     // say(): sentences done (besides the display)
@@ -38,10 +40,13 @@ struct Cast {
   std::shared_ptr<const motion::VisemeModel> motion;
   std::shared_ptr<const render::PhotorealModel> renderer;
   voice::PitchProfile pitch;
-  std::string voice_name;  // the espeak-ng voice picked for the person
+  std::string voice_name;  // the espeak-ng voice picked for the person (the fallback)
+  std::filesystem::path trained_voice;  // models/voice when the person's trained voice is used; empty: fallback
+  std::string fallback_reason;          // why the fallback speaks when it does ("no trained voice yet", ...)
 };
 
-// A voice and a motion stream on the cast (each stream needs its own; neither is thread-safe).
+// A voice and a motion stream on the cast (each stream needs its own; neither is thread-safe). The
+// voice is the person's trained one when the cast has it, else the espeak-ng fallback.
 std::unique_ptr<voice::Voice> make_voice(const Cast& cast);
 std::unique_ptr<motion::Motion> make_motion(const Cast& cast, const SayOptions& options);
 

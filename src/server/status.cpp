@@ -6,6 +6,7 @@
 #include "core/fs.h"
 #include "core/workspace.h"
 #include "server/server.h"
+#include "train/train.h"
 
 namespace dself::server {
 
@@ -69,6 +70,18 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
     persona = nlohmann::json::parse(read_file(workspace::persona_card_path(avatar)), nullptr, false);
     if (persona.is_discarded()) persona = nullptr;
   }
+  // What each trainable model was trained on, and whether that is still the data there now.
+  nlohmann::json trained = nlohmann::json::object();
+  for (train::Model model : {train::Model::voice}) {
+    std::string why;
+    const std::string state = train::model_state(avatar, model, &why);
+    nlohmann::json entry = {{"state", state}, {"why", why}, {"summary", nullptr}};
+    if (auto run = catalog.stage_run(std::string("train.") + train::model_name(model), 0)) {
+      entry["summary"] = nlohmann::json::parse(run->summary, nullptr, false);
+      entry["trained_at"] = run->finished_at;
+    }
+    trained[train::model_name(model)] = entry;
+  }
   return {{"format", "dself-status"},
           {"version", 1},
           {"avatar", std::filesystem::absolute(avatar).lexically_normal().string()},
@@ -82,6 +95,7 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
           {"stages", stages},
           {"persona", persona},
           {"models", model_metrics(avatar)},
+          {"trained", trained},
           {"jobs", jobs}};
 }
 

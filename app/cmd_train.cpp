@@ -1,0 +1,55 @@
+// dself train: the person's models from the prepared data (resumable; skipped when up to date).
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "app/commands.h"
+#include "core/error.h"
+#include "train/train.h"
+
+namespace dself {
+
+void add_train_command(CLI::App& app, const GlobalOptions& globals) {
+  auto options = std::make_shared<train::TrainOptions>();
+  auto model = std::make_shared<std::string>("all");
+  auto* command = app.add_subcommand("train", "Train the person's models on the prepared data (resumable)");
+  command->add_option("model", *model, "Which model: voice, or all (every model whose data is ready)")
+      ->check(CLI::IsMember({"voice", "all"}))
+      ->capture_default_str();
+  command->add_option("--steps", options->steps, "Training steps per model; 0: the model's default for the data")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--time-budget", options->time_budget_s,
+                      "Stop after this many seconds per model (checkpointed; the next run resumes); 0: no limit")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--threads", options->threads, "CPU threads (same seed, data and threads: the same model)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  command->add_option("--seed", options->seed, "Random seed")->capture_default_str();
+  command->add_flag("--force", options->force, "Train again even when the model is up to date");
+  command->footer(
+      "A model already trained on the data as it is now is skipped. Training checkpoints as it goes:\n"
+      "Ctrl-C (or --time-budget) stops it at the next step, and running train again resumes there\n"
+      "(a second Ctrl-C ends the process at once: at most the time since the last checkpoint is lost).\n"
+      "Exit status: 0 trained, up to date or stopped by the budget; 1 bad input (e.g. too little\n"
+      "speech, not prepared); 2 a dependency or the environment failed; 130 interrupted.");
+  command->callback([options, model, &globals] {
+    options->avatar = globals.avatar;
+    options->models.clear();
+    if (*model == "voice") options->models.push_back(train::Model::voice);
+    options->should_stop = stop_on_interrupt();
+    auto outcomes = train::train(*options);
+    for (const auto& outcome : outcomes) {
+      for (const auto& warning : outcome.warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+      std::printf("%-6s %-10s %s\n", train::model_name(outcome.model), outcome.state.c_str(), outcome.message.c_str());
+    }
+    std::fflush(stdout);
+    // Ctrl-C checkpointed the model and marked the job interrupted; main says so and exits 130.
+    if (options->should_stop()) throw Stopped("train: checkpointed");
+  });
+}
+
+}  // namespace dself

@@ -1,0 +1,153 @@
+// The train stage: for each model, a list of steps — is its data ready, is it up to date, train
+// (or resume) it, record what it learned from.
+#include "train/train.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/catalog.h"
+#include "core/error.h"
+#include "core/workspace.h"
+#include "voice/voice.h"
+
+namespace dself::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string stage_name(Model model) { return std::string("train.") + model_name(model); }
+
+void require_prepared(const fs::path& avatar, const Catalog& catalog) {
+  for (const Source& source : catalog.sources()) {
+    if (catalog.stage_run("prepare.speech", source.id)) return;
+  }
+  throw InputError(fmt::format("the avatar at {} has no speech dataset yet: run `dself --avatar {} prepare` first",
+                               avatar.string(), avatar.string()));
+}
+
+// The files a finished model must have; a model missing one is retrained.
+bool model_files_present(const fs::path& avatar, Model model) {
+  const fs::path dir = workspace::model_dir(avatar, model_name(model));
+  return fs::is_regular_file(dir / "config.json") && fs::is_regular_file(dir / "model.safetensors");
+}
+
+std::string data_hash(const fs::path& avatar, Model model) {
+  switch (model) {
+    case Model::voice:
+      return voice::voice_data_hash(avatar);
+  }
+  return {};
+}
+
+ModelOutcome train_voice(const TrainOptions& options, Catalog& catalog, bool named) {
+  ModelOutcome outcome{Model::voice};
+  const std::string hash = data_hash(options.avatar, Model::voice);
+  auto previous = catalog.stage_run(stage_name(Model::voice), 0);
+  if (!options.force && previous && previous->input_hash == hash && model_files_present(options.avatar, Model::voice)) {
+    outcome.state = "up_to_date";
+    outcome.message = "the voice was trained on the speech dataset as it is now";
+    return outcome;
+  }
+  voice::VoiceTrainOptions voice_options;
+  voice_options.avatar = options.avatar;
+  voice_options.steps = options.steps;
+  voice_options.time_budget_s = options.time_budget_s;
+  voice_options.threads = options.threads;
+  voice_options.seed = options.seed;
+  voice_options.progress = options.progress;
+  voice_options.should_stop = options.should_stop;
+  voice::VoiceTrainResult result;
+  try {
+    result = voice::train_voice(voice_options);
+  } catch (const InputError& e) {
+    // Too little speech is a reason not to train when the user did not ask for the voice by name.
+    if (named) throw;
+    outcome.state = "not_ready";
+    outcome.message = e.what();
+    return outcome;
+  }
+  outcome.warnings = result.warnings;
+  if (!result.complete) {
+    outcome.state = "stopped";
+    outcome.message = fmt::format("stopped at step {} of {} (checkpointed): run `dself train voice` again to resume",
+                                  result.steps_done, result.step_count);
+    return outcome;
+  }
+  nlohmann::json summary = {{"steps", result.steps_done},
+                            {"train_loss", result.train_loss},
+                            {"held_out_loss", result.held_out_loss},
+                            {"speech_s", result.speech_s},
+                            {"warnings", result.warnings}};
+  catalog.mark_stage_done(StageRun{stage_name(Model::voice), 0, hash, "", summary.dump()});
+  outcome.state = "trained";
+  outcome.message = fmt::format("trained on {:.1f} minutes of speech in {} steps (held-out loss {:.4f})",
+                                result.speech_s / 60, result.steps_done, result.held_out_loss);
+  return outcome;
+}
+
+}  // namespace
+
+const char* model_name(Model model) {
+  switch (model) {
+    case Model::voice:
+      return "voice";
+  }
+  return "?";
+}
+
+std::vector<ModelOutcome> train(const TrainOptions& options) {
+  workspace::require_ingested(options.avatar);
+  Catalog catalog(options.avatar);
+  require_prepared(options.avatar, catalog);
+  workspace::Lock lock(options.avatar, "train");
+  // Holding the lock, no other train runs: a job still marked running was killed.
+  catalog.interrupt_stale_jobs("train");
+  const bool named = !options.models.empty();
+  const std::vector<Model> models = named ? options.models : std::vector<Model>{Model::voice};
+
+  std::string arguments;
+  for (Model model : models) arguments += std::string(arguments.empty() ? "" : " ") + model_name(model);
+  const int64_t job = catalog.start_job("train", arguments);
+  std::vector<ModelOutcome> outcomes;
+  try {
+    for (Model model : models) {
+      switch (model) {
+        case Model::voice:
+          outcomes.push_back(train_voice(options, catalog, named));
+          break;
+      }
+    }
+  } catch (const Stopped& e) {
+    catalog.interrupt_job(job, e.what());
+    throw;
+  } catch (const std::exception& e) {
+    catalog.finish_job(job, false, describe(e));
+    throw;
+  }
+  bool stopped = false;
+  for (const auto& outcome : outcomes) stopped = stopped || outcome.state == "stopped";
+  if (stopped) {
+    catalog.interrupt_job(job, "stopped (checkpointed): the next `dself train` resumes");
+  } else {
+    catalog.finish_job(job, true, "");
+  }
+  return outcomes;
+}
+
+std::string model_state(const fs::path& avatar, Model model, std::string* why) {
+  if (!model_files_present(avatar, model)) return "none";
+  Catalog catalog(avatar);
+  auto run = catalog.stage_run(stage_name(model), 0);
+  if (!run) {
+    if (why) *why = "the catalog has no record of its training";
+    return "stale";
+  }
+  if (run->input_hash != data_hash(avatar, model)) {
+    if (why) *why = "the speech dataset changed since it was trained: run `dself train` again";
+    return "stale";
+  }
+  return "current";
+}
+
+}  // namespace dself::train
