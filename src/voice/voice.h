@@ -45,7 +45,7 @@ class Voice {
 // that, at max_words; whitespace collapsed; pieces with nothing to say (only punctuation) dropped.
 std::vector<std::string> split_sentences(std::string_view text, size_t max_words = 40);
 
-// The person's pitch, measured on voiced 10 ms frames of their speech.
+// The person's pitch, measured on voiced 5 ms frames of their speech (vocoder::track_f0).
 struct PitchProfile {
   double median_hz = 0;
   double p10_hz = 0;  // 10th and 90th percentiles: the range they speak in
