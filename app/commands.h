@@ -26,5 +26,6 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals);
 void add_say_command(CLI::App& app, const GlobalOptions& globals);
 void add_eval_say_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval say`
 void add_serve_command(CLI::App& app, const GlobalOptions& globals);
+void add_train_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   dself::add_sample_command(app, globals);
   dself::add_ingest_command(app, globals);
   dself::add_prepare_command(app, globals);
+  dself::add_train_command(app, globals);
   dself::add_status_command(app, globals);
   dself::add_report_command(app, globals);
   dself::add_eval_command(app, globals);

@@ -100,7 +100,14 @@ torch::Tensor VariancePredictorImpl::forward(const torch::Tensor& x, const torch
 AcousticModelImpl::AcousticModelImpl(const AcousticModelOptions& o) : options_(o) {
   phone_embedding = register_module("phone_embedding", torch::nn::Embedding(o.phone_count, o.dim));
   context_embeddings = register_module("context_embeddings", torch::nn::ModuleList());
-  for (int64_t size : kContextSizes) context_embeddings->push_back(torch::nn::Embedding(size, o.dim));
+  for (int64_t size : kContextSizes) {
+    // Zero at the start: a context value the data never shows (punctuation, when captions have
+    // none) stays zero and adds nothing at synthesis, instead of a random vector.
+    torch::nn::Embedding table(size, o.dim);
+    torch::NoGradGuard no_grad;
+    table->weight.zero_();
+    context_embeddings->push_back(table);
+  }
   encoder = register_module("encoder", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.encoder_layers; ++i) encoder->push_back(ConvBlock(o.dim, o.kernel_size, o.dropout));
   duration_predictor = register_module("duration_predictor", VariancePredictor(o.dim, o.predictor_dim, o.dropout));
@@ -173,6 +180,33 @@ std::pair<torch::Tensor, torch::Tensor> AcousticModelImpl::infer(const torch::Te
   const int64_t frame_count = std::max<int64_t>(r, (total + r - 1) / r * r);
   auto frames = decode(hidden, pitch, energy, frame_index(durations, frame_count), mask);
   return {durations[0], frames[0].slice(0, 0, total)};
+}
+
+AcousticLoss acoustic_loss(const AcousticOutput& out, const AcousticBatch& batch) {
+  // ref: FastSpeech 2 §3.1: L1 on the frame targets (mel there, vocoder features here), MSE on
+  // the variance predictors; durations in the log domain (FastSpeech §3.3).
+  const auto mask = batch.frame_mask.unsqueeze(-1);
+  const auto frame_count = batch.frame_mask.sum().clamp_min(1);
+  auto l1 = [&](int64_t from, int64_t n) {
+    return ((out.frames.narrow(2, from, n) - batch.frames.narrow(2, from, n)).abs() * mask).sum() / (frame_count * n);
+  };
+  AcousticLoss loss;
+  loss.mcep = l1(0, kMcepDims);
+  loss.lf0 = l1(kLf0Index, 1);
+  loss.bap = l1(kBapIndex, kBapDims);
+  loss.voicing = F::binary_cross_entropy_with_logits(
+      out.frames.select(2, kVoicingIndex), batch.frames.select(2, kVoicingIndex),
+      F::BinaryCrossEntropyWithLogitsFuncOptions().weight(batch.frame_mask).reduction(torch::kSum)) / frame_count;
+  const auto phone_mask = batch.phones.ne(0).to(torch::kFloat);
+  const auto phone_count = phone_mask.sum().clamp_min(1);
+  auto mse = [&](const torch::Tensor& predicted, const torch::Tensor& target) {
+    return ((predicted - target).pow(2) * phone_mask).sum() / phone_count;
+  };
+  loss.duration = mse(out.log_durations, torch::log1p(batch.durations.to(torch::kFloat)));
+  loss.pitch = mse(out.pitch, batch.phone_pitch);
+  loss.energy = mse(out.energy, batch.phone_energy);
+  loss.total = loss.mcep + loss.lf0 + loss.voicing + loss.bap + loss.duration + loss.pitch + loss.energy;
+  return loss;
 }
 
 }  // namespace dself::voice

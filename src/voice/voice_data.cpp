@@ -488,4 +488,57 @@ VoiceData load_voice_data(const fs::path& avatar, const fs::path& cache_dir, con
   return data;
 }
 
+std::vector<std::vector<size_t>> length_batches(const std::vector<VoiceExample>& examples, int64_t max_frames) {
+  std::vector<size_t> order(examples.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return examples[a].frame_count < examples[b].frame_count; });
+  std::vector<std::vector<size_t>> batches;
+  for (size_t i : order) {
+    // Sorted ascending, so the newest example is the batch's longest.
+    if (batches.empty() || int64_t(batches.back().size() + 1) * examples[i].frame_count > max_frames)
+      batches.emplace_back();
+    batches.back().push_back(i);
+  }
+  return batches;
+}
+
+AcousticBatch collate(const std::vector<VoiceExample>& examples, const std::vector<size_t>& indices, int64_t reduction) {
+  const int64_t batch = int64_t(indices.size());
+  int64_t phone_count = 1, frame_count = reduction;
+  for (size_t i : indices) {
+    phone_count = std::max<int64_t>(phone_count, int64_t(examples[i].phones.size()));
+    frame_count = std::max(frame_count, (examples[i].frame_count + reduction - 1) / reduction * reduction);
+  }
+  AcousticBatch b;
+  b.phones = torch::zeros({batch, phone_count}, torch::kInt64);
+  b.context = torch::zeros({batch, phone_count, kContextColumnCount}, torch::kInt64);
+  b.durations = torch::zeros({batch, phone_count}, torch::kInt64);
+  b.phone_pitch = torch::zeros({batch, phone_count});
+  b.phone_energy = torch::zeros({batch, phone_count});
+  b.frames = torch::zeros({batch, frame_count, kFrameDims});
+  b.frame_mask = torch::zeros({batch, frame_count});
+  auto phones = b.phones.accessor<int64_t, 2>();
+  auto durations = b.durations.accessor<int64_t, 2>();
+  auto pitch = b.phone_pitch.accessor<float, 2>();
+  auto energy = b.phone_energy.accessor<float, 2>();
+  for (int64_t k = 0; k < batch; ++k) {
+    const VoiceExample& e = examples[indices[size_t(k)]];
+    const int64_t n = int64_t(e.phones.size());
+    for (int64_t p = 0; p < n; ++p) {
+      phones[k][p] = e.phones[p];
+      durations[k][p] = e.durations[p];
+      pitch[k][p] = e.phone_pitch[p];
+      energy[k][p] = e.phone_energy[p];
+    }
+    std::vector<int64_t> context;
+    for (const auto& c : e.context) context.insert(context.end(), c.begin(), c.end());
+    b.context[k].slice(0, 0, n).copy_(torch::tensor(context, torch::kInt64).view({n, kContextColumnCount}));
+    b.frames[k].slice(0, 0, e.frame_count)
+        .copy_(torch::from_blob(const_cast<float*>(e.frames.data()), {e.frame_count, kFrameDims}, torch::kFloat));
+    b.frame_mask[k].slice(0, 0, e.frame_count).fill_(1.0f);
+  }
+  return b;
+}
+
 }  // namespace dself::voice

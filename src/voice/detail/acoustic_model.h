@@ -64,6 +64,14 @@ struct AcousticOutput {
   torch::Tensor frames;         // [B, T, kFrameDims]
 };
 
+// The training loss, and its parts for the curve.
+struct AcousticLoss {
+  torch::Tensor total;
+  torch::Tensor mcep, lf0, voicing, bap;  // frame targets (L1 on normalised values; BCE for voicing)
+  torch::Tensor duration, pitch, energy;  // phone targets (MSE; durations as log(1 + frames))
+};
+AcousticLoss acoustic_loss(const AcousticOutput& output, const AcousticBatch& batch);
+
 // Frame -> phone index maps for the length regulator: [B, T] int64, N (one past the last phone:
 // a zero row) for padding frames; and the frame's relative position inside its phone plus the
 // phone's log duration, [B, T, 2].

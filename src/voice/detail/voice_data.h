@@ -99,4 +99,12 @@ std::pair<double, double> speech_seconds(const std::filesystem::path& avatar);
 VoiceData load_voice_data(const std::filesystem::path& avatar, const std::filesystem::path& cache_dir,
                           const ProgressSink& progress = {}, const StopRequested& should_stop = {});
 
+// Batches by length (FastSpeech 2 §3.1 batches similar lengths together): examples sorted by
+// frame count and cut into runs whose padded size stays within max_frames (at least one each).
+std::vector<std::vector<size_t>> length_batches(const std::vector<VoiceExample>& examples, int64_t max_frames);
+
+// The examples at `indices` padded into one batch, frames padded to a multiple of `reduction`.
+AcousticBatch collate(const std::vector<VoiceExample>& examples, const std::vector<size_t>& indices,
+                      int64_t reduction);
+
 }  // namespace dself::voice
