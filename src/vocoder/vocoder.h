@@ -18,6 +18,10 @@ constexpr int kWindowSamples = 400;  // 25 ms analysis window
 constexpr int kMcepOrder = 24;       // c0..c24: kMcepOrder + 1 values a frame
 constexpr double kAlpha = 0.42;      // all-pass constant (frequency warping) for 16 kHz
 constexpr int kBandCount = 5;        // aperiodicity bands (edges in docs/VOICE.md)
+// Band edges in Hz: the five bands of HTS's STRAIGHT-based aperiodicity (0-1, 1-2, 2-4, 4-6, 6-8 kHz).
+// ref: Zen et al., "Details of the Nitech HMM-based speech synthesis system for the Blizzard
+// Challenge 2005", IEICE Trans. Inf. & Syst. E90-D(1), 2007, §2.1
+constexpr double kBandEdgesHz[kBandCount + 1] = {0, 1000, 2000, 4000, 6000, 8000};
 
 // A recording as frames: frame t is centred on sample t * kHopSamples.
 struct Features {
@@ -31,9 +35,17 @@ struct Features {
 struct AnalysisOptions {
   double min_f0_hz = 60;   // F0 search range
   double max_f0_hz = 400;
+  double yin_threshold = 0.2;       // YIN's absolute threshold on the normalised difference
+  double min_rms = 1e-3;            // frames quieter than -60 dBFS are unvoiced
+  double relative_floor_db = 35;    // and frames this far below the recording's loudest one
 };
 
+// F0 in Hz per 5 ms frame (frame t centred on sample t * kHopSamples; samples / kHopSamples + 1
+// frames), 0 where unvoiced: YIN over a 40 ms frame, voiced when loud enough and periodic.
+std::vector<float> track_f0(std::span<const float> audio_16k, const AnalysisOptions& options = {});
+
 // 16 kHz mono audio in [-1, 1] -> its features, frame_count = samples / kHopSamples + 1.
+// Thread-safe (SPTK's mcep() keeps static buffers, so its calls take turns under a lock).
 Features analyze(std::span<const float> audio_16k, const AnalysisOptions& options = {});
 
 struct SynthesisOptions {
@@ -43,7 +55,13 @@ struct SynthesisOptions {
 // Features -> 16 kHz audio, frame_count * kHopSamples samples. Runs well above real time on one core.
 std::vector<float> synthesize(const Features& features, const SynthesisOptions& options = {});
 
-// Which frames hold speech: c0 (log energy) within a margin of the recording's loudest frames.
+// The MLSA filter alone: `excitation` through the filters of per-frame mel-cepstra (frame_count ×
+// (kMcepOrder + 1)), interpolated per sample, as `mlsadf -m 24 -a 0.42 -p 80 -P 5` does.
+std::vector<double> mlsa_filter(std::span<const double> excitation, std::span<const float> mcep, int frame_count);
+
+// Which frames hold speech: c0 (log gain) within kSpeechMarginDb of the recording's loud frames
+// (its 95th percentile of c0).
+constexpr double kSpeechMarginDb = 30;
 std::vector<bool> speech_frames(const Features& features);
 
 // How far one recording is from another of the same text (DESIGN.md §4, voice): frames aligned by

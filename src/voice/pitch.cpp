@@ -1,7 +1,4 @@
-// Pitch (F0) tracking with YIN, and the pitch a person speaks at.
-// ref: de Cheveigné & Kawahara, "YIN, a fundamental frequency estimator for speech and music",
-// JASA 111(4), 2002: steps 2-5 (difference function, cumulative mean normalisation, absolute
-// threshold, parabolic interpolation).
+// The pitch a person speaks at, from the vocoder's YIN tracker (vocoder::track_f0).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,77 +6,18 @@
 
 #include "core/error.h"
 #include "media/media.h"
+#include "vocoder/vocoder.h"
 #include "voice/voice.h"
 
 namespace dself::voice {
 namespace {
 
-struct YinParams {
-  double frame_s = 0.040;       // analysis frame: lag range plus the integration window
-  double hop_s = 0.010;         // one F0 value per 10 ms
-  double min_hz = 60;           // lowest F0 looked for (a deep male voice)
-  double max_hz = 400;          // highest (a high female or child's voice)
-  double threshold = 0.2;       // YIN's absolute threshold on the normalised difference
-  double min_rms = 1e-3;        // frames quieter than -60 dBFS are unvoiced
-  double relative_floor_db = 35;  // and frames this far below the loudest one
-};
-
-// F0 in Hz of each voiced frame, in order.
-std::vector<double> track_pitch(std::span<const float> audio, const YinParams& p = {}) {
-  const int rate = kSampleRate;
-  const size_t frame = static_cast<size_t>(p.frame_s * rate);
-  const size_t hop = static_cast<size_t>(p.hop_s * rate);
-  const size_t tau_min = static_cast<size_t>(std::floor(rate / p.max_hz));
-  const size_t tau_max = static_cast<size_t>(std::ceil(rate / p.min_hz));
-  const size_t window = frame - tau_max;  // the integration window: frame = window + largest lag
+// F0 in Hz of each voiced 5 ms frame, in order: the vocoder's tracker, so that the pitch a
+// voice is picked by and the F0 a voice is judged by are the same measure.
+std::vector<double> track_pitch(std::span<const float> audio) {
   std::vector<double> f0s;
-  if (audio.size() < frame) return f0s;
-  const size_t frame_count = (audio.size() - frame) / hop + 1;
-
-  std::vector<double> rms(frame_count);
-  double loudest = 0;
-  for (size_t f = 0; f < frame_count; ++f) {
-    double sum = 0;
-    for (size_t j = 0; j < frame; ++j) sum += double(audio[f * hop + j]) * audio[f * hop + j];
-    rms[f] = std::sqrt(sum / frame);
-    loudest = std::max(loudest, rms[f]);
-  }
-  const double floor = std::max(p.min_rms, loudest * std::pow(10.0, -p.relative_floor_db / 20));
-
-  std::vector<double> d(tau_max + 2);
-  for (size_t f = 0; f < frame_count; ++f) {
-    if (rms[f] < floor) continue;
-    const float* x = audio.data() + f * hop;
-    // Step 2: the difference function; step 3: its cumulative mean normalised form d'.
-    d[0] = 1;
-    double running = 0;
-    for (size_t tau = 1; tau <= tau_max + 1; ++tau) {
-      double sum = 0;
-      const size_t n = std::min(window, frame - std::min(frame, tau));
-      for (size_t j = 0; j < n; ++j) {
-        const double diff = double(x[j]) - x[j + tau];
-        sum += diff * diff;
-      }
-      running += sum;
-      d[tau] = running > 0 ? sum * tau / running : 1;
-    }
-    // Step 4: the first dip below the threshold, followed down to its local minimum.
-    size_t best = 0;
-    for (size_t tau = tau_min; tau <= tau_max; ++tau) {
-      if (d[tau] < p.threshold) {
-        while (tau + 1 <= tau_max && d[tau + 1] < d[tau]) ++tau;
-        best = tau;
-        break;
-      }
-    }
-    if (best == 0) continue;  // no clear period: unvoiced
-    // Step 5: parabolic interpolation of the minimum between lags.
-    double shift = 0;
-    const double a = d[best - 1], b = d[best], c = d[best + 1];
-    if (a + c - 2 * b > 0) shift = 0.5 * (a - c) / (a + c - 2 * b);
-    const double period = best + std::clamp(shift, -0.5, 0.5);
-    const double hz = rate / period;
-    if (hz >= p.min_hz && hz <= p.max_hz) f0s.push_back(hz);
+  for (float hz : vocoder::track_f0(audio)) {
+    if (hz > 0) f0s.push_back(hz);
   }
   return f0s;
 }

@@ -45,7 +45,7 @@ class Voice {
 // that, at max_words; whitespace collapsed; pieces with nothing to say (only punctuation) dropped.
 std::vector<std::string> split_sentences(std::string_view text, size_t max_words = 40);
 
-// The person's pitch, measured on voiced 10 ms frames of their speech.
+// The person's pitch, measured on voiced 5 ms frames of their speech (vocoder::track_f0).
 struct PitchProfile {
   double median_hz = 0;
   double p10_hz = 0;  // 10th and 90th percentiles: the range they speak in
@@ -91,6 +91,11 @@ std::unique_ptr<Voice> make_espeak_voice(const EspeakOptions& options = {});
 // <avatar>/models/voice/ holds config.json, model.safetensors, metrics.json, curve.json and
 // checkpoint/ while training (docs/FORMATS.md, "Voice model").
 
+// Minimum train-split speech for training (below it train_voice throws InputError saying how
+// much there is), and the amount below which it warns that quality will be low.
+constexpr double kMinVoiceSpeechS = 120;
+constexpr double kLowVoiceSpeechS = 600;
+
 struct VoiceTrainOptions {
   std::filesystem::path avatar = "avatar";
   int steps = 0;                // optimiser steps in all; 0: chosen from the amount of speech (docs/VOICE.md)
@@ -98,7 +103,9 @@ struct VoiceTrainOptions {
   double checkpoint_every_s = 60;  // a kill loses at most this much training
   int threads = 2;              // libtorch threads; same seed + data + threads -> same model
   uint64_t seed = 1;
-  ProgressSink progress;        // step, loss, held-out loss
+  int model_dim = 0;            // channels of the acoustic model; 0: its default (tests train narrow ones)
+  double min_speech_s = kMinVoiceSpeechS;  // less train-split speech than this is an InputError
+  ProgressSink progress;        // task "train voice (loss L, held-out H)", unit "steps"
   StopRequested should_stop;    // asked between steps; stopping checkpoints first
 };
 
@@ -112,11 +119,6 @@ struct VoiceTrainResult {
   double speech_s = 0;          // train split speech the model learned from
   std::vector<std::string> warnings;  // e.g. "only 4.2 minutes of speech: quality will be low"
 };
-
-// Minimum train-split speech for training (below it train_voice throws InputError saying how
-// much there is), and the amount below which it warns that quality will be low.
-constexpr double kMinVoiceSpeechS = 120;
-constexpr double kLowVoiceSpeechS = 600;
 
 // A hash of what the voice learns from (every speech/<source>/utterances.json and the model's
 // configuration): a voice trained on another hash is stale.
