@@ -95,9 +95,11 @@ std::filesystem::path sample_dir() { return DSELF_SAMPLE_DIR; }
 
 std::filesystem::path prepared_avatar_dir() { return DSELF_PREPARED_AVATAR_DIR; }
 
-std::filesystem::path copy_avatar(const std::filesystem::path& dir) {
+std::filesystem::path voice_avatar_dir() { return DSELF_VOICE_AVATAR_DIR; }
+
+std::filesystem::path copy_avatar(const std::filesystem::path& dir, const std::filesystem::path& from) {
   std::filesystem::path copy = dir / "avatar";
-  std::filesystem::copy(prepared_avatar_dir(), copy, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(from, copy, std::filesystem::copy_options::recursive);
   return copy;
 }
 

@@ -61,7 +61,12 @@ std::filesystem::path sample_dir();
 // (copy_avatar) before writing into it.
 std::filesystem::path prepared_avatar_dir();
 
-// A copy of the prepared avatar in `dir`/avatar, to write into.
-std::filesystem::path copy_avatar(const std::filesystem::path& dir);
+// A person with enough speech to train a voice on (the voice_avatar fixture: one 2.8-minute video,
+// flite slt), ingested and prepared; read-only as well.
+std::filesystem::path voice_avatar_dir();
+
+// A copy of a prepared avatar (by default the small one) in `dir`/avatar, to write into.
+std::filesystem::path copy_avatar(const std::filesystem::path& dir,
+                                  const std::filesystem::path& from = prepared_avatar_dir());
 
 }  // namespace dself::test

@@ -137,6 +137,16 @@ std::vector<ModelOutcome> train(const TrainOptions& options) {
 
 std::string model_state(const fs::path& avatar, Model model, std::string* why) {
   if (!model_files_present(avatar, model)) return "none";
+  try {
+    switch (model) {
+      case Model::voice:
+        voice::make_trained_voice(workspace::model_dir(avatar, model_name(model)));
+        break;
+    }
+  } catch (const std::exception& e) {
+    if (why) *why = describe(e) + ": the fallback voice speaks; run `dself train voice --force`";
+    return "broken";
+  }
   Catalog catalog(avatar);
   auto run = catalog.stage_run(stage_name(model), 0);
   if (!run) {

@@ -40,8 +40,8 @@ struct ModelOutcome {
 // been prepared, or when a named model's data is not ready.
 std::vector<ModelOutcome> train(const TrainOptions& options);
 
-// Whether the model in the workspace was trained on the data there now: "none", "current" or
-// "stale" (with the reason in `why`).
+// Whether the model in the workspace was trained on the data there now: "none", "current",
+// "stale" (trained on other data) or "broken" (it cannot be loaded), with the reason in `why`.
 std::string model_state(const std::filesystem::path& avatar, Model model, std::string* why = nullptr);
 
 }  // namespace dself::train

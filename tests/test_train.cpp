@@ -1,0 +1,109 @@
+// `dself train` through the real binary: refused without enough speech, trained, up to date,
+// stopped and resumed, stale when the data changes, and spoken with by `say` (the fallback when
+// the model is broken). The model's own numerics are tested in test_voice_train.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "support.h"
+
+namespace fs = std::filesystem;
+using dself::test::run_dself;
+
+namespace {
+
+nlohmann::json status_of(const fs::path& avatar) {
+  auto result = run_dself({"--avatar", avatar.string(), "status", "--json"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  return nlohmann::json::parse(result.output.substr(result.output.find('{')));
+}
+
+nlohmann::json say_json(const fs::path& avatar, const fs::path& out) {
+  auto result = run_dself({"--avatar", avatar.string(), "--quiet", "say", "Hello there, this is my voice.", "-o",
+                           out.string(), "--size", "128", "--json"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  return nlohmann::json::parse(result.output.substr(result.output.find('{')));
+}
+
+}  // namespace
+
+TEST(TrainCli, TooLittleSpeechIsNotReadyAndNamingTheVoiceIsAnError) {
+  dself::test::TempDir dir;
+  fs::path avatar = dself::test::copy_avatar(dir.path());  // about 25 s of speech
+
+  auto all = run_dself({"--avatar", avatar.string(), "train"});
+  EXPECT_EQ(all.exit_code, 0) << all.output;
+  EXPECT_NE(all.output.find("not_ready"), std::string::npos) << all.output;
+
+  auto voice = run_dself({"--avatar", avatar.string(), "train", "voice"});
+  EXPECT_EQ(voice.exit_code, 1) << voice.output;
+  EXPECT_NE(voice.output.find("minutes"), std::string::npos) << "says how much speech there is: " << voice.output;
+  EXPECT_FALSE(fs::exists(avatar / "models" / "voice" / "model.safetensors"));
+  EXPECT_EQ(status_of(avatar)["trained"]["voice"]["state"], "none");
+}
+
+TEST(TrainCli, NotPreparedSaysToPrepare) {
+  dself::test::TempDir dir;
+  fs::path avatar = dir / "fresh";
+  auto ingest = run_dself({"--avatar", avatar.string(), "--quiet", "ingest", dself::test::sample_dir().string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  auto train = run_dself({"--avatar", avatar.string(), "train"});
+  EXPECT_EQ(train.exit_code, 1) << train.output;
+  EXPECT_NE(train.output.find("prepare"), std::string::npos) << train.output;
+}
+
+TEST(TrainCli, TrainsResumesSkipsGoesStaleAndSpeaksWithTheTrainedVoice) {
+  dself::test::TempDir dir;
+  fs::path avatar = dself::test::copy_avatar(dir.path(), dself::test::voice_avatar_dir());
+  const fs::path model = avatar / "models" / "voice";
+
+  // A budget that runs out at once: stopped, checkpointed, no model yet, exit 0, resumable.
+  auto stopped = run_dself({"--avatar", avatar.string(), "train", "voice", "--steps", "6", "--time-budget", "0.001"});
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
+  EXPECT_NE(stopped.output.find("stopped"), std::string::npos) << stopped.output;
+  EXPECT_FALSE(fs::exists(model / "model.safetensors"));
+  EXPECT_EQ(status_of(avatar)["jobs"][0]["state"], "interrupted");
+
+  auto trained = run_dself({"--avatar", avatar.string(), "train", "voice", "--steps", "6"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_NE(trained.output.find("trained"), std::string::npos) << trained.output;
+  EXPECT_NE(trained.output.find("resuming"), std::string::npos) << "resumes the checkpoint: " << trained.output;
+  EXPECT_NE(trained.output.find("quality will be low"), std::string::npos) << "under 10 minutes: " << trained.output;
+  ASSERT_TRUE(fs::exists(model / "model.safetensors"));
+  ASSERT_TRUE(fs::exists(model / "config.json"));
+
+  auto again = run_dself({"--avatar", avatar.string(), "train"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("up_to_date"), std::string::npos) << again.output;
+
+  auto status = status_of(avatar);
+  EXPECT_EQ(status["trained"]["voice"]["state"], "current") << status["trained"].dump();
+  EXPECT_EQ(status["trained"]["voice"]["summary"]["steps"], 6);
+
+  auto said = say_json(avatar, dir / "trained.mp4");
+  const std::string voice = said["voice"];
+  EXPECT_EQ(voice.find("fallback"), std::string::npos) << voice;
+  EXPECT_NE(voice.find("trained"), std::string::npos) << voice;
+  EXPECT_GT(said["duration_s"].get<double>(), 0.5);
+
+  // The data changes: the voice is stale, and train trains it again.
+  for (const auto& entry : fs::directory_iterator(avatar / "speech")) {
+    const fs::path file = entry.path() / "utterances.json";
+    if (!fs::exists(file)) continue;
+    std::ifstream in(file);
+    auto dataset = nlohmann::json::parse(in);
+    dataset["utterances"].erase(dataset["utterances"].begin());
+    std::ofstream(file) << dataset.dump();
+  }
+  EXPECT_EQ(status_of(avatar)["trained"]["voice"]["state"], "stale");
+
+  // A broken model: say speaks with the fallback and says why; status says it is broken.
+  fs::resize_file(model / "model.safetensors", fs::file_size(model / "model.safetensors") / 2);
+  auto broken = status_of(avatar)["trained"]["voice"];
+  EXPECT_EQ(broken["state"], "broken");
+  EXPECT_NE(broken["why"].get<std::string>().find("model.safetensors"), std::string::npos) << broken.dump();
+  auto fallback = say_json(avatar, dir / "fallback.mp4");
+  EXPECT_NE(fallback["voice"].get<std::string>().find("fallback"), std::string::npos) << fallback.dump();
+}
