@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path tests_dir = fs::path(__FILE__).parent_path();
+const fs::path tests_dir = DSELF_TESTS_DIR;  // not __FILE__: ccache's base_dir makes it relative
 constexpr const char* python = "/usr/bin/python3";
 
 // tests/ingest_http_server.py serving a directory on 127.0.0.1, as a child process.

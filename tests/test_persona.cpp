@@ -290,7 +290,7 @@ class StubServer {
   explicit StubServer(const fs::path& record_dir) : record_dir_(record_dir) {
     int out[2];
     if (pipe(out) != 0) throw std::runtime_error("pipe failed");
-    std::string script = (fs::path(__FILE__).parent_path() / "openai_stub_server.py").string();
+    std::string script = (fs::path(DSELF_TESTS_DIR) / "openai_stub_server.py").string();
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
