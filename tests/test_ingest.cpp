@@ -27,8 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Not __FILE__: a compiler cache may make it relative to the build directory.
-const fs::path tests_dir = DSELF_TESTS_DIR;
+const fs::path tests_dir = DSELF_TESTS_DIR;  // not __FILE__: ccache's base_dir makes it relative
 constexpr const char* python = "/usr/bin/python3";
 
 // tests/ingest_http_server.py serving a directory on 127.0.0.1, as a child process.

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/workspace.h"
 
 namespace dself {
 namespace {
@@ -178,7 +179,7 @@ std::string utc_now() {
   return text;
 }
 
-Catalog::Catalog(const std::filesystem::path& avatar_dir) : path_(avatar_dir / "dself.db") {
+Catalog::Catalog(const std::filesystem::path& avatar_dir) : path_(workspace::catalog_path(avatar_dir)) {
   std::error_code ec;
   std::filesystem::create_directories(avatar_dir, ec);
   if (ec) {

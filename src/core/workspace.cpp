@@ -59,9 +59,9 @@ int64_t source_id_of(const fs::path& entry) {
 void require_avatar(const fs::path& avatar) {
   std::error_code ec;
   if (!fs::exists(catalog_path(avatar), ec)) {
-    throw InputError(fmt::format("no avatar at {} (no dself.db): make one with `dself --avatar {} ingest SOURCE` "
-                                 "and then `dself --avatar {} prepare`, or give its directory with --avatar",
-                                 avatar.string(), avatar.string(), avatar.string()));
+    throw InputError(fmt::format("no avatar at {} (no dself.db): make one with `dself ingest SOURCE` and then "
+                                 "`dself prepare` (each with --avatar {}), or give its directory with --avatar",
+                                 avatar.string(), avatar.string()));
   }
 }
 
