@@ -99,6 +99,7 @@ Distance distance(const Features& reference, const Features& candidate) {
   result.f0_rmse_hz = voiced_pairs > 0 ? std::sqrt(f0_squares / voiced_pairs) : 0;
   result.vuv_error = double(voicing_errors) / length;
   result.path_length = length;
+  result.voiced_pair_count = voiced_pairs;
   return result;
 }
 

@@ -71,6 +71,7 @@ struct Distance {
   double f0_rmse_hz = 0;      // over path pairs voiced in both
   double vuv_error = 0;       // share of path pairs whose voicing differs
   int path_length = 0;        // pairs on the DTW path
+  int voiced_pair_count = 0;  // path pairs voiced in both (what f0_rmse_hz is over)
 };
 Distance distance(const Features& reference, const Features& candidate);
 
