@@ -8,6 +8,7 @@
 #include <numbers>
 #include <random>
 
+#include "core/error.h"
 #include "media/media.h"
 #include "support.h"
 #include "vocoder/vocoder.h"
@@ -148,6 +149,10 @@ TEST(VocoderSynthesis, IsDeterministicForASeedAndAsLongAsItsFrames) {
   EXPECT_EQ(a.size(), size_t(f.frame_count) * kHopSamples);
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+  Features broken = f;
+  broken.bap.pop_back();
+  EXPECT_THROW(synthesize(broken), InputError);
+  EXPECT_TRUE(synthesize(Features{}).empty());
 }
 
 // Features stretched in time by `factor` (frames repeated), F0 and all.

@@ -1,9 +1,12 @@
 // Features -> speech: a mixed excitation (pitch-synchronous pulses and noise, mixed per band by the
 // aperiodicity) through SPTK's MLSA filter.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
+#include "core/error.h"
 #include "core/random.h"
 #include "vocoder/detail/bands.h"
 #include "vocoder/vocoder.h"
@@ -131,6 +134,15 @@ std::vector<double> mlsa_filter(std::span<const double> excitation, std::span<co
 }
 
 std::vector<float> synthesize(const Features& features, const SynthesisOptions& options) {
+  // Features may come from a model's output: their shape is checked, not assumed.
+  const size_t frames = size_t(std::max(0, features.frame_count));
+  if (features.mcep.size() != frames * (kMcepOrder + 1) || features.f0_hz.size() != frames ||
+      features.bap.size() != frames * kBandCount) {
+    throw InputError(fmt::format("vocoder features of {} frames hold {} mel-cepstral values (want {}), {} F0 values, "
+                                 "{} aperiodicities (want {})",
+                                 features.frame_count, features.mcep.size(), frames * (kMcepOrder + 1),
+                                 features.f0_hz.size(), features.bap.size(), frames * kBandCount));
+  }
   const std::vector<double> excitation = mixed_excitation(features, options.noise_seed);
   const std::vector<double> speech = mlsa_filter(excitation, features.mcep, features.frame_count);
   std::vector<float> samples(speech.size());

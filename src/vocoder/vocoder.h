@@ -53,6 +53,7 @@ struct SynthesisOptions {
 };
 
 // Features -> 16 kHz audio, frame_count * kHopSamples samples. Runs well above real time on one core.
+// Throws InputError when the vectors' sizes do not match frame_count.
 std::vector<float> synthesize(const Features& features, const SynthesisOptions& options = {});
 
 // The MLSA filter alone: `excitation` through the filters of per-frame mel-cepstra (frame_count ×
