@@ -292,5 +292,22 @@ TEST(EvaluateVoices, JudgesEachVoiceAgainstTheRecordingsBesideTheVocodersFloor) 
   EXPECT_THROW(evaluate_voices(empty.path(), {{"fallback", fallback.get()}}), InputError);
 }
 
+TEST(EvaluateVoices, TheCommandPrintsTheJudgementAndRefusesAnUnpreparedAvatar) {
+  const test::CommandResult r = test::run_dself(
+      {"--avatar", test::prepared_avatar_dir().string(), "--quiet", "eval", "voice", "--max-utterances", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json report = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(report.at("format"), "dself-eval-voices");
+  EXPECT_EQ(report.at("utterance_count"), 1);
+  EXPECT_TRUE(report.at("voices").at("fallback").at("fallback").get<bool>());
+  EXPECT_GT(report.at("voices").at("fallback").at("mcd_db").get<double>(),
+            report.at("copy_synthesis").at("mcd_db").get<double>());
+
+  test::TempDir empty;
+  const test::CommandResult refused = test::run_dself({"--avatar", empty.path().string(), "eval", "voice"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("prepare"), std::string::npos) << refused.output;
+}
+
 }  // namespace
 }  // namespace dself::voice
