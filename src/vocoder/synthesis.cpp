@@ -82,16 +82,23 @@ std::vector<double> mixed_excitation(const Features& f, unsigned long seed) {
     }
     for (long j = lo; j <= hi; ++j) mixed += shape[j + detail::kBandHalfTaps] * noise[n - j];
     excitation[n] += mixed;
-    // Pulses: band k scaled by √(1 − bap_k), the mixed pulse spread over the filter's taps.
+    // Pulses: band k scaled by √(1 − bap_k), the mixed pulse spread over the filter's taps, at the
+    // sub-sample instant where the phase reached a whole period.
     const double hz = f0_at(f, n);
     if (phase >= 1) {
+      const double late = (phase - 1) * kSampleRate / hz;  // samples since the period ended, < 1
       phase -= std::floor(phase);
+      const double at = double(n) - std::min(late, 1.0);
+      long base = long(std::floor(at));
+      int sub = int(std::lround((at - double(base)) * detail::kBandPhases));
+      if (sub == detail::kBandPhases) ++base, sub = 0;
+      const auto& shifted = detail::band_filters(sub);
       const double amplitude = std::sqrt(kSampleRate / hz);
       for (int k = 0; k < kBandCount; ++k) {
         const double gain = amplitude * std::sqrt(std::clamp(1.0 - bap[k], 0.0, 1.0));
         if (gain == 0) continue;
-        for (long j = std::max(-long(detail::kBandHalfTaps), -n); j <= std::min(long(detail::kBandHalfTaps), count - 1 - n); ++j) {
-          excitation[n + j] += gain * bands[k][j + detail::kBandHalfTaps];
+        for (long j = std::max(-long(detail::kBandHalfTaps), -base); j <= std::min(long(detail::kBandHalfTaps), count - 1 - base); ++j) {
+          excitation[base + j] += gain * shifted[k][j + detail::kBandHalfTaps];
         }
       }
     }
