@@ -212,7 +212,7 @@ TEST(VocoderDistance, CopySynthesisOfRealSpeechIsCloseAndADifferentSentenceIsFar
              d.vuv_error, d.path_length);
   fmt::print("copy stretched 1.25x: MCD {:.2f} dB; another sentence: MCD {:.2f} dB\n", stretched_copy.mcd_db, other.mcd_db);
   EXPECT_GT(d.path_length, 200);
-  EXPECT_LT(d.mcd_db, 3.5);  // measured 2.6 dB (docs/VOICE.md); the fallback voice scores about 9
+  EXPECT_LT(d.mcd_db, 3.5);  // measured 2.7 dB (docs/VOICE.md: 2.2-2.9 on other speech); the fallback voice 11-14
   EXPECT_LT(d.f0_rmse_hz, 10);
   EXPECT_LT(d.vuv_error, 0.25);  // measured 0.18: voiced edges smeared by the 25 ms envelope
   EXPECT_LT(stretched_copy.mcd_db, d.mcd_db + 1.0);
