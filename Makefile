@@ -69,6 +69,7 @@ bench: all
 	$(BUILD)/bench/bench_say
 	$(BUILD)/bench/bench_render /tmp/dself-bench-say/avatar
 	$(BUILD)/bench/bench_serve
+	$(BUILD)/bench/bench_vocoder
 
 clean:
 	rm -rf $(BUILD)

@@ -252,6 +252,61 @@ TEST(EvaluateVoice, ReportsIntelligibilitySpeedAndPitch) {
   EXPECT_GT(report.at("real_time_factor").get<double>(), 0);
   EXPECT_LT(report.at("real_time_factor").get<double>(), 1);
   EXPECT_LT(std::abs(report.at("pitch_difference_semitones").get<double>()), 2.0) << report.dump(2);
+  // Against the person's recordings: far from them (another voice), but the vocoder alone is near.
+  EXPECT_GT(report.at("mcd_db").get<double>(), report.at("copy_synthesis").at("mcd_db").get<double>() + 3) << report.dump(2);
+  EXPECT_GT(report.at("duration_mae_ms").get<double>(), 0);
+  EXPECT_GT(report.at("phone_match_share").get<double>(), 0.3);
+  EXPECT_LE(report.at("phone_match_share").get<double>(), 1.0);
+  EXPECT_GE(report.at("real_wer").get<double>(), 0.0);
+  EXPECT_TRUE(report.at("utterances")[0].contains("mcd_db"));
+}
+
+TEST(EvaluateVoices, JudgesEachVoiceAgainstTheRecordingsBesideTheVocodersFloor) {
+  const PitchProfile person = measure_avatar_pitch(test::prepared_avatar_dir());
+  std::unique_ptr<Voice> fallback = make_fallback_voice(person);
+  VoiceEvaluationOptions options;
+  options.max_utterances = 3;
+  const nlohmann::json report = evaluate_voices(test::prepared_avatar_dir(), {{"fallback", fallback.get()}}, options);
+  EXPECT_EQ(report.at("format"), "dself-eval-voices");
+  ASSERT_EQ(report.at("utterance_count").get<size_t>(), report.at("utterances").size());
+  EXPECT_GE(report.at("utterance_count").get<int>(), 1);
+  EXPECT_LE(report.at("utterance_count").get<int>(), 3);
+  const auto& copy = report.at("copy_synthesis");
+  const auto& judged = report.at("voices").at("fallback");
+  fmt::print("copy synthesis MCD {:.2f} dB, F0 RMSE {:.1f} Hz, WER {:.2f}; fallback MCD {:.2f} dB, WER {:.2f}; real WER {:.2f}\n",
+             copy.at("mcd_db").get<double>(), copy.at("f0_rmse_hz").get<double>(), copy.at("wer").get<double>(),
+             judged.at("mcd_db").get<double>(), judged.at("wer").get<double>(), report.at("real").at("wer").get<double>());
+  // The vocoder keeps a recording within a few dB (about 2-3 measured, docs/VOICE.md); espeak-ng
+  // is another speaker altogether (about 9-11 dB).
+  EXPECT_LT(copy.at("mcd_db").get<double>(), 4.0);
+  EXPECT_GT(judged.at("mcd_db").get<double>(), 6.0);
+  EXPECT_LT(copy.at("f0_rmse_hz").get<double>(), 10.0);
+  EXPECT_GT(copy.at("path_frames").get<int>(), 100);
+  EXPECT_TRUE(judged.at("fallback").get<bool>());
+  EXPECT_GT(judged.at("phone_pairs").get<int>(), 5);
+  for (const auto& u : report.at("utterances")) {
+    EXPECT_TRUE(u.contains("real") && u.contains("copy_synthesis") && u.contains("fallback")) << u.dump();
+  }
+
+  test::TempDir empty;
+  EXPECT_THROW(evaluate_voices(empty.path(), {{"fallback", fallback.get()}}), InputError);
+}
+
+TEST(EvaluateVoices, TheCommandPrintsTheJudgementAndRefusesAnUnpreparedAvatar) {
+  const test::CommandResult r = test::run_dself(
+      {"--avatar", test::prepared_avatar_dir().string(), "--quiet", "eval", "voice", "--max-utterances", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json report = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(report.at("format"), "dself-eval-voices");
+  EXPECT_EQ(report.at("utterance_count"), 1);
+  EXPECT_TRUE(report.at("voices").at("fallback").at("fallback").get<bool>());
+  EXPECT_GT(report.at("voices").at("fallback").at("mcd_db").get<double>(),
+            report.at("copy_synthesis").at("mcd_db").get<double>());
+
+  test::TempDir empty;
+  const test::CommandResult refused = test::run_dself({"--avatar", empty.path().string(), "eval", "voice"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("prepare"), std::string::npos) << refused.output;
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ void band_aperiodicity(std::span<const float> audio, Features& features) {
     std::vector<bool> wanted(audio.size(), false);
     for (int t = 0; t < features.frame_count; ++t) {
       if (features.f0_hz[t] <= 0) continue;
-      const long reach = std::max<long>(kWindowSamples / 2, long(2 * kSampleRate / features.f0_hz[t])) + 2;
+      const long reach = std::max<long>(kHopSamples, long(1.6 * kSampleRate / features.f0_hz[t])) + 2;
       for (long i = std::max(0L, t * long(kHopSamples) - reach); i < std::min(n, t * long(kHopSamples) + reach); ++i) {
         wanted[i] = true;
       }
@@ -96,17 +96,30 @@ void band_aperiodicity(std::span<const float> audio, Features& features) {
     for (int t = 0; t < features.frame_count; ++t) {
       if (features.f0_hz[t] <= 0) continue;
       const double period = kSampleRate / features.f0_hz[t];
-      const long half = std::max<long>(kWindowSamples / 2, long(2 * period));
+      const long half = std::max<long>(kHopSamples, long(1.5 * period));
       const long centre = t * long(kHopSamples);
+      const long first = std::max(0L, centre - half), end = std::min(n, centre + half);
+      // Above the lowest band MELP also correlates the band's envelope (full-wave rectified, mean
+      // removed), less 0.1, and keeps the larger: jitter scatters high harmonics' phases but not
+      // the pitch-periodic bursts of energy.
+      double envelope_mean = 0;
+      for (long i = first; i < end; ++i) envelope_mean += std::abs(band[i]);
+      envelope_mean /= double(std::max(1L, end - first));
       double best = 0;
-      for (long lag = std::lround(period) - 1; lag <= std::lround(period) + 1; ++lag) {
-        double xy = 0, xx = 0, yy = 0;
-        for (long i = std::max(0L, centre - half); i < std::min(n - lag, centre + half - lag); ++i) {
+      const long shortest = std::lround(period * 0.97) - 1, longest = std::lround(period * 1.03) + 1;
+      for (long lag = shortest; lag <= longest; ++lag) {
+        double xy = 0, xx = 0, yy = 0, exy = 0, exx = 0, eyy = 0;
+        for (long i = first; i < end - lag; ++i) {
           xy += band[i] * band[i + lag];
           xx += band[i] * band[i];
           yy += band[i + lag] * band[i + lag];
+          const double ex = std::abs(band[i]) - envelope_mean, ey = std::abs(band[i + lag]) - envelope_mean;
+          exy += ex * ey;
+          exx += ex * ex;
+          eyy += ey * ey;
         }
         if (xx > 0 && yy > 0) best = std::max(best, xy / std::sqrt(xx * yy));
+        if (k > 0 && exx > 0 && eyy > 0) best = std::max(best, exy / std::sqrt(exx * eyy) - 0.1);
       }
       features.bap[size_t(t) * kBandCount + k] = static_cast<float>(std::clamp(1 - best, 0.0, 1.0));
     }

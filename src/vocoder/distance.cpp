@@ -54,12 +54,12 @@ Distance distance(const Features& reference, const Features& candidate) {
   // IEEE Trans. ASSP 26(1), 1978 (here without slope constraint or band); Müller, "Information
   // Retrieval for Music and Motion", 2007, §4.1 (the recursion D(i,j) = c(i,j) + min of the three)
   const size_t n = a.size(), m = b.size();
-  std::vector<double> local(n * m), total(n * m);
-  for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j < m; ++j) {
-      local[i * m + j] = mel_cepstral_distortion(reference.mcep_frame(a[i]), candidate.mcep_frame(b[j]));
-    }
-  }
+  // Only the accumulated costs are kept (n × m doubles); the local costs on the path are
+  // computed again when it is traced back.
+  auto local = [&](size_t i, size_t j) {
+    return mel_cepstral_distortion(reference.mcep_frame(a[i]), candidate.mcep_frame(b[j]));
+  };
+  std::vector<double> total(n * m);
   constexpr double inf = std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = 0; j < m; ++j) {
@@ -67,14 +67,14 @@ Distance distance(const Features& reference, const Features& candidate) {
       if (i > 0) best = std::min(best, total[(i - 1) * m + j]);
       if (j > 0) best = std::min(best, total[i * m + j - 1]);
       if (i > 0 && j > 0) best = std::min(best, total[(i - 1) * m + j - 1]);
-      total[i * m + j] = best + local[i * m + j];
+      total[i * m + j] = best + local(i, j);
     }
   }
   double mcd = 0, f0_squares = 0;
   int voiced_pairs = 0, voicing_errors = 0, length = 0;
   size_t i = n - 1, j = m - 1;
   while (true) {
-    mcd += local[i * m + j];
+    mcd += local(i, j);
     const double fa = reference.f0_hz[a[i]], fb = candidate.f0_hz[b[j]];
     if (fa > 0 && fb > 0) {
       f0_squares += (fa - fb) * (fa - fb);
@@ -99,6 +99,7 @@ Distance distance(const Features& reference, const Features& candidate) {
   result.f0_rmse_hz = voiced_pairs > 0 ? std::sqrt(f0_squares / voiced_pairs) : 0;
   result.vuv_error = double(voicing_errors) / length;
   result.path_length = length;
+  result.voiced_pair_count = voiced_pairs;
   return result;
 }
 

@@ -1,9 +1,12 @@
 // Features -> speech: a mixed excitation (pitch-synchronous pulses and noise, mixed per band by the
 // aperiodicity) through SPTK's MLSA filter.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
+#include "core/error.h"
 #include "core/random.h"
 #include "vocoder/detail/bands.h"
 #include "vocoder/vocoder.h"
@@ -79,16 +82,23 @@ std::vector<double> mixed_excitation(const Features& f, unsigned long seed) {
     }
     for (long j = lo; j <= hi; ++j) mixed += shape[j + detail::kBandHalfTaps] * noise[n - j];
     excitation[n] += mixed;
-    // Pulses: band k scaled by √(1 − bap_k), the mixed pulse spread over the filter's taps.
+    // Pulses: band k scaled by √(1 − bap_k), the mixed pulse spread over the filter's taps, at the
+    // sub-sample instant where the phase reached a whole period.
     const double hz = f0_at(f, n);
     if (phase >= 1) {
+      const double late = (phase - 1) * kSampleRate / hz;  // samples since the period ended, < 1
       phase -= std::floor(phase);
+      const double at = double(n) - std::min(late, 1.0);
+      long base = long(std::floor(at));
+      int sub = int(std::lround((at - double(base)) * detail::kBandPhases));
+      if (sub == detail::kBandPhases) ++base, sub = 0;
+      const auto& shifted = detail::band_filters(sub);
       const double amplitude = std::sqrt(kSampleRate / hz);
       for (int k = 0; k < kBandCount; ++k) {
         const double gain = amplitude * std::sqrt(std::clamp(1.0 - bap[k], 0.0, 1.0));
         if (gain == 0) continue;
-        for (long j = std::max(-long(detail::kBandHalfTaps), -n); j <= std::min(long(detail::kBandHalfTaps), count - 1 - n); ++j) {
-          excitation[n + j] += gain * bands[k][j + detail::kBandHalfTaps];
+        for (long j = std::max(-long(detail::kBandHalfTaps), -base); j <= std::min(long(detail::kBandHalfTaps), count - 1 - base); ++j) {
+          excitation[base + j] += gain * shifted[k][j + detail::kBandHalfTaps];
         }
       }
     }
@@ -131,6 +141,15 @@ std::vector<double> mlsa_filter(std::span<const double> excitation, std::span<co
 }
 
 std::vector<float> synthesize(const Features& features, const SynthesisOptions& options) {
+  // Features may come from a model's output: their shape is checked, not assumed.
+  const size_t frames = size_t(std::max(0, features.frame_count));
+  if (features.mcep.size() != frames * (kMcepOrder + 1) || features.f0_hz.size() != frames ||
+      features.bap.size() != frames * kBandCount) {
+    throw InputError(fmt::format("vocoder features of {} frames hold {} mel-cepstral values (want {}), {} F0 values, "
+                                 "{} aperiodicities (want {})",
+                                 features.frame_count, features.mcep.size(), frames * (kMcepOrder + 1),
+                                 features.f0_hz.size(), features.bap.size(), frames * kBandCount));
+  }
   const std::vector<double> excitation = mixed_excitation(features, options.noise_seed);
   const std::vector<double> speech = mlsa_filter(excitation, features.mcep, features.frame_count);
   std::vector<float> samples(speech.size());

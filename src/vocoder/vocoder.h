@@ -53,6 +53,7 @@ struct SynthesisOptions {
 };
 
 // Features -> 16 kHz audio, frame_count * kHopSamples samples. Runs well above real time on one core.
+// Throws InputError when the vectors' sizes do not match frame_count.
 std::vector<float> synthesize(const Features& features, const SynthesisOptions& options = {});
 
 // The MLSA filter alone: `excitation` through the filters of per-frame mel-cepstra (frame_count ×
@@ -71,6 +72,7 @@ struct Distance {
   double f0_rmse_hz = 0;      // over path pairs voiced in both
   double vuv_error = 0;       // share of path pairs whose voicing differs
   int path_length = 0;        // pairs on the DTW path
+  int voiced_pair_count = 0;  // path pairs voiced in both (what f0_rmse_hz is over)
 };
 Distance distance(const Features& reference, const Features& candidate);
 

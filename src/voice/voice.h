@@ -137,13 +137,37 @@ std::unique_ptr<Voice> make_trained_voice(const std::filesystem::path& model_dir
 struct VoiceEvaluationOptions {
   std::string voice;            // espeak-ng voice to judge; empty: the one picked for the person
   size_t max_utterances = 200;  // held-out utterances said at most (spread evenly over them all)
+  bool copy_synthesis = true;   // also judge the vocoder alone on the real recordings (the floor)
 };
+
+// The espeak-ng fallback voice for a person: `espeak_voice`, or the variant closest to their
+// median pitch, set to speak at it.
+std::unique_ptr<Voice> make_fallback_voice(const PitchProfile& person, const std::string& espeak_voice = "");
 
 // Judges the fallback voice on an avatar's held-out utterance texts (its train texts when it has
 // none held out) (DESIGN.md §4): intelligibility (WER of PocketSphinx on the voice saying them),
-// speed (real-time factor of synthesis) and the person's pitch against the voice's. Throws
-// InputError naming `dself prepare` when the avatar has no prepared speech. Fields:
-// docs/FORMATS.md, "Voice".
+// speed (real-time factor of synthesis) and the person's pitch against the voice's, and, against
+// the person's real recordings of the same texts, MCD, F0 RMSE, voicing error, phone durations
+// and the copy-synthesis floor (as evaluate_voices). Throws InputError naming `dself prepare`
+// when the avatar has no prepared speech. Fields: docs/FORMATS.md, "Voice".
 nlohmann::json evaluate_voice(const std::filesystem::path& avatar, const VoiceEvaluationOptions& options = {});
+
+// A voice to judge and its role in the report: "fallback" (espeak-ng) or "trained" (the person's own).
+struct JudgedVoice {
+  std::string role;
+  Voice* voice = nullptr;  // not owned; used by one thread, the caller's
+};
+
+// The judge of voices (DESIGN.md §4, voice): every voice says the texts of the avatar's held-out
+// utterances (speech/<source>/utterances.json, split "held_out"; never train ones, except when
+// every voice judged is a fallback voice, which learnt nothing from them, and the avatar has
+// none held out), and is compared with the person's real recording of each: MCD, F0 RMSE and
+// voicing error on the DTW path (vocoder::distance), phone durations against the recording's
+// aligned phones (paired by edit distance on their labels), PocketSphinx WER beside the WER on
+// the real recordings, synthesis real-time factor. With options.copy_synthesis, the same figures
+// for the recordings analysed and resynthesised by the vocoder: the floor for a trained voice.
+// Throws InputError when there is nothing to judge on. Fields: docs/FORMATS.md, "Voice".
+nlohmann::json evaluate_voices(const std::filesystem::path& avatar, const std::vector<JudgedVoice>& voices,
+                               const VoiceEvaluationOptions& options = {});
 
 }  // namespace dself::voice

@@ -15,6 +15,12 @@ constexpr int kBandTaps = 2 * kBandHalfTaps + 1;  // 127: transition bands about
 
 // taps[k][j + kBandHalfTaps] is band k's impulse response at lag j.
 using BandFilters = std::array<std::array<double, kBandTaps>, kBandCount>;
-const BandFilters& band_filters();
+
+// Sub-sample positions a pulse can be placed at: 1/32 sample, so that a pulse train's periods are
+// not rounded to whole samples (a jitter of ±½ sample turns the harmonics above 2 kHz aperiodic).
+constexpr int kBandPhases = 32;
+
+// The bank delayed by phase / kBandPhases of a sample (phase 0..kBandPhases-1; 0: the bank itself).
+const BandFilters& band_filters(int phase = 0);
 
 }  // namespace dself::vocoder::detail
