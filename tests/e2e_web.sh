@@ -30,6 +30,20 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 cp -R "$avatar" "$work/avatar"
+# The fixture is too small for prepare to hold any speech out; the Train panel's player needs a
+# held-out sentence, so this copy marks the last source's last clip held out (as prepare does on
+# a longer avatar).
+python3 - "$work/avatar/speech" <<'PY' || fail "cannot mark a held-out clip in the avatar's copy"
+import json, os, sys
+root = sys.argv[1]
+ids = sorted((d for d in os.listdir(root) if d.isdigit()), key=int)
+path = os.path.join(root, ids[-1], "utterances.json")
+with open(path) as f:
+    dataset = json.load(f)
+dataset["utterances"][-1]["split"] = "held_out"
+with open(path, "w") as f:
+    json.dump(dataset, f)
+PY
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 
