@@ -135,7 +135,10 @@ class Server {
         voice_samples_(options.avatar),
         jobs_(options, [this](const JobRecord& job) {
           events_.publish("job", to_json(job, false));
-          if (job.kind == "prepare" && (job.state == "done" || job.state == "failed")) hub_.invalidate();
+          // New data or a newly trained voice: live sessions and renders load the avatar again.
+          if ((job.kind == "prepare" || job.kind == "train") && (job.state == "done" || job.state == "failed")) {
+            hub_.invalidate();
+          }
         }) {
     std::error_code ec;
     if (!options_.web_root.empty() && fs::is_directory(options_.web_root, ec)) {

@@ -223,7 +223,7 @@ async function trainPanel(page, vp) {
     check(`${tag}: says what training waits for`, /needs 2 minutes of the person's speech; has \d+\.\d — add videos and prepare/.test(text), text);
     check(`${tag}: train button disabled`, await button.isDisabled(), await button.innerText());
     const name = await page.getByTestId("voice-name").innerText();
-    check(`${tag}: the voice's name shown`, /fallback voice/.test(name), name);
+    check(`${tag}: the voice's name shown`, /fallback voice/i.test(name), name);
     const figures = (await page.getByTestId("train-figures").innerText()).replace(/\s+/g, " ");
     check(`${tag}: figures say how to get them`, /dself eval voice/.test(figures), figures.slice(0, 160));
   });
