@@ -256,7 +256,13 @@ async function trainPanel(page, vp) {
     );
     check(`${tag}: no trained voice to play yet`, (await list.getByTestId("trained-audio").count()) === 0 && /not trained yet/.test(await list.innerText()));
   });
-  await panel.screenshot({ path: join(outDir, `train-${vp.name}.png`) });
+  // The whole panel from a page scrolled to the top, so that the sticky top bar does not cover it.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const box = await panel.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return { x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height };
+  });
+  await page.screenshot({ path: join(outDir, `train-${vp.name}.png`), fullPage: true, clip: box });
 }
 
 async function studio(page, vp) {
