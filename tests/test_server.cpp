@@ -633,6 +633,19 @@ TEST(ServerVoice, SamplesAreTheHeldOutUtterancesWithTheirRecordings) {
   EXPECT_EQ(get("/api/voice/samples/" + source + "/..%2Futterances/real.wav").status, 400);
   EXPECT_EQ(get("/api/voice/samples/..%2F..%2Fdself.db/0000/real.wav").status, 400);
   EXPECT_EQ(get("/api/voice/samples/" + source + "/0000.wav/real.wav").status, 400);
+  // A run that stopped (checkpointed) has its curve so far in checkpoint/state.json, in the shape
+  // voice::train_voice writes it; the curve route serves it, marked partial.
+  EXPECT_EQ(get("/api/models/voice/curve").status, 404);
+  const nlohmann::json points = {{{"step", 25}, {"train_loss", 1.5}, {"held_out_loss", 1.75}, {"elapsed_s", 3.0}},
+                                 {{"step", 50}, {"train_loss", 1.25}, {"held_out_loss", nullptr}, {"elapsed_s", 6.0}}};
+  fs::create_directories(avatar / "models" / "voice" / "checkpoint");
+  std::ofstream(avatar / "models" / "voice" / "checkpoint" / "state.json")
+      << nlohmann::json{{"hash", "h"}, {"step", 50}, {"step_count", 400}, {"curve", points}}.dump();
+  HttpResponse curve = get("/api/models/voice/curve");
+  ASSERT_EQ(curve.status, 200) << curve.body;
+  EXPECT_EQ(parse(curve.body)["points"], points);
+  EXPECT_TRUE(parse(curve.body)["partial"].get<bool>());
+  EXPECT_EQ(parse(curve.body)["step_count"], 400);
   HttpResponse other = get("/api/voice/samples/" + source + "/0000/fake.wav");
   EXPECT_EQ(other.status, 404) << other.body;
   EXPECT_FALSE(parse(other.body)["error"].get<std::string>().empty());
