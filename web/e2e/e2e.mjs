@@ -227,6 +227,21 @@ async function trainPanel(page, vp) {
     const figures = (await page.getByTestId("train-figures").innerText()).replace(/\s+/g, " ");
     check(`${tag}: figures say how to get them`, /dself eval voice/.test(figures), figures.slice(0, 160));
   });
+  await step(`${tag}: loss curves`, async () => {
+    const res = await page.request.get(`${base}/api/models/voice/curve${query}`);
+    const points = res.ok() ? (await res.json()).points ?? [] : [];
+    if (points.length === 0) {
+      const empty = await page.getByTestId("train-curve-empty").innerText();
+      check(`${tag}: no curve before training, and said so`, res.status() === 404 && /No training curve yet/.test(empty), empty);
+      return;
+    }
+    const chart = page.getByTestId("train").getByTestId("line-chart");
+    await chart.waitFor({ state: "visible", timeout: 15000 });
+    const lines = await chart.locator("polyline").evaluateAll((els) => els.map((e) => e.getAttribute("points").trim().split(/\s+/).length));
+    const legend = (await chart.locator(".legend").innerText()).replace(/\s+/g, " ");
+    const held = points.filter((p) => typeof p.held_out_loss === "number").length;
+    check(`${tag}: train and held-out loss curves drawn`, lines.length === 2 && lines[0] === points.length && lines[1] === held && /train/.test(legend) && /held-out/.test(legend), `${lines.join(" and ")} points of ${points.length}/${held}; ${legend}`);
+  });
   await step(`${tag}: held-out sentences`, async () => {
     const res = await page.request.get(`${base}/api/voice/samples${query}`);
     const samples = res.ok() ? (await res.json()).samples : [];
