@@ -30,6 +30,28 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 cp -R "$avatar" "$work/avatar"
+# The fixture is too small for prepare to hold any speech out, or to train on; the Train panel's
+# player needs a held-out sentence, so this copy marks the last source's last clip held out (as
+# prepare does on a longer avatar).
+python3 - "$work/avatar/speech" <<'PY' || fail "cannot mark a held-out clip in the avatar's copy"
+import json, os, sys
+root = sys.argv[1]
+ids = sorted((d for d in os.listdir(root) if d.isdigit()), key=int)
+path = os.path.join(root, ids[-1], "utterances.json")
+with open(path) as f:
+    dataset = json.load(f)
+dataset["utterances"][-1]["split"] = "held_out"
+with open(path, "w") as f:
+    json.dump(dataset, f)
+# ... and the curve of a voice run that stopped (checkpoint/state.json as train_voice writes it), so
+# that the panel draws the train and held-out losses.
+checkpoint = os.path.join(os.path.dirname(root), "models", "voice", "checkpoint")
+os.makedirs(checkpoint, exist_ok=True)
+curve = [{"step": s, "train_loss": 2.0 / (1 + s / 100), "held_out_loss": 2.2 / (1 + s / 120), "elapsed_s": s * 0.1}
+         for s in range(25, 201, 25)]
+with open(os.path.join(checkpoint, "state.json"), "w") as f:
+    json.dump({"hash": "e2e", "step": 200, "step_count": 800, "curve": curve}, f)
+PY
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 

@@ -6,11 +6,13 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "support/client.h"
 #include "support.h"
@@ -230,7 +232,7 @@ TEST_F(ServerTest, BadRequestsGetJsonErrors) {
   EXPECT_EQ(not_json.status, 400);
   EXPECT_NE(error_of(not_json), "(no error field)");
   EXPECT_EQ(post("/api/jobs", R"({"kind": "prepare"})", {{"Content-Type", "text/plain"}}).status, 415);
-  EXPECT_EQ(post_json("/api/jobs", {{"kind", "train"}}).status, 400);
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "bake"}}).status, 400);
   EXPECT_EQ(post_json("/api/jobs", {{"kind", std::string(20000, 'x')}}).status, 413);
   EXPECT_EQ(post_json("/api/sources", {{"url", "file:///etc/passwd"}}).status, 400);
   EXPECT_EQ(get("/api/jobs/999999").status, 404);
@@ -535,6 +537,120 @@ TEST_F(ServerTest, SayRendersAnMp4ToDownload) {
   EXPECT_EQ(video.headers["content-type"], "video/mp4");
   EXPECT_EQ(video.body.substr(4, 4), "ftyp");
   EXPECT_EQ(post_json("/api/say", {{"text", "   "}}).status, 400);
+}
+
+// The fixture has too little speech to train the voice: a train job fails saying how much there
+// is and how much is needed, and the request's options are checked.
+TEST_F(ServerTest, TrainJobOnTooLittleSpeechSaysWhy) {
+  wait_idle();
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "train"}, {"model", "motion"}}).status, 400);
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "train"}, {"steps", 0}}).status, 400);
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "train"}, {"steps", "ten"}}).status, 400);
+  EXPECT_EQ(post_json("/api/jobs", {{"kind", "train"}, {"time_budget_s", -1}}).status, 400);
+  for (const char* model : {"voice", "all"}) {
+    HttpResponse started = post_json("/api/jobs", {{"kind", "train"}, {"model", model}, {"steps", 5}});
+    ASSERT_EQ(started.status, 202) << started.body;
+    nlohmann::json job = parse(started.body)["job"];
+    EXPECT_EQ(job["kind"], "train");
+    EXPECT_EQ(job["train"]["model"], model);
+    EXPECT_EQ(job["train"]["steps"], 5);
+    job = wait_job(job["id"].get<int64_t>());
+    EXPECT_EQ(job["state"], "failed") << job.dump();
+    const std::string error = job["error"];
+    EXPECT_NE(error.find("minutes of train-split speech"), std::string::npos) << model << ": " << error;
+    EXPECT_NE(error.find("prepare"), std::string::npos) << model << ": " << error;
+  }
+  // Nothing was trained: no curve, no trained voice to listen to.
+  HttpResponse curve = get("/api/models/voice/curve");
+  EXPECT_EQ(curve.status, 404) << curve.body;
+  EXPECT_NE(error_of(curve).find("not been trained"), std::string::npos) << curve.body;
+  nlohmann::json samples = parse(get("/api/voice/samples").body);
+  EXPECT_FALSE(samples["voice"]["trained"].get<bool>()) << samples.dump();
+  EXPECT_EQ(samples["voice"]["state"], "none");
+  EXPECT_FALSE(samples["speech"]["ready"].get<bool>());
+  EXPECT_EQ(samples["speech"]["min_train_s"], 120);
+  EXPECT_NE(samples["speech"]["waiting_for"].get<std::string>().find("needs 2 minutes of the person's speech; has 0."),
+            std::string::npos)
+      << samples.dump();
+}
+
+// Held-out utterances only, each with its real recording as a WAV; ids are checked. The fixture
+// is too small to hold any utterance out, so this server's copy marks one clip of each source
+// held out (as prepare does on a longer avatar).
+TEST(ServerVoice, SamplesAreTheHeldOutUtterancesWithTheirRecordings) {
+  TempDir dir;
+  fs::path avatar = copy_warmed_avatar(dir.path());
+  std::vector<std::tuple<std::string, std::string, std::string, fs::path>> held_out;  // source, id, text, wav
+  std::vector<std::pair<std::string, std::string>> train;
+  for (const auto& entry : fs::directory_iterator(avatar / "speech")) {
+    const fs::path file = entry.path() / "utterances.json";
+    if (!fs::is_regular_file(file)) continue;
+    nlohmann::json dataset = parse(read_bytes(file));
+    auto& utterances = dataset["utterances"];
+    ASSERT_FALSE(utterances.empty()) << file;
+    utterances.back()["split"] = "held_out";
+    for (const auto& u : utterances) {
+      if (u["split"] == "held_out") {
+        held_out.emplace_back(entry.path().filename().string(), u["id"], u["text"], entry.path() / u["wav"].get<std::string>());
+      } else {
+        train.emplace_back(entry.path().filename().string(), u["id"]);
+      }
+    }
+    std::ofstream(file) << dataset.dump();
+  }
+  ASSERT_FALSE(held_out.empty());
+  ServeProcess server(DSELF_BINARY, avatar, {}, dir.path() / "serve.log");
+  ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
+  auto get = [&](const std::string& target) { return client::http_request("127.0.0.1", server.port, "GET", target, {}, {}); };
+
+  HttpResponse listed = get("/api/voice/samples");
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  nlohmann::json samples = parse(listed.body)["samples"];
+  ASSERT_EQ(samples.size(), held_out.size()) << listed.body;
+  for (const auto& [source, id, text, wav] : held_out) {
+    auto it = std::find_if(samples.begin(), samples.end(), [&](const nlohmann::json& s) { return s["source"] == source && s["id"] == id; });
+    ASSERT_NE(it, samples.end()) << source << "/" << id << " missing from " << listed.body;
+    EXPECT_EQ((*it)["text"], text);
+    HttpResponse real = get((*it)["real_url"].get<std::string>());
+    ASSERT_EQ(real.status, 200) << real.body;
+    EXPECT_EQ(real.headers["content-type"], "audio/wav");
+    EXPECT_EQ(real.body.substr(0, 4), "RIFF");
+    EXPECT_EQ(real.body.substr(8, 4), "WAVE");
+    EXPECT_EQ(real.body, read_bytes(wav)) << "the person's own recording, byte for byte";
+    // No trained voice: 404 saying how to get one.
+    HttpResponse trained = get((*it)["trained_url"].get<std::string>());
+    EXPECT_EQ(trained.status, 404) << trained.body;
+    EXPECT_NE(parse(trained.body)["error"].get<std::string>().find("no trained voice"), std::string::npos) << trained.body;
+  }
+  // A train-split clip is not served, nor anything that is not a listed held-out utterance.
+  for (const auto& [source, id] : train) {
+    EXPECT_EQ(get("/api/voice/samples/" + source + "/" + id + "/real.wav").status, 404) << source << "/" << id;
+  }
+  const std::string source = std::get<0>(held_out.front());
+  EXPECT_EQ(get("/api/voice/samples/" + source + "/9999/real.wav").status, 404);
+  EXPECT_EQ(get("/api/voice/samples/999/0000/real.wav").status, 404);
+  EXPECT_EQ(get("/api/voice/samples/abc/0000/real.wav").status, 400);
+  EXPECT_EQ(get("/api/voice/samples/" + source + "/..%2Futterances/real.wav").status, 400);
+  EXPECT_EQ(get("/api/voice/samples/..%2F..%2Fdself.db/0000/real.wav").status, 400);
+  EXPECT_EQ(get("/api/voice/samples/" + source + "/0000.wav/real.wav").status, 400);
+  // A run that stopped (checkpointed) has its curve so far in checkpoint/state.json, in the shape
+  // voice::train_voice writes it; the curve route serves it, marked partial.
+  EXPECT_EQ(get("/api/models/voice/curve").status, 404);
+  const nlohmann::json points = {{{"step", 25}, {"train_loss", 1.5}, {"held_out_loss", 1.75}, {"elapsed_s", 3.0}},
+                                 {{"step", 50}, {"train_loss", 1.25}, {"held_out_loss", nullptr}, {"elapsed_s", 6.0}}};
+  fs::create_directories(avatar / "models" / "voice" / "checkpoint");
+  std::ofstream(avatar / "models" / "voice" / "checkpoint" / "state.json")
+      << nlohmann::json{{"hash", "h"}, {"step", 50}, {"step_count", 400}, {"curve", points}}.dump();
+  HttpResponse curve = get("/api/models/voice/curve");
+  ASSERT_EQ(curve.status, 200) << curve.body;
+  EXPECT_EQ(parse(curve.body)["points"], points);
+  EXPECT_TRUE(parse(curve.body)["partial"].get<bool>());
+  EXPECT_EQ(parse(curve.body)["step_count"], 400);
+  HttpResponse other = get("/api/voice/samples/" + source + "/0000/fake.wav");
+  EXPECT_EQ(other.status, 404) << other.body;
+  EXPECT_FALSE(parse(other.body)["error"].get<std::string>().empty());
+  EXPECT_EQ(get("/api/status").status, 200);
+  EXPECT_EQ(server.stop(), 0);
 }
 
 // A server with a token: every API and WebSocket call carries it, or gets 401.

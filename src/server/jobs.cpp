@@ -11,6 +11,7 @@
 #include "core/workspace.h"
 #include "ingest/ingest.h"
 #include "prepare/prepare.h"
+#include "train/train.h"
 #include "server/detail/http.h"
 #include "server/detail/jobs.h"
 
@@ -55,6 +56,9 @@ nlohmann::json to_json(const JobRecord& job, bool with_log) {
                          {"finished_at", job.finished_at},
                          {"error", job.error},
                          {"sources", job.sources}};
+  if (job.kind == "train") {
+    json["train"] = {{"model", job.train.model}, {"steps", job.train.steps}, {"time_budget_s", job.train.time_budget_s}};
+  }
   if (with_log) json["log"] = job.log;
   return json;
 }
@@ -74,9 +78,12 @@ JobRunner::~JobRunner() {
   if (worker_.joinable()) worker_.join();
 }
 
-JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::string>& sources) {
-  if (kind != "ingest" && kind != "prepare" && kind != "report") {
-    throw HttpError(400, fmt::format("unknown job kind \"{}\": give \"ingest\", \"prepare\" or \"report\"", kind));
+JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::string>& sources, const TrainRequest& train) {
+  if (kind != "ingest" && kind != "prepare" && kind != "report" && kind != "train") {
+    throw HttpError(400, fmt::format("unknown job kind \"{}\": give \"ingest\", \"prepare\", \"report\" or \"train\"", kind));
+  }
+  if (kind == "train" && train.model != "voice" && train.model != "all") {
+    throw HttpError(400, fmt::format("unknown model \"{}\": give \"voice\" or \"all\"", train.model));
   }
   std::vector<std::string> checked;
   if (kind == "ingest") {
@@ -92,6 +99,7 @@ JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::stri
     job.id = next_id_++;
     job.kind = kind;
     job.sources = checked;
+    job.train = train;
     job.started_at = utc_now();
     pending_id_ = job.id;
     jobs_.push_front(job);
@@ -181,6 +189,34 @@ void JobRunner::work() {
   }
 }
 
+// A train job: `dself train` on the worker thread. A model that stops checkpoints and the job ends
+// "interrupted" (the next train job resumes it); one whose data is not ready, or that fails,
+// fails the job with its reason. Returns the failure ("" when every model trained or was up to
+// date).
+std::string JobRunner::run_train(const JobRecord& job, const ProgressSink& progress, const StopRequested& should_stop,
+                                 const std::function<void(std::string)>& log) {
+  train::TrainOptions options;
+  options.avatar = options_.avatar;
+  if (job.train.model == "voice") options.models = {train::Model::voice};
+  options.steps = job.train.steps;
+  options.time_budget_s = job.train.time_budget_s;
+  options.threads = std::max(1u, std::thread::hardware_concurrency());
+  options.progress = progress;
+  options.should_stop = should_stop;
+  std::string failure, stopped;
+  for (const train::ModelOutcome& outcome : train::train(options)) {
+    const char* name = train::model_name(outcome.model);
+    log(fmt::format("{}: {}: {}", name, outcome.state, outcome.message));
+    for (const auto& warning : outcome.warnings) log(fmt::format("{}: warning: {}", name, warning));
+    std::string line = fmt::format("{} {}: {}", name, outcome.state == "not_ready" ? "not ready" : outcome.state,
+                                   outcome.message);
+    if (outcome.state == "stopped") stopped += (stopped.empty() ? "" : "; ") + line;
+    if (outcome.state == "not_ready" || outcome.state == "failed") failure += (failure.empty() ? "" : "; ") + line;
+  }
+  if (!stopped.empty()) return "interrupted: " + stopped + (failure.empty() ? "" : "; " + failure);
+  return failure;
+}
+
 // Runs one job on this (the worker) thread. Nothing escapes: a failure becomes the job's error.
 void JobRunner::run(JobRecord& job) {
   auto with_job = [this, id = job.id](const std::function<void(JobRecord&)>& change) {
@@ -264,6 +300,9 @@ void JobRunner::run(JobRecord& job) {
       options.should_stop = should_stop;
       fs::path page = prepare::write_report(options);
       log(fmt::format("wrote {}", page.string()));
+    } else if (job.kind == "train") {
+      failure = run_train(job, progress, should_stop, log);
+      interrupted = failure.rfind("interrupted", 0) == 0;
     }
   } catch (const Stopped& e) {
     interrupted = true;

@@ -22,6 +22,7 @@
 #include "server/detail/jobs.h"
 #include "server/detail/live.h"
 #include "server/detail/static_files.h"
+#include "server/detail/voice_samples.h"
 #include "persona/persona.h"
 
 namespace dself::server {
@@ -131,9 +132,13 @@ class Server {
   explicit Server(const ServeOptions& options)
       : options_(options),
         hub_(options),
+        voice_samples_(options.avatar),
         jobs_(options, [this](const JobRecord& job) {
           events_.publish("job", to_json(job, false));
-          if (job.kind == "prepare" && (job.state == "done" || job.state == "failed")) hub_.invalidate();
+          // New data or a newly trained voice: live sessions and renders load the avatar again.
+          if ((job.kind == "prepare" || job.kind == "train") && (job.state == "done" || job.state == "failed")) {
+            hub_.invalidate();
+          }
         }) {
     std::error_code ec;
     if (!options_.web_root.empty() && fs::is_directory(options_.web_root, ec)) {
@@ -165,6 +170,18 @@ class Server {
     router->http_get(R"(/api/conversations/:id(\d{1,15}))",
                      api_with_id([this](const Request& r, int64_t id) { return conversation(r, id); }));
     router->http_get("/api/report", api([this](const Request& r) { return report(r); }));
+    router->http_get("/api/models/voice/curve",
+                     api([this](const Request& r) { return reply_json(r, 200, voice_curve(options_.avatar)); }));
+    router->http_get("/api/voice/samples",
+                     api([this](const Request& r) { return reply_json(r, 200, voice_samples(options_.avatar)); }));
+    router->http_get(R"(/api/voice/samples/:source([^/]{1,200})/:id([^/]{1,200})/:which(real|trained)\.wav)",
+                     [this](Request r, restinio::router::route_params_t p) {
+                       std::string source(p["source"]), id(p["id"]), which(p["which"]);
+                       return guarded(r, [&] {
+                         check_access(r, false);
+                         return voice_sample(r, source, id, which == "trained");
+                       });
+                     });
     router->http_get("/api/live", [this](Request r, auto) {
       return guarded(r, [&] {
         check_access(r, true);
@@ -309,7 +326,25 @@ class Server {
   Handled start_job(const Request& r) {
     nlohmann::json body = json_body(r, options_.max_body_kb * 1024);
     if (!body.contains("kind") || !body["kind"].is_string()) {
-      throw HttpError(400, "give {\"kind\": \"ingest\" | \"prepare\" | \"report\"}");
+      throw HttpError(400, "give {\"kind\": \"ingest\" | \"prepare\" | \"report\" | \"train\"}");
+    }
+    TrainRequest train;
+    if (body.contains("model")) {
+      if (!body["model"].is_string()) throw HttpError(400, "\"model\" is \"voice\" or \"all\"");
+      train.model = body["model"].get<std::string>();
+    }
+    if (body.contains("steps")) {
+      if (!body["steps"].is_number_integer() || body["steps"].get<int64_t>() < 1 || body["steps"].get<int64_t>() > 10000000) {
+        throw HttpError(400, "\"steps\" is a whole number of training steps from 1 to 10000000");
+      }
+      train.steps = body["steps"].get<int>();
+    }
+    if (body.contains("time_budget_s")) {
+      if (!body["time_budget_s"].is_number() || !(body["time_budget_s"].get<double>() > 0) ||
+          body["time_budget_s"].get<double>() > 7 * 86400) {
+        throw HttpError(400, "\"time_budget_s\" is the seconds training may take, above 0 and at most a week");
+      }
+      train.time_budget_s = body["time_budget_s"].get<double>();
     }
     std::vector<std::string> sources;
     if (body.contains("sources")) {
@@ -319,7 +354,7 @@ class Server {
         sources.push_back(s.get<std::string>());
       }
     }
-    return reply_json(r, 202, {{"job", to_json(jobs_.submit(body["kind"].get<std::string>(), sources), false)}});
+    return reply_json(r, 202, {{"job", to_json(jobs_.submit(body["kind"].get<std::string>(), sources, train), false)}});
   }
 
   Handled list_jobs(const Request& r) {
@@ -366,6 +401,17 @@ class Server {
     });
     if (!started) throw HttpError(429, "a video is being rendered; try again when it is done");
     return restinio::request_accepted();
+  }
+
+  // A held-out utterance's audio: the person's real recording, or the trained voice saying its
+  // text. The synthesis runs here, on an I/O thread, because it is one sentence at a real-time
+  // factor of a few hundredths (docs/VOICE.md) and cached after the first time.
+  Handled voice_sample(const Request& r, const std::string& source, const std::string& id, bool trained) {
+    const fs::path file = trained ? voice_samples_.wav(source, id) : held_out_clip(options_.avatar, source, id).wav;
+    return r->create_response()
+        .append_header(restinio::http_field::content_type, "audio/wav")
+        .set_body(restinio::sendfile(file.string()))
+        .done();
   }
 
   Handled render_file(const Request& r, const std::string& name) {
@@ -422,6 +468,7 @@ class Server {
   fs::path web_root_;
   EventStream events_;
   LiveHub hub_;
+  TrainedVoiceSamples voice_samples_;
   RenderThreads renders_;
   JobRunner jobs_;
 };

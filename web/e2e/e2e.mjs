@@ -7,7 +7,8 @@
 // At laptop (1280×800) and phone (390×844) widths: Talk shows the synthetic label, connects,
 // sends a message, shows the reply text and its sources, receives audio bytes and frames, and
 // the canvas changes frame to frame; Studio shows the pipeline's stages and the models' metrics as
-// /api/metrics has them (or how to measure them), and (at laptop width) runs a report job to done
+// /api/metrics has them (or how to measure them), the Train panel (not ready on the fixture, and
+// why; the held-out sentences with the person's real recordings), and (at laptop width) runs a report job to done
 // with its log and makes a downloadable MP4 with say;
 // with --voice-wav, a hold-to-talk voice message (Chromium's fake microphone plays the file) is
 // heard and answered.
@@ -151,6 +152,11 @@ async function talk(page, vp) {
     check(`${tag}: frames follow the audio clock`, s.clock === "audio" && lag < 120, `clock ${s.clock}, mean lag ${lag.toFixed(1)} ms`);
   });
 
+  await step(`${tag}: voice named`, async () => {
+    const voice = await page.getByTestId("talk-voice").innerText();
+    check(`${tag}: the voice's name under the avatar`, /voice: .+/.test(voice), voice);
+  });
+
   await step(`${tag}: reply done`, async () => {
     await page.getByTestId("send").waitFor({ state: "visible", timeout: 90000 });
     const s = await stats(page);
@@ -202,6 +208,78 @@ function expectedFigures(kind, m) {
   return [];
 }
 
+/** The Train panel: on the small fixture training is not ready (the button disabled, the panel
+ * saying what it waits for); the held-out sentences are listed as /api/voice/samples has them and
+ * the person's real recording loads as a WAV. */
+async function trainPanel(page, vp) {
+  const tag = `train/${vp.name}`;
+  const panel = page.getByTestId("train");
+  await step(`${tag}: not ready, and why`, async () => {
+    await panel.waitFor({ state: "visible", timeout: 15000 });
+    const readiness = page.getByTestId("train-readiness");
+    await readiness.waitFor({ state: "visible", timeout: 15000 });
+    const text = (await readiness.innerText()).replace(/\s+/g, " ");
+    const button = page.getByTestId("train-start");
+    check(`${tag}: says what training waits for`, /needs 2 minutes of the person's speech; has \d+\.\d — add videos and prepare/.test(text), text);
+    check(`${tag}: train button disabled`, await button.isDisabled(), await button.innerText());
+    const name = await page.getByTestId("voice-name").innerText();
+    check(`${tag}: the voice's name shown`, /fallback voice/i.test(name), name);
+    const figures = (await page.getByTestId("train-figures").innerText()).replace(/\s+/g, " ");
+    check(`${tag}: figures say how to get them`, /dself eval voice/.test(figures), figures.slice(0, 160));
+  });
+  await step(`${tag}: loss curves`, async () => {
+    const res = await page.request.get(`${base}/api/models/voice/curve${query}`);
+    const points = res.ok() ? (await res.json()).points ?? [] : [];
+    if (points.length === 0) {
+      const empty = await page.getByTestId("train-curve-empty").innerText();
+      check(`${tag}: no curve before training, and said so`, res.status() === 404 && /No training curve yet/.test(empty), empty);
+      return;
+    }
+    const chart = page.getByTestId("train").getByTestId("line-chart");
+    await chart.waitFor({ state: "visible", timeout: 15000 });
+    const lines = await chart.locator("polyline").evaluateAll((els) => els.map((e) => e.getAttribute("points").trim().split(/\s+/).length));
+    const legend = (await chart.locator(".legend").innerText()).replace(/\s+/g, " ");
+    const held = points.filter((p) => typeof p.held_out_loss === "number").length;
+    check(`${tag}: train and held-out loss curves drawn`, lines.length === 2 && lines[0] === points.length && lines[1] === held && /train/.test(legend) && /held-out/.test(legend), `${lines.join(" and ")} points of ${points.length}/${held}; ${legend}`);
+  });
+  await step(`${tag}: held-out sentences`, async () => {
+    const res = await page.request.get(`${base}/api/voice/samples${query}`);
+    const samples = res.ok() ? (await res.json()).samples : [];
+    const list = page.getByTestId("voice-samples");
+    await list.waitFor({ state: "visible", timeout: 15000 });
+    const shown = await list.locator(".sample-text").allInnerTexts();
+    const want = samples.map((s) => `“${s.text}”`);
+    check(`${tag}: the held-out sentences listed`, samples.length > 0 && shown.join("|") === want.join("|"), `${shown.length} shown: ${shown.join(" | ").slice(0, 160)}`);
+    // The first real recording: the <audio> element loads it (metadata read), and it is a WAV.
+    const audio = list.getByTestId("real-audio").first();
+    await audio.scrollIntoViewIfNeeded();
+    const src = await audio.getAttribute("src");
+    const loaded = await audio.evaluate(
+      (a) => new Promise((done) => {
+        if (a.readyState >= 1) return done({ state: a.readyState, duration: a.duration });
+        a.addEventListener("loadedmetadata", () => done({ state: a.readyState, duration: a.duration }), { once: true });
+        a.addEventListener("error", () => done({ state: -1, error: a.error && a.error.code }), { once: true });
+        a.load();
+      }),
+    );
+    const wav = await page.request.get(new URL(src, page.url()).href);
+    const body = await wav.body();
+    check(
+      `${tag}: the real recording loads (audio/wav)`,
+      wav.status() === 200 && wav.headers()["content-type"] === "audio/wav" && body.subarray(0, 4).toString() === "RIFF" && loaded.state >= 1 && loaded.duration > 0,
+      `HTTP ${wav.status()} ${wav.headers()["content-type"]}, ${body.length} bytes, element ${JSON.stringify(loaded)}`,
+    );
+    check(`${tag}: no trained voice to play yet`, (await list.getByTestId("trained-audio").count()) === 0 && /not trained yet/.test(await list.innerText()));
+  });
+  // The whole panel from a page scrolled to the top, so that the sticky top bar does not cover it.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const box = await panel.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return { x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height };
+  });
+  await page.screenshot({ path: join(outDir, `train-${vp.name}.png`), fullPage: true, clip: box });
+}
+
 async function studio(page, vp) {
   const tag = `studio/${vp.name}`;
   await page.goto(`${base}/${query}#/studio`, { waitUntil: "load" });
@@ -239,6 +317,7 @@ async function studio(page, vp) {
       kinds.length ? `kinds ${shown.join(", ")}${missing.length ? `; missing ${missing.join("; ")}` : ""}` : empty || `/api/metrics ${res.status()}`,
     );
   });
+  await trainPanel(page, vp);
   await step(`${tag}: jobs and say`, async () => {
     check(`${tag}: jobs, add videos and say present`,
       (await page.getByTestId("jobs").isVisible()) && (await page.getByTestId("add-sources").isVisible()) && (await page.getByTestId("say").count()) === 1);

@@ -16,9 +16,10 @@ import {
   type Status,
 } from "./api";
 import { ModelMetrics } from "./Models";
+import { TrainPanel } from "./Train";
 import { formatNumber } from "./plots";
 
-const STATE_ORDER: Record<string, number> = { queued: 0, running: 1, done: 2, failed: 2 };
+const STATE_ORDER: Record<string, number> = { queued: 0, running: 1, done: 2, failed: 2, interrupted: 2 };
 const PREPARE_STAGES = ["prepare.audio", "prepare.transcript", "prepare.speech", "prepare.face"];
 
 function message(e: unknown): string {
@@ -80,7 +81,7 @@ export function Studio() {
   }, [refresh, upsertJob]);
 
   // When a job finishes, what it made shows up in the status, the metrics and the report.
-  const finished = [...jobs.values()].filter((j) => j.state === "done" || j.state === "failed").length;
+  const finished = [...jobs.values()].filter((j) => j.state === "done" || j.state === "failed" || j.state === "interrupted").length;
   useEffect(() => {
     if (finished > 0) refresh();
   }, [finished, refresh]);
@@ -166,6 +167,8 @@ export function Studio() {
         <AddSources onJob={upsertJob} />
 
         <SayBox />
+
+        <TrainPanel jobs={jobList} onJob={upsertJob} metrics={metrics?.models?.voice} />
 
         <div className="card wide" data-testid="metrics">
           <h2>Models</h2>

@@ -146,7 +146,7 @@ export function Talk() {
           </span>
         </div>
         <p className="stage-meta">
-          {hello?.voice ? <>voice {hello.voice}</> : <>waiting for the avatar</>}
+          {hello?.voice ? <span data-testid="talk-voice">voice: {hello.voice}</span> : <>waiting for the avatar</>}
           {hello?.fps ? <> · {hello.fps} fps</> : null}
         </p>
         <p className="about">

@@ -94,7 +94,7 @@ export function uploadFile(file: File, onProgress: (share: number) => void): Pro
 export interface Job {
   id: number;
   kind: string;
-  state: "queued" | "running" | "done" | "failed";
+  state: "queued" | "running" | "done" | "failed" | "interrupted";
   progress?: { done: number; total: number; label?: string } | null;
   started_at?: string | null;
   finished_at?: string | null;
@@ -162,6 +162,28 @@ export interface SayResult {
   duration_s?: number;
   sentences?: number;
   voice?: string;
+}
+
+/** A point of the voice's training curve (models/voice/curve.json). */
+export interface CurvePoint {
+  step: number;
+  train_loss: number;
+  held_out_loss?: number | null;
+  elapsed_s?: number;
+}
+
+/** GET /api/models/voice/curve */
+export interface VoiceCurve {
+  format?: string;
+  points: CurvePoint[];
+  partial?: boolean;
+}
+
+/** GET /api/voice/samples */
+export interface VoiceSamples {
+  voice: { name: string; trained: boolean; state: string; why: string };
+  speech: { train_s: number; held_out_s: number; min_train_s: number; ready: boolean; waiting_for?: string };
+  samples: { source: string; id: string; text: string; duration_s: number; real_url: string; trained_url: string }[];
 }
 
 export interface SourceRef {

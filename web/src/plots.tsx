@@ -94,3 +94,66 @@ export function BarChart({ spec }: { spec: BarChartSpec }) {
     </figure>
   );
 }
+
+export interface LineSeries {
+  name: string;
+  /** [x, y] points in order of x. */
+  points: [number, number][];
+}
+
+/** A small SVG line chart: several series on shared axes (y from 0 or the lowest value). */
+export function LineChart({ title, xLabel, series }: { title: string; xLabel: string; series: LineSeries[] }) {
+  const W = 360;
+  const H = 180;
+  const left = 44;
+  const bottom = 22;
+  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  if (all.length === 0) return null;
+  const xMax = Math.max(...all.map(([x]) => x), 1);
+  const yMin = Math.min(0, ...all.map(([, y]) => y));
+  const yMax = Math.max(...all.map(([, y]) => y), yMin + 1e-9) * 1.05;
+  const sx = (x: number) => left + (x / xMax) * (W - left - 8);
+  const sy = (y: number) => 6 + (1 - (y - yMin) / (yMax - yMin)) * (H - bottom - 6);
+  const ticks = [yMin, (yMin + yMax) / 2, yMax];
+  return (
+    <figure className="plot" data-testid="line-chart">
+      <figcaption>{title}</figcaption>
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={title}>
+        <line x1={left} x2={left} y1={0} y2={H - bottom} className="axis" />
+        <line x1={left} x2={W} y1={H - bottom} y2={H - bottom} className="axis" />
+        {ticks.map((t) => (
+          <text key={t} x={left - 4} y={sy(t) + 4} textAnchor="end" className="tick">
+            {fmt(t)}
+          </text>
+        ))}
+        <text x={left} y={H - 6} className="tick">
+          0
+        </text>
+        <text x={W - 8} y={H - 6} textAnchor="end" className="tick">
+          {xLabel} {formatNumber(xMax)}
+        </text>
+        {series.map((s, i) =>
+          s.points.length === 0 ? null : (
+            <g key={s.name}>
+              <polyline
+                fill="none"
+                stroke={COLORS[i % COLORS.length]}
+                strokeWidth={2}
+                points={s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ")}
+              />
+              {s.points.length === 1 && <circle cx={sx(s.points[0][0])} cy={sy(s.points[0][1])} r={3} fill={COLORS[i % COLORS.length]} />}
+            </g>
+          ),
+        )}
+      </svg>
+      <div className="legend">
+        {series.map((s, i) => (
+          <span key={s.name}>
+            <i style={{ background: COLORS[i % COLORS.length] }} />
+            {s.name}
+          </span>
+        ))}
+      </div>
+    </figure>
+  );
+}

@@ -1,4 +1,4 @@
-// Background jobs (ingest, prepare, report): one at a time per avatar, on a worker thread that
+// Background jobs (ingest, prepare, report, train): one at a time per avatar, on a worker thread that
 // owns them. The worker passes the work its own ProgressSink (the job's progress and log lines)
 // and StopRequested (the job's stop flag: POST /api/jobs/ID/stop, or the server stopping).
 #pragma once
@@ -16,14 +16,23 @@
 #include <thread>
 #include <vector>
 
+#include "core/progress.h"
 #include "server/server.h"
 
 namespace dself::server::detail {
 
+// What a train job trains (`dself train [voice|all] --steps N --time-budget S`).
+struct TrainRequest {
+  std::string model = "all";  // "voice" or "all"
+  int steps = 0;              // 0: the model's default
+  double time_budget_s = 0;   // 0: no limit
+};
+
 struct JobRecord {
   int64_t id = 0;
-  std::string kind;                  // "ingest", "prepare", "report"
+  std::string kind;                  // "ingest", "prepare", "report", "train"
   std::vector<std::string> sources;  // ingest: URLs or files inside the workspace
+  TrainRequest train;                // train: what to train
   std::string state = "queued";      // "queued", "running", "done", "failed", "interrupted"
   int64_t done = 0;                  // progress of the current task
   int64_t total = 0;
@@ -35,7 +44,8 @@ struct JobRecord {
 };
 
 // {"id", "kind", "state", "progress": {"done", "total", "label"}, "started_at", "finished_at",
-//  "error", "sources"} and, with_log, "log".
+//  "error", "sources"}, for a train job "train": {"model", "steps", "time_budget_s"}, and,
+// with_log, "log".
 nlohmann::json to_json(const JobRecord& job, bool with_log);
 
 class JobRunner {
@@ -49,7 +59,7 @@ class JobRunner {
   JobRunner& operator=(const JobRunner&) = delete;
 
   // Queues a job; HttpError 409 while another is queued or running, 400 for a bad request.
-  JobRecord submit(const std::string& kind, const std::vector<std::string>& sources);
+  JobRecord submit(const std::string& kind, const std::vector<std::string>& sources, const TrainRequest& train = {});
   // Asks the queued or running job `id` to stop at its next safe point (it ends "interrupted");
   // HttpError 404 for an unknown job, 409 for one that has ended.
   JobRecord stop(int64_t id);
@@ -61,6 +71,8 @@ class JobRunner {
  private:
   void work();
   void run(JobRecord& job);
+  std::string run_train(const JobRecord& job, const ProgressSink& progress, const StopRequested& should_stop,
+                        const std::function<void(std::string)>& log);
   void changed(int64_t id, bool force);
 
   ServeOptions options_;

@@ -33,7 +33,7 @@ class LiveHub {
   int session_count() const;
   // Cancels every session's work and closes its socket; waits for their threads.
   void stop_all();
-  // The workspace changed (a prepare finished): models and memory load again on next use.
+  // The workspace changed (a prepare or a train job finished): models and memory load again on next use.
   void invalidate();
 
   // Renders `text` to <avatar>/renders/NAME.mp4 on the calling thread (a worker's): the answer
