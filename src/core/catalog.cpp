@@ -339,4 +339,10 @@ std::vector<ChatMessage> Catalog::messages(int64_t conversation_id) const {
   return result;
 }
 
+bool Catalog::has_conversation(int64_t conversation_id) const {
+  Statement s(db_, "SELECT 1 FROM conversations WHERE id = ?");
+  s.bind(1, conversation_id);
+  return s.step();
+}
+
 }  // namespace dself

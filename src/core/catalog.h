@@ -100,6 +100,7 @@ class Catalog {
   int64_t start_conversation(const std::string& engine);
   void add_message(const ChatMessage& message);
   std::vector<ChatMessage> messages(int64_t conversation_id) const;
+  bool has_conversation(int64_t conversation_id) const;
 
   const std::filesystem::path& path() const { return path_; }
 

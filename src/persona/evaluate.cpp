@@ -245,6 +245,19 @@ QuestionsReport evaluate_questions(const Memory& memory, const std::vector<Quest
     total_ms += ms;
     report.max_reply_ms = std::max(report.max_reply_ms, ms);
     ++asked;
+    // The best match before any threshold: what calibrating min_confidence needs.
+    auto top = memory.match(q.text, 50);
+    int rank = -1;  // of the expected sentence among the matches (-1: not among them)
+    for (size_t i = 0; i < top.size() && rank < 0; ++i) {
+      for (const auto* s : targets) {
+        if (top[i].sentence.source_id == s->source_id && top[i].sentence.index == s->index) rank = static_cast<int>(i);
+      }
+    }
+    report.answers.push_back({{"line", q.line},
+                              {"in_scope", !q.expected.empty()},
+                              {"confidence", top.empty() ? 0.0 : top[0].confidence},
+                              {"best_is_expected", rank == 0},
+                              {"expected_rank", rank}});
     bool ok = false;
     if (q.expected.empty()) {
       ++report.out_of_scope;
@@ -284,7 +297,8 @@ nlohmann::json to_json(const QuestionsReport& report) {
           {"out_of_scope_declined", share(report.out_of_scope_declined, report.out_of_scope)},
           {"mean_reply_ms", report.mean_reply_ms},
           {"max_reply_ms", report.max_reply_ms},
-          {"misses", report.misses}};
+          {"misses", report.misses},
+          {"answers", report.answers}};
 }
 
 }  // namespace dself::persona

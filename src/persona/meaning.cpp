@@ -19,7 +19,7 @@ namespace dself::persona {
 
 namespace {
 
-constexpr int kSensesPerPos = 5;  // later senses are rare uses that mostly add noise
+constexpr int kSensesPerPos = 2;  // later senses are rare uses that mostly add noise ("loaf" as idling)
 constexpr std::array<const char*, 4> kPosNames = {"noun", "verb", "adj", "adv"};
 
 // A read-only memory map of a whole file.
@@ -104,8 +104,9 @@ struct WordNet::Impl {
   std::array<MappedFile, 4> data;
   std::array<std::unordered_map<std::string, std::vector<std::string>>, 4> exceptions;
 
-  // Synset offsets of a lemma for one part of speech, most frequent sense first.
-  std::vector<int64_t> synsets(int pos, const std::string& lemma) const {
+  // Synset offsets of a lemma for one part of speech, most frequent sense first; `senses`: how
+  // many it has.
+  std::vector<int64_t> synsets(int pos, const std::string& lemma, int* senses = nullptr) const {
     std::vector<int64_t> out;
     auto line = find_line(index[pos].text, lemma);
     if (line.empty()) return out;
@@ -114,7 +115,13 @@ struct WordNet::Impl {
     if (f.size() < 4) return out;
     size_t p_cnt = static_cast<size_t>(std::atoi(std::string(f[3]).c_str()));
     size_t first = 4 + p_cnt + 2;
-    for (size_t i = first; i < f.size(); ++i) out.push_back(std::atoll(std::string(f[i]).c_str()));
+    if (first > f.size()) return out;
+    if (senses) *senses = std::atoi(std::string(f[2]).c_str());
+    // Senses seen in the tagged corpus come first; a second sense counts only when it was seen
+    // too ("bread" as money was not), so rare senses do not link unrelated words.
+    int tagged = std::atoi(std::string(f[first - 1]).c_str());
+    size_t keep = static_cast<size_t>(std::clamp(tagged, 1, kSensesPerPos));
+    for (size_t i = first; i < f.size() && out.size() < keep; ++i) out.push_back(std::atoll(std::string(f[i]).c_str()));
     return out;
   }
 
@@ -173,6 +180,16 @@ const WordNet* WordNet::get() {
 
 WordNet::~WordNet() { delete impl_; }
 
+int WordNet::senses(const std::string& lemma) const {
+  int total = 0;
+  for (int p = 0; p < 4; ++p) {
+    int n = 0;
+    impl_->synsets(p, lemma, &n);
+    total += n;
+  }
+  return total;
+}
+
 bool WordNet::knows(const std::string& lemma) const {
   for (int p = 0; p < 4; ++p) {
     if (!find_line(impl_->index[p].text, lemma).empty()) return true;
@@ -220,13 +237,12 @@ WordConcepts WordNet::concepts(const std::string& lemma) const {
   std::vector<std::pair<int, int64_t>> level1;
   for (int p = 0; p < 4; ++p) {
     auto offsets = impl_->synsets(p, lemma);
-    if (offsets.size() > static_cast<size_t>(kSensesPerPos)) offsets.resize(kSensesPerPos);
     for (int64_t offset : offsets) {
       own.insert(concept_id(p, offset));
       for (const auto& ptr : impl_->pointers(p, offset)) {
-        // Word family (+ derivation, \ pertainym) and near-synonyms (& similar, ^ also see) count as
-        // the word's own meaning; hypernyms (@, @i instance) are the broader terms.
-        if (ptr.symbol == "+" || ptr.symbol == "\\" || ptr.symbol == "&" || ptr.symbol == "^") {
+        // Word family (+ derivation, \ pertainym) counts as the word's own meaning; hypernyms (@,
+        // @i instance) are the broader terms. Adjectives' "similar to" links reach too far (bad ~ big).
+        if (ptr.symbol == "+" || ptr.symbol == "\\") {
           own.insert(concept_id(ptr.pos, ptr.offset));
         } else if (ptr.symbol == "@" || ptr.symbol == "@i") {
           b1.insert(concept_id(ptr.pos, ptr.offset));
@@ -264,8 +280,29 @@ std::string lemma_key(const std::string& word) {
 }
 
 std::vector<std::string> content_keys(std::string_view text) {
+  auto words = words_of(text);
   std::vector<std::string> out;
-  for (const auto& w : content_words(text)) out.push_back(lemma_key(w));
+  const WordNet* wn = WordNet::get();
+  for (size_t i = 0; i < words.size(); ++i) {
+    // A two-word term WordNet knows ("grown ups", "dutch oven") is one key, instead of its words.
+    if (wn && i + 1 < words.size() && !is_common_english(words[i]) && !is_common_english(words[i + 1])) {
+      bool term = false;
+      for (const char* glue : {"_", "-", ""}) {
+        auto forms = wn->base_forms(words[i] + glue + words[i + 1]);
+        if (!forms.empty()) {
+          out.push_back(forms.front());
+          term = true;
+          break;
+        }
+      }
+      if (term) {
+        ++i;
+        continue;
+      }
+    }
+    if (words[i].size() < 2 || is_common_english(words[i])) continue;
+    out.push_back(lemma_key(words[i]));
+  }
   return out;
 }
 

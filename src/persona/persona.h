@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,7 @@ struct PersonaParams {
   int match_units = 40;             // BM25 units re-ranked by meaning per question
   // Least confidence (Match::confidence) to answer rather than decline; calibrated on the
   // development questions (tests/data/persona_questions.tsv, docs/FORMATS.md).
-  double min_confidence = 0.5;
+  double min_confidence = 0.55;
 };
 
 // Where a piece of text was said.
@@ -121,6 +122,8 @@ class Memory {
 
   bool rebuilt() const { return rebuilt_; }  // true when this open (re)built the index
   const PersonaCard& card() const { return card_; }
+  // Words the transcripts write capitalised (names, places), lower case: for readable replies.
+  const std::set<std::string>& names() const { return names_; }
   const PersonaParams& params() const { return params_; }
   int sentence_count() const;
 
@@ -151,6 +154,7 @@ class Memory {
   std::filesystem::path avatar_;
   PersonaParams params_;
   PersonaCard card_;
+  std::set<std::string> names_;
   sqlite3* db_ = nullptr;
   bool rebuilt_ = false;
   int n_units_ = 0;
@@ -250,7 +254,8 @@ struct QuestionsReport {
   int out_of_scope_declined = 0;
   double mean_reply_ms = 0;
   double max_reply_ms = 0;
-  std::vector<nlohmann::json> misses;  // every wrong answer: line, question, expected, reply, confidence
+  std::vector<nlohmann::json> misses;   // every wrong answer: line, question, expected, reply, kind
+  std::vector<nlohmann::json> answers;  // every question asked: line, in_scope, confidence, best_is_expected
 };
 QuestionsReport evaluate_questions(const Memory& memory, const std::vector<Question>& questions);
 nlohmann::json to_json(const QuestionsReport& report);

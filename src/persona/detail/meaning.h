@@ -34,6 +34,8 @@ class WordNet {
   // Base forms WordNet knows for a word form (children -> child, practising -> practise), any part of speech.
   std::vector<std::string> base_forms(const std::string& word) const;
   bool knows(const std::string& lemma) const;
+  // How many senses a lemma has over all parts of speech: common words have many ("give": 45).
+  int senses(const std::string& lemma) const;
   WordConcepts concepts(const std::string& lemma) const;
 
   ~WordNet();
