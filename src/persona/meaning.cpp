@@ -72,18 +72,6 @@ std::string_view find_line(std::string_view file, std::string_view key) {
   return {};
 }
 
-std::vector<std::string_view> fields(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t pos = 0;
-  while (pos < line.size()) {
-    size_t end = line.find(' ', pos);
-    if (end == std::string_view::npos) end = line.size();
-    if (end > pos) out.push_back(line.substr(pos, end - pos));
-    pos = end + 1;
-  }
-  return out;
-}
-
 int pos_index(char c) {
   switch (c) {
     case 'n': return 0;
@@ -110,7 +98,7 @@ struct WordNet::Impl {
     std::vector<int64_t> out;
     auto line = find_line(index[pos].text, lemma);
     if (line.empty()) return out;
-    auto f = fields(line);
+    auto f = split_spaces(line);
     // lemma pos synset_cnt p_cnt [ptr_symbol...] sense_cnt tagsense_cnt synset_offset...
     if (f.size() < 4) return out;
     size_t p_cnt = static_cast<size_t>(std::atoi(std::string(f[3]).c_str()));
@@ -138,7 +126,7 @@ struct WordNet::Impl {
     size_t end = text.find('\n', static_cast<size_t>(offset));
     std::string_view line = text.substr(static_cast<size_t>(offset), end - static_cast<size_t>(offset));
     line = line.substr(0, line.find(" | "));
-    auto f = fields(line);
+    auto f = split_spaces(line);
     if (f.size() < 4) return out;
     size_t w_cnt = std::strtoul(std::string(f[3]).c_str(), nullptr, 16);
     size_t i = 4 + 2 * w_cnt;
@@ -169,7 +157,7 @@ const WordNet* WordNet::get() {
       std::ifstream exc(dir / (std::string(kPosNames[p]) + ".exc"));
       std::string line;
       while (std::getline(exc, line)) {
-        auto f = fields(line);
+        auto f = split_spaces(line);
         for (size_t i = 1; i < f.size(); ++i) wn->impl_->exceptions[p][std::string(f[0])].emplace_back(f[i]);
       }
     }

@@ -520,13 +520,7 @@ struct Term {
 
 std::vector<std::string> split_keys(const std::string& keys) {
   std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < keys.size()) {
-    size_t end = keys.find(' ', pos);
-    if (end == std::string::npos) end = keys.size();
-    if (end > pos) out.push_back(keys.substr(pos, end - pos));
-    pos = end + 1;
-  }
+  for (auto k : split_spaces(keys)) out.emplace_back(k);
   return out;
 }
 

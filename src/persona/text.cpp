@@ -137,19 +137,6 @@ std::string as_sentence(const std::string& text) {
 
 namespace {
 
-// Splits at spaces; each token keeps its punctuation.
-std::vector<std::string> tokens_of(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find(' ', pos);
-    if (end == std::string::npos) end = text.size();
-    if (end > pos) out.push_back(text.substr(pos, end - pos));
-    pos = end + 1;
-  }
-  return out;
-}
-
 std::string letters_lower(const std::string& token) {
   std::string out;
   for (char c : token) {
@@ -160,6 +147,18 @@ std::string letters_lower(const std::string& token) {
 
 }  // namespace
 
+std::vector<std::string_view> split_spaces(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > pos) out.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
 std::set<std::string> capitalised_words(const std::vector<Sentence>& sentences) {
   std::map<std::string, std::pair<int, int>> counts;  // word -> (capitalised, not)
   for (const auto& s : sentences) {
@@ -168,12 +167,12 @@ std::set<std::string> capitalised_words(const std::vector<Sentence>& sentences) 
                      [](char c) { return std::isupper(static_cast<unsigned char>(c)) && c != 'I'; })) {
       continue;
     }
-    auto tokens = tokens_of(s.text);
+    auto tokens = split_spaces(s.text);
     for (size_t i = 1; i < tokens.size(); ++i) {
       // After end punctuation a capital starts a sentence, not a name.
       char before = tokens[i - 1].empty() ? ' ' : tokens[i - 1].back();
       if (before == '.' || before == '?' || before == '!') continue;
-      std::string word = letters_lower(tokens[i]);
+      std::string word = letters_lower(std::string(tokens[i]));
       if (word.empty() || word == "i" || word.rfind("i'", 0) == 0) continue;
       auto& c = counts[word];
       (std::isupper(static_cast<unsigned char>(tokens[i][0])) ? c.first : c.second) += 1;
@@ -187,10 +186,10 @@ std::set<std::string> capitalised_words(const std::vector<Sentence>& sentences) 
 }
 
 std::string readable(const std::string& text, const std::set<std::string>& names) {
-  auto tokens = tokens_of(text);
   std::string out;
   bool start = true;
-  for (auto token : tokens) {
+  for (auto piece : split_spaces(text)) {
+    std::string token(piece);
     std::string word = letters_lower(token);
     if (word.size() > 2 && word.compare(word.size() - 2, 2, "'s") == 0) word.resize(word.size() - 2);
     bool cap = start || word == "i" || word.rfind("i'", 0) == 0 || names.count(word);

@@ -10,6 +10,8 @@
 
 namespace dself::persona {
 
+// The space-separated fields of a text (runs of spaces count as one).
+std::vector<std::string_view> split_spaces(std::string_view text);
 // Lower-case words (letters, digits, inner apostrophes; other scripts kept as bytes).
 std::vector<std::string> words_of(std::string_view text);
 // A light suffix-stripped form, for matching word forms in coverage.
