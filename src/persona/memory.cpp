@@ -465,7 +465,7 @@ std::vector<std::pair<std::string, double>> Memory::related_keys(const std::stri
     // How alike two words are by the concepts they share, by how far up each had to go: a
     // synonym or word family, a narrower word of the question's (gull for seabird), a broader one,
     // a sibling under the same parent. The figures are judgement, checked on the development set.
-    static constexpr double kSimilarity[3][3] = {{0.85, 0.6, 0.4}, {0.55, 0.25, 0}, {0.4, 0, 0}};
+    static constexpr double kSimilarity[3][3] = {{0.85, 0.6, 0.45}, {0.55, 0.35, 0.2}, {0.45, 0.2, 0}};
     auto concepts = wordnet->concepts(key);
     std::map<ConceptId, int> reach;
     for (auto c : concepts.own) reach[c] = 0;
