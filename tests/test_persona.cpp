@@ -490,6 +490,19 @@ TEST_F(MeaningTest, ParaphrasedQuestionsFindTheSentence) {
   }
 }
 
+TEST_F(MeaningTest, SuggestedQuestionsComeFromThePersonsTopics) {
+  persona::Memory memory(avatar_);
+  const auto& suggested = memory.card().suggested_questions;
+  ASSERT_FALSE(suggested.empty());
+  for (const auto& q : suggested) {
+    EXPECT_EQ(q.rfind("Tell me about your ", 0), 0u) << q;
+    // Each is answered from what the person said, not declined.
+    auto reply = ask(memory, {{"user", q, {}}});
+    EXPECT_TRUE(reply.grounded) << q << " -> " << reply.text;
+  }
+  EXPECT_NE(std::find(suggested.begin(), suggested.end(), "Tell me about your cello."), suggested.end());
+}
+
 TEST_F(MeaningTest, OutOfScopeQuestionsAreDeclined) {
   persona::Memory memory(avatar_);
   for (const char* question : {"What's the capital of Australia?", "Who painted the Mona Lisa?",

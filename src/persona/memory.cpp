@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bumped whenever how sentences, passages or the card are made changes: forces a rebuild.
-constexpr const char* kIndexVersion = "persona-index-6";
+constexpr const char* kIndexVersion = "persona-index-8";
 
 // A concept that more vocabulary words reach than this is too general to say anything
 // ("entity", "act"): it is left out of the lexicon.

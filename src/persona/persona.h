@@ -86,6 +86,7 @@ struct PersonaCard {
   std::vector<SourceRef> greetings;       // how the person opens a video (recurring across sources)
   std::vector<SourceRef> sign_offs;       // how the person closes one
   std::vector<SourceRef> facts;           // first-person statements ("I started...", "My ... is ...")
+  std::vector<std::string> suggested_questions;  // "Tell me about your cello.": from distinctive words said after "my"
 };
 
 nlohmann::json to_json(const PersonaCard& card);
