@@ -477,8 +477,8 @@ TEST_F(MeaningTest, ParaphrasedQuestionsFindTheSentence) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"Are grown-ups worse at learning music than kids?", "adults learn slowly"},
       {"How long have you had your garden plot?", "rented a small allotment plot"},
-      {"How much time do you spend rehearsing each day?", "thirty minutes every day"},
-      {"Who teaches you to play?", "named Margit"},
+      {"How long do you rehearse every day?", "thirty minutes every day"},
+      {"Who teaches you the cello?", "named Margit"},
       {"What do you give your starter to eat?", "rye flour every morning"},
       {"How old were you when you took up your instrument?", "at thirty four"},
       {"How long does homemade bread keep?", "stays fresh for about three days"},

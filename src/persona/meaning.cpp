@@ -19,7 +19,9 @@ namespace dself::persona {
 
 namespace {
 
-constexpr int kSensesPerPos = 2;  // later senses are rare uses that mostly add noise ("loaf" as idling)
+// Later senses are rare uses. Fewer (2, or only those seen in the tagged corpus) were tried and
+// did worse on the development questions: a visitor's word often means one of the rarer senses.
+constexpr int kSensesPerPos = 5;
 constexpr std::array<const char*, 4> kPosNames = {"noun", "verb", "adj", "adv"};
 
 // A read-only memory map of a whole file.
@@ -105,10 +107,7 @@ struct WordNet::Impl {
     size_t first = 4 + p_cnt + 2;
     if (first > f.size()) return out;
     if (senses) *senses = std::atoi(std::string(f[2]).c_str());
-    // Senses seen in the tagged corpus come first; a second sense counts only when it was seen
-    // too ("bread" as money was not), so rare senses do not link unrelated words.
-    int tagged = std::atoi(std::string(f[first - 1]).c_str());
-    size_t keep = static_cast<size_t>(std::clamp(tagged, 1, kSensesPerPos));
+    size_t keep = static_cast<size_t>(kSensesPerPos);
     for (size_t i = first; i < f.size() && out.size() < keep; ++i) out.push_back(std::atoll(std::string(f[i]).c_str()));
     return out;
   }
@@ -230,7 +229,7 @@ WordConcepts WordNet::concepts(const std::string& lemma) const {
       for (const auto& ptr : impl_->pointers(p, offset)) {
         // Word family (+ derivation, \ pertainym) counts as the word's own meaning; hypernyms (@,
         // @i instance) are the broader terms. Adjectives' "similar to" links reach too far (bad ~ big).
-        if (ptr.symbol == "+" || ptr.symbol == "\\") {
+        if (ptr.symbol == "+" || ptr.symbol == "\\" || ptr.symbol == "&" || ptr.symbol == "^") {
           own.insert(concept_id(ptr.pos, ptr.offset));
         } else if (ptr.symbol == "@" || ptr.symbol == "@i") {
           b1.insert(concept_id(ptr.pos, ptr.offset));
@@ -267,12 +266,14 @@ std::string lemma_key(const std::string& word) {
   return stem(word);
 }
 
-std::vector<std::string> content_keys(std::string_view text) {
+std::vector<std::string> content_keys(std::string_view text, bool terms_replace_words) {
   auto words = words_of(text);
   std::vector<std::string> out;
   const WordNet* wn = WordNet::get();
   for (size_t i = 0; i < words.size(); ++i) {
-    // A two-word term WordNet knows ("grown ups", "dutch oven") is one key, instead of its words.
+    // A two-word term WordNet knows ("grown ups", "dutch oven") is one more key: beside its words
+    // in what the person said (so either matches), instead of them in a question (where "grow"
+    // and "up" would count as words of their own).
     if (wn && i + 1 < words.size() && !is_common_english(words[i]) && !is_common_english(words[i + 1])) {
       bool term = false;
       for (const char* glue : {"_", "-", ""}) {
@@ -283,7 +284,7 @@ std::vector<std::string> content_keys(std::string_view text) {
           break;
         }
       }
-      if (term) {
+      if (term && terms_replace_words) {
         ++i;
         continue;
       }

@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Bumped whenever how sentences, passages or the card are made changes: forces a rebuild.
-constexpr const char* kIndexVersion = "persona-index-8";
+constexpr const char* kIndexVersion = "persona-index-10";
 
 // A concept that more vocabulary words reach than this is too general to say anything
 // ("entity", "act"): it is left out of the lexicon.
@@ -506,7 +506,7 @@ std::vector<std::string> question_keys(std::string_view question) {
   }
   std::vector<std::string> out;
   std::set<std::string> seen;
-  for (auto& key : content_keys(text)) {
+  for (auto& key : content_keys(text, true)) {
     if (seen.insert(key).second) out.push_back(key);
   }
   return out;

@@ -30,7 +30,7 @@ struct PersonaParams {
   int match_units = 40;             // BM25 units re-ranked by meaning per question
   // Least confidence (Match::confidence) to answer rather than decline; calibrated on the
   // development questions (tests/data/persona_questions.tsv, docs/FORMATS.md).
-  double min_confidence = 0.55;
+  double min_confidence = 0.6;
 };
 
 // Where a piece of text was said.

@@ -51,8 +51,9 @@ class WordNet {
 // The key a word is matched by: its shortest WordNet base form, else a light stem.
 std::string lemma_key(const std::string& word);
 
-// Keys of the content words of a text, in order.
-std::vector<std::string> content_keys(std::string_view text);
+// Keys of the content words of a text, in order; a two-word term WordNet knows is one more key,
+// beside its words or, with terms_replace_words (questions), instead of them.
+std::vector<std::string> content_keys(std::string_view text, bool terms_replace_words = false);
 
 // What a question asks for, from its wh-words: "duration", "age", "quantity", "frequency",
 // "person", "time", "place", "reason", or "" (anything).
