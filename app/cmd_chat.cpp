@@ -20,6 +20,7 @@ namespace {
 struct ChatOptions {
   std::string message;
   std::string engine = "extractive";
+  int64_t conversation = 0;
   bool json = false;
   persona::PersonaParams params;
   persona::OpenAiOptions openai;
@@ -73,6 +74,24 @@ void turn(Catalog& catalog, persona::ChatEngine& engine, int64_t conversation_id
   catalog.add_message({conversation_id, "assistant", reply.text, sources_json(reply.sources), ""});
 }
 
+// The messages of an earlier conversation, with where each reply was said.
+std::vector<persona::Message> earlier_messages(const Catalog& catalog, int64_t conversation_id) {
+  std::vector<persona::Message> history;
+  for (const auto& m : catalog.messages(conversation_id)) {
+    persona::Message message{m.role, m.text, {}};
+    auto sources = nlohmann::json::parse(m.sources_json.empty() ? "[]" : m.sources_json, nullptr, false);
+    if (sources.is_array()) {
+      for (const auto& s : sources) {
+        if (!s.is_object()) continue;
+        message.sources.push_back({s.value("source_id", int64_t{0}), s.value("title", std::string()),
+                                   s.value("start_s", 0.0), s.value("end_s", 0.0), ""});
+      }
+    }
+    history.push_back(std::move(message));
+  }
+  return history;
+}
+
 }  // namespace
 
 void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
@@ -88,6 +107,9 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
   command->add_option("--llm-timeout", options->openai.timeout_s, "openai engine: seconds for a whole reply")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  command->add_option("--conversation", options->conversation,
+                      "Continue conversation ID (from an earlier reply's conversation_id): follow-ups lean on it and "
+                      "nothing said in it is repeated");
   command->add_flag("--json", options->json, "Print each reply as one JSON line (format: docs/FORMATS.md)");
   command->add_option("--max-message-chars", options->params.max_message_chars, "Longest message accepted, characters")
       ->check(CLI::Range(1, 1000000))
@@ -109,10 +131,23 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
       engine = persona::make_extractive_engine(memory);
     }
     Catalog catalog(globals.avatar);
-    int64_t conversation_id = catalog.start_conversation(engine->name());
     std::vector<persona::Message> history;
+    int64_t conversation_id = options->conversation;
+    if (conversation_id != 0) {
+      if (catalog.conversations(conversation_id, 1).empty()) {
+        throw InputError(fmt::format("unknown conversation {} in {}: give the conversation_id of an earlier reply",
+                                     conversation_id, globals.avatar.string()));
+      }
+      history = earlier_messages(catalog, conversation_id);
+    } else {
+      conversation_id = catalog.start_conversation(engine->name());
+    }
     if (!interactive) {
       turn(catalog, *engine, conversation_id, history, options->message, options->json);
+      if (!options->json && isatty(STDERR_FILENO)) {
+        std::fprintf(stderr, "(conversation %lld: go on with --conversation %lld)\n",
+                     static_cast<long long>(conversation_id), static_cast<long long>(conversation_id));
+      }
       return;
     }
     bool tty = isatty(STDIN_FILENO);

@@ -18,6 +18,8 @@ packages=(
   libtorch-dev libsptk-dev sptk
   # speech recognition: PocketSphinx with its US English model; real read speech for evaluation
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
+  # the persona's word meanings: WordNet 3.0 data (its C library's header too)
+  wordnet-base wordnet-dev
   # the server: RESTinio on Asio
   librestinio-dev libasio-dev libhttp-parser-dev
   # the web UI's end-to-end tests drive Debian's Chromium

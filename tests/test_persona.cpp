@@ -8,12 +8,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "persona/persona.h"
 #include "core/catalog.h"
+#include "persona/detail/meaning.h"
+#include "persona/detail/text.h"
 #include "support.h"
 
 namespace dself {
@@ -387,6 +391,246 @@ TEST_F(PersonaTest, OpenAiEngineErrorsSayWhatFailed) {
   auto missing = test::run_dself({"--avatar", avatar_, "chat", "--engine", "openai", "hello"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_TRUE(contains(missing.output, "--llm-url")) << missing.output;
+}
+
+// A small memory written straight as transcripts (no prepare): three talks of the sample
+// monologue, each sentence two seconds long, so that meaning tests know every sentence there is.
+class MeaningTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    avatar_ = (*dir_ / "avatar").string();
+    const std::vector<std::vector<std::string>> talks = {
+        {"I started baking bread about six years ago, during a very long and rainy winter.",
+         "My sourdough starter is called Bertha, and she lives in a glass jar on the kitchen counter.",
+         "I feed my sourdough starter with rye flour every morning before breakfast.",
+         "I add ten grams of salt to every loaf, because bread without salt tastes flat and sad.",
+         "Bulk fermentation in my cold kitchen usually takes around six hours.",
+         "I tap the bottom of the loaf, and if it sounds hollow, the bread is done.",
+         "Homemade sourdough stays fresh for about three days if you keep it wrapped in a linen cloth."},
+        {"I started learning the cello at thirty four, and I had never played any instrument before.",
+         "My cello teacher is a patient woman named Margit who has been teaching for over thirty years.",
+         "I have a cello lesson with Margit every Tuesday evening, and each lesson lasts forty five minutes.",
+         "Margit says that adults learn slowly, but they practise with much more purpose than children.",
+         "I practise the cello for thirty minutes every day, usually right after dinner.",
+         "My dream piece is the prelude from the first cello suite by Bach."},
+        {"I have rented a small allotment plot on the edge of town for four years now.",
+         "My allotment is plot number twelve, right next to the old water tank and the blackberry hedge.",
+         "Slugs are the biggest enemy on my allotment, especially after a warm and rainy night.",
+         "I go out with a torch after dark to pick slugs off my lettuces by hand.",
+         "Courgettes grow so fast in August that I end up giving bags of them to my neighbours.",
+         "I live in a small town by the coast called Wrenhaven, on the edge of a wide grey bay.",
+         "i moved to wrenhaven eight years ago after living in a big city for most of my twenties"}};
+    fs::create_directories(fs::path(avatar_) / "transcripts");
+    for (size_t t = 0; t < talks.size(); ++t) {
+      nlohmann::json words = nlohmann::json::array();
+      double at = 0;
+      for (const auto& sentence : talks[t]) {
+        std::istringstream in(sentence);
+        std::vector<std::string> ws;
+        for (std::string w; in >> w;) ws.push_back(w);
+        for (const auto& w : ws) {
+          words.push_back({{"text", w}, {"start_s", at}, {"end_s", at + 2.0 / ws.size()}});
+          at += 2.0 / ws.size();
+        }
+        at += 0.8;
+      }
+      std::ofstream(fs::path(avatar_) / "transcripts" / (std::to_string(t + 1) + ".json"))
+          << nlohmann::json{{"words", words}}.dump();
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static persona::Reply ask(const persona::Memory& memory, const std::vector<persona::Message>& history) {
+    return persona::make_extractive_engine(memory)->reply(history, {});
+  }
+  static test::TempDir* dir_;
+  static std::string avatar_;
+};
+test::TempDir* MeaningTest::dir_ = nullptr;
+std::string MeaningTest::avatar_;
+
+TEST(PersonaMeaning, LemmasAndWordNetFamiliesJoinWordForms) {
+  ASSERT_NE(persona::WordNet::get(), nullptr) << "WordNet is not installed: run scripts/setup.sh (wordnet-base)";
+  EXPECT_EQ(persona::lemma_key("children"), "child");
+  EXPECT_EQ(persona::lemma_key("kids"), "kid");
+  EXPECT_EQ(persona::lemma_key("practising"), "practise");
+  EXPECT_EQ(persona::lemma_key("loaves"), "loaf");
+  auto shares = [](const std::string& a, const std::string& b) {
+    auto ca = persona::WordNet::get()->concepts(a).own, cb = persona::WordNet::get()->concepts(b).own;
+    for (auto c : ca) {
+      if (std::find(cb.begin(), cb.end(), c) != cb.end()) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(shares("practise", "practice"));
+  EXPECT_TRUE(shares("grownup", "adult"));
+  EXPECT_TRUE(shares("kid", "child"));
+  EXPECT_FALSE(shares("cello", "bread"));
+  // A two-word term is one more key beside its words.
+  auto keys = persona::content_keys("grown ups learn slowly");
+  EXPECT_NE(std::find(keys.begin(), keys.end(), "grownup"), keys.end());
+  EXPECT_EQ(persona::question_type("How long are your lessons?"), "duration");
+  EXPECT_EQ(persona::question_type("Who teaches you?"), "person");
+  EXPECT_TRUE(persona::answers_type("duration", "each lesson lasts forty five minutes"));
+  EXPECT_FALSE(persona::answers_type("duration", "My dream piece is the prelude"));
+}
+
+TEST_F(MeaningTest, ParaphrasedQuestionsFindTheSentence) {
+  persona::Memory memory(avatar_);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"Are grown-ups worse at learning music than kids?", "adults learn slowly"},
+      {"How long have you had your garden plot?", "rented a small allotment plot"},
+      {"How long do you rehearse every day?", "thirty minutes every day"},
+      {"Who teaches you the cello?", "named Margit"},
+      {"What do you give your starter to eat?", "rye flour every morning"},
+      {"How old were you when you took up your instrument?", "at thirty four"},
+      {"How long does homemade bread keep?", "stays fresh for about three days"},
+  };
+  for (const auto& [question, expected] : cases) {
+    auto reply = ask(memory, {{"user", question, {}}});
+    EXPECT_TRUE(reply.grounded) << question;
+    EXPECT_TRUE(contains(reply.text, expected)) << question << " -> " << reply.text;
+  }
+}
+
+TEST_F(MeaningTest, SuggestedQuestionsComeFromThePersonsTopics) {
+  persona::Memory memory(avatar_);
+  const auto& suggested = memory.card().suggested_questions;
+  ASSERT_FALSE(suggested.empty());
+  for (const auto& q : suggested) {
+    EXPECT_EQ(q.rfind("Tell me about your ", 0), 0u) << q;
+    // Each is answered from what the person said, not declined.
+    auto reply = ask(memory, {{"user", q, {}}});
+    EXPECT_TRUE(reply.grounded) << q << " -> " << reply.text;
+  }
+  EXPECT_NE(std::find(suggested.begin(), suggested.end(), "Tell me about your cello."), suggested.end());
+}
+
+TEST_F(MeaningTest, OutOfScopeQuestionsAreDeclined) {
+  persona::Memory memory(avatar_);
+  for (const char* question : {"What's the capital of Australia?", "Who painted the Mona Lisa?",
+                               "How do I file my tax return?", "Can you explain quantum computing?"}) {
+    auto reply = ask(memory, {{"user", question, {}}});
+    EXPECT_EQ(reply.kind, "unknown") << question << " -> " << reply.text;
+    EXPECT_FALSE(reply.grounded);
+  }
+}
+
+TEST_F(MeaningTest, FollowUpsLeanOnTheLastAnswerAndNothingIsRepeated) {
+  persona::Memory memory(avatar_);
+  std::vector<persona::Message> history = {{"user", "Who is your cello teacher?", {}}};
+  auto first = ask(memory, history);
+  ASSERT_TRUE(first.grounded) << first.text;
+  ASSERT_TRUE(contains(first.text, "Margit")) << first.text;
+  history.push_back({"assistant", first.text, first.sources});
+  history.push_back({"user", "And how long are they?", {}});
+  auto follow = ask(memory, history);
+  EXPECT_TRUE(follow.grounded) << follow.text;
+  EXPECT_TRUE(contains(follow.text, "forty five minutes")) << follow.text;
+  ASSERT_FALSE(follow.sources.empty());
+  EXPECT_EQ(follow.sources[0].source_id, first.sources[0].source_id);
+
+  // The same question again gets something not said yet, unless asked to repeat.
+  history.push_back({"assistant", follow.text, follow.sources});
+  history.push_back({"user", "Who is your cello teacher?", {}});
+  auto again = ask(memory, history);
+  EXPECT_FALSE(contains(again.text, "patient woman named Margit")) << again.text;
+  history.push_back({"assistant", again.text, again.sources});
+  history.push_back({"user", "Can you repeat who your cello teacher is?", {}});
+  auto repeated = ask(memory, history);
+  EXPECT_TRUE(contains(repeated.text, "patient woman named Margit")) << repeated.text;
+}
+
+TEST_F(MeaningTest, RepliesFromAsrTextGetCapitalsAndPunctuation) {
+  persona::Memory memory(avatar_);
+  std::vector<persona::Sentence> sentences = {{1, "t", 0, 0, 1, "We went to Wrenhaven in May"},
+                                              {1, "t", 1, 1, 2, "My friend Margit lives there"},
+                                              {1, "t", 2, 2, 3, "Then Margit plays the cello with Bach"},
+                                              {1, "t", 3, 3, 4, "The cello in Wrenhaven is Old"},
+                                              {1, "t", 4, 4, 5, "i met margit at the cello shop and margit"}};
+  auto names = persona::capitalised_words(sentences);
+  EXPECT_TRUE(names.count("wrenhaven"));
+  EXPECT_TRUE(names.count("margit"));  // the last sentence is ASR text (no capitals): it does not count
+  EXPECT_FALSE(names.count("cello"));
+  EXPECT_TRUE(names.count("bach"));
+  EXPECT_EQ(persona::readable("i think margit's cello is in wrenhaven", names),
+            "I think Margit's cello is in Wrenhaven.");
+  EXPECT_EQ(persona::readable("i'm sure. it is", names), "I'm sure. It is.");
+  // The memory learnt the names from its own transcripts, and uses them in replies.
+  EXPECT_TRUE(memory.names().count("margit"));
+  auto reply = ask(memory, {{"user", "When did you move to Wrenhaven?", {}}});
+  EXPECT_TRUE(contains(reply.text, "I moved to Wrenhaven eight years ago")) << reply.text;
+  EXPECT_EQ(reply.text.back(), '.');
+}
+
+TEST_F(MeaningTest, ChatContinuesAConversationByIdAndRefusesAnUnknownOne) {
+  test::TempDir dir;
+  fs::copy(avatar_, dir / "avatar", fs::copy_options::recursive);
+  std::string avatar = (dir / "avatar").string();
+  auto first = test::run_dself({"--avatar", avatar, "--quiet", "chat", "--json", "Who is your cello teacher?"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  auto reply = nlohmann::json::parse(first.output);
+  int64_t id = reply["conversation_id"];
+  auto next = test::run_dself({"--avatar", avatar, "--quiet", "chat", "--json", "--conversation", std::to_string(id),
+                               "And how long are they?"});
+  ASSERT_EQ(next.exit_code, 0) << next.output;
+  auto next_reply = nlohmann::json::parse(next.output);
+  EXPECT_EQ(next_reply["conversation_id"], id);
+  EXPECT_TRUE(contains(next_reply["reply"], "forty five minutes")) << next.output;
+  Catalog catalog(avatar);
+  EXPECT_EQ(catalog.messages(id).size(), 4u);
+
+  auto unknown = test::run_dself({"--avatar", avatar, "chat", "--conversation", "424242", "hello"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_TRUE(contains(unknown.output, "424242")) << unknown.output;
+}
+
+TEST_F(MeaningTest, QuestionsFileBadLinesAreNamed) {
+  test::TempDir dir;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  auto good = write("good.tsv",
+                    "# comment\n\nWho teaches you the cello?\tMy cello teacher is a patient woman named Margit who has "
+                    "been teaching for over thirty years.\nWhat's the capital of Australia?\t-\n");
+  auto questions = persona::read_questions(good);
+  ASSERT_EQ(questions.size(), 2u);
+  EXPECT_EQ(questions[0].line, 3);
+  EXPECT_TRUE(questions[1].expected.empty());
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"no tab here\n", "line 1"},
+      {"# fine\nq\ta\tb\n", "line 2"},
+      {"q\t\n", "line 1"},
+      {"\tanswer\n", "line 1"},
+      {"ok?\t-\nbad \xff\xfe\t-\n", "line 2"},
+      {"# only comments\n", "no questions"},
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    auto file = write("bad" + std::to_string(i) + ".tsv", bad[i].first);
+    EXPECT_THROW(persona::read_questions(file), InputError) << bad[i].first;
+    auto r = test::run_dself({"--avatar", avatar_, "eval", "persona", "--questions", file});
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_TRUE(contains(r.output, bad[i].second)) << r.output;
+  }
+  auto missing = test::run_dself({"--avatar", avatar_, "eval", "persona", "--questions", (dir / "none.tsv").string()});
+  EXPECT_EQ(missing.exit_code, 1);
+
+  // A good file: the figures and every answer, in JSON.
+  auto r = test::run_dself({"--avatar", avatar_, "--quiet", "eval", "persona", "--questions", good, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto json = nlohmann::json::parse(r.output);
+  const auto& f = json["questions_file"];
+  EXPECT_EQ(f["in_scope"], 1);
+  EXPECT_EQ(f["out_of_scope"], 1);
+  EXPECT_EQ(f["accuracy"], 1.0) << f.dump();
+  EXPECT_EQ(f["out_of_scope_declined"], 1.0);
+  EXPECT_EQ(f["answers"].size(), 2u);
+  EXPECT_TRUE(json.contains("recall_at_1"));  // the generated questions' figures stay beside it
 }
 
 }  // namespace

@@ -95,6 +95,43 @@ std::vector<SourceRef> recurring_openers(const std::vector<const Sentence*>& can
 
 }  // namespace
 
+namespace {
+
+// Questions a visitor could ask, from the person's own topics: a distinctive word they say
+// after "my" ("my cello", "my sourdough starter") becomes "Tell me about your cello". Never a raw
+// phrase of the transcript ("What about hey everyone welcome?").
+std::vector<std::string> suggest_questions(const std::vector<Sentence>& sentences,
+                                           const std::vector<PersonaCard::Term>& terms) {
+  constexpr size_t kMaxSuggestions = 4;
+  constexpr size_t kTermsTried = 12;
+  std::vector<std::vector<std::string>> all_words;
+  for (const auto& s : sentences) all_words.push_back(words_of(s.text));
+  std::vector<std::string> out;
+  std::set<std::string> asked;
+  for (size_t t = 0; t < terms.size() && t < kTermsTried && out.size() < kMaxSuggestions; ++t) {
+    // The most frequent "my [word] TERM" for this term.
+    std::map<std::string, int> said;
+    for (const auto& words : all_words) {
+      for (size_t i = 0; i < words.size(); ++i) {
+        if (words[i] != terms[t].text) continue;
+        if (i >= 1 && words[i - 1] == "my") ++said[words[i]];
+        if (i >= 2 && words[i - 2] == "my" && !is_common_english(words[i - 1])) ++said[words[i - 1] + " " + words[i]];
+      }
+    }
+    if (said.empty()) continue;
+    auto best = std::max_element(said.begin(), said.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    // One question per thing: "your night" after "your night train" says nothing new.
+    bool repeats = false;
+    for (const auto& w : words_of(best->first)) repeats = repeats || asked.count(w);
+    if (repeats) continue;
+    for (const auto& w : words_of(best->first)) asked.insert(w);
+    out.push_back("Tell me about your " + best->first + ".");
+  }
+  return out;
+}
+
+}  // namespace
+
 PersonaCard build_card(const std::vector<Sentence>& sentences) {
   PersonaCard card;
   std::map<int64_t, std::pair<const Sentence*, const Sentence*>> first_last;
@@ -141,6 +178,7 @@ PersonaCard build_card(const std::vector<Sentence>& sentences) {
   }
   card.distinctive_terms = top_terms(word_counts, 2, 30);
   card.distinctive_phrases = top_terms(phrase_counts, 2, 20);
+  card.suggested_questions = suggest_questions(sentences, card.distinctive_terms);
 
   // Recurring phrases: said in 2+ sources (or 3+ times in one); longer ones hide the shorter
   // phrases they contain.
@@ -230,7 +268,8 @@ nlohmann::json to_json(const PersonaCard& card) {
           {"recurring_phrases", terms_json(card.recurring_phrases)},
           {"greetings", refs_json(card.greetings)},
           {"sign_offs", refs_json(card.sign_offs)},
-          {"facts", refs_json(card.facts)}};
+          {"facts", refs_json(card.facts)},
+          {"suggested_questions", card.suggested_questions}};
 }
 
 PersonaCard card_from_json(const nlohmann::json& json) {
@@ -246,6 +285,7 @@ PersonaCard card_from_json(const nlohmann::json& json) {
   card.greetings = refs_from(json.at("greetings"));
   card.sign_offs = refs_from(json.at("sign_offs"));
   card.facts = refs_from(json.at("facts"));
+  if (json.contains("suggested_questions")) card.suggested_questions = json["suggested_questions"].get<std::vector<std::string>>();
   return card;
 }
 

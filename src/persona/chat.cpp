@@ -70,11 +70,11 @@ bool looks_foreign(std::string_view text, const std::vector<std::string>& words)
   return true;
 }
 
-SourceRef ref_of(const std::vector<Sentence>& span) {
+SourceRef ref_of(const std::vector<Sentence>& span, const std::set<std::string>& names) {
   SourceRef ref{span.front().source_id, span.front().title, span.front().start_s, span.back().end_s, ""};
   for (const auto& s : span) {
     if (!ref.text.empty()) ref.text += ' ';
-    ref.text += as_sentence(s.text);
+    ref.text += readable(s.text, names);
   }
   return ref;
 }
@@ -117,7 +117,7 @@ class ExtractiveEngine : public ChatEngine {
 
   Reply from_refs(const std::string& kind, const std::vector<SourceRef>& refs, const std::string& fallback) const {
     if (refs.empty()) return canned(kind, fallback);
-    Reply r{as_sentence(refs.front().text), {refs.front()}, true, kind};
+    Reply r{readable(refs.front().text, memory_.names()), {refs.front()}, true, kind};
     return r;
   }
 
@@ -146,76 +146,82 @@ class ExtractiveEngine : public ChatEngine {
     if (any_word_in(words, kThanksWords) && only_words_from(words, kThanksWords, kSocialWords)) {
       return from_refs("thanks", memory_.card().sign_offs, "Thanks, it was nice talking to you.");
     }
-    if (last_answer && !last_answer->sources.empty() && only_words_from(words, kMoreWords, {}) &&
-        any_word_in(words, {"more", "continue", "on", "else", "next", "keep"})) {
-      Reply more = continue_after(last_answer->sources.back());
-      if (more.grounded) return more;
-    }
-    std::string said;  // what this conversation already answered, not to be repeated
+    // What this conversation already answered is not said again, unless the visitor asks for it.
+    bool again = any_word_in(words, {"again", "repeat", "remind"});
+    std::string said;
     for (const auto& m : history) {
-      if (m.role != "assistant") continue;
+      if (m.role != "assistant" || again) continue;
       said += ' ';
       said += normalized(m.text);
       said += ' ';
     }
-    Reply r = retrieve(message, said);
-    // A follow-up ("and why was that?") leans on the question before it.
-    if (!r.grounded && !previous_question.empty()) {
-      Reply with_context = retrieve(previous_question + " " + message, said, message);
-      if (with_context.grounded) return with_context;
+    if (last_answer && !last_answer->sources.empty() && only_words_from(words, kMoreWords, {}) &&
+        any_word_in(words, {"more", "continue", "on", "else", "next", "keep"})) {
+      Reply more = continue_after(last_answer->sources.back(), said);
+      if (more.grounded) return more;
     }
+    // A follow-up leans on the last answer: where it was said and what was asked.
+    MatchContext context;
+    if (last_answer && !last_answer->sources.empty()) {
+      const auto& ref = last_answer->sources.front();
+      context.text = previous_question + " " + last_answer->text;
+      context.source_id = ref.source_id;
+      for (const auto& s : memory_.sentences(ref.source_id, 0, 1 << 30)) {
+        if (s.start_s >= ref.start_s - 0.01) {
+          context.sentence_index = s.index;
+          break;
+        }
+      }
+    }
+    Reply r = retrieve(message, said, context.source_id != 0 ? &context : nullptr);
     return r.grounded ? r : unknown();
   }
 
-  Reply continue_after(const SourceRef& ref) const {
+  Reply continue_after(const SourceRef& ref, const std::string& said) const {
     auto all = memory_.sentences(ref.source_id, 0, 1 << 30);
     std::vector<Sentence> span;
     for (const auto& s : all) {
-      if (s.start_s >= ref.end_s - 0.01 && static_cast<int>(span.size()) < memory_.params().max_reply_sentences) {
+      if (s.start_s >= ref.end_s - 0.01 && !already_said(said, s.text) &&
+          static_cast<int>(span.size()) < memory_.params().max_reply_sentences) {
         span.push_back(s);
       }
     }
     if (span.empty()) return canned("unknown", "That's about all I said about it.");
-    SourceRef out = ref_of(span);
+    SourceRef out = ref_of(span, memory_.names());
     return Reply{out.text, {out}, true, "answer"};
   }
 
-  // Best sentence among the retrieved units, by IDF-weighted coverage of the question (ties:
-  // retrieval rank), not one already said in this conversation, plus the sentence after it when that one carries on the
-  // topic or the best is short. `must_match`: text whose terms must also appear when answering with context.
-  Reply retrieve(const std::string& query, const std::string& said, const std::string& must_match = "") const {
+  static bool already_said(const std::string& said, const std::string& text) {
+    std::string padded = ' ' + normalized(text) + ' ';
+    return said.find(padded) != std::string::npos;
+  }
+
+  // The best sentence by meaning (Memory::match) that this conversation has not said yet, when
+  // the memory is sure enough of it, plus the sentence after it when the best is short.
+  Reply retrieve(const std::string& question, const std::string& said, const MatchContext* context) const {
     const auto& params = memory_.params();
-    auto hits = memory_.search(query, params.retrieve_k);
-    double best_coverage = -1;
-    Sentence best;
-    for (const auto& hit : hits) {
-      for (const auto& s : memory_.sentences(hit.ref.source_id, hit.first_sentence, hit.n_sentences)) {
-        std::string padded = normalized(s.text);
-        padded.insert(padded.begin(), ' ');
-        padded.push_back(' ');
-        if (said.find(padded) != std::string::npos) continue;
-        double c = memory_.coverage(query, s.text);
-        if (c > best_coverage + 1e-9) {
-          best_coverage = c;
-          best = s;
-        }
-      }
+    const Sentence* best = nullptr;
+    auto matches = memory_.match(question, 12, context);
+    for (const auto& m : matches) {
+      if (m.confidence < params.min_confidence) break;
+      if (already_said(said, m.sentence.text)) continue;
+      best = &m.sentence;
+      break;
     }
-    if (best_coverage < params.min_coverage) return Reply{};
-    if (!must_match.empty() && !content_words(must_match).empty() && memory_.coverage(must_match, best.text) <= 0) {
-      return Reply{};
-    }
-    std::vector<Sentence> span = {best};
-    auto next = memory_.sentences(best.source_id, best.index + 1, params.max_reply_sentences - 1);
+    if (!best) return Reply{};
+    std::vector<Sentence> span = {*best};
+    auto next = memory_.sentences(best->source_id, best->index + 1, params.max_reply_sentences - 1);
     for (const auto& s : next) {
+      // Only a short answer gets the sentence after it: a longer one is the answer, and what
+      // follows is left for "what else?" and follow-ups.
       bool short_best = words_of(span.front().text).size() < 8;
-      if (short_best || memory_.coverage(query, s.text) > 0) {
+      if (!already_said(said, s.text) && short_best) {
         span.push_back(s);
       } else {
         break;
       }
     }
-    SourceRef ref = ref_of(span);
+    SourceRef ref = ref_of(span, memory_.names());
     return Reply{ref.text, {ref}, true, "answer"};
   }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,10 @@ struct PersonaParams {
   int retrieve_k = 5;               // passages retrieved per reply
   double min_coverage = 0.5;        // IDF-weighted share of the question's terms a reply must match
   int max_reply_sentences = 2;      // sentences in one extractive reply
+  int match_units = 40;             // BM25 units re-ranked by meaning per question
+  // Least confidence (Match::confidence) to answer rather than decline; calibrated on the
+  // development questions (tests/data/persona_questions.tsv, docs/FORMATS.md).
+  double min_confidence = 0.6;
 };
 
 // Where a piece of text was said.
@@ -81,10 +86,28 @@ struct PersonaCard {
   std::vector<SourceRef> greetings;       // how the person opens a video (recurring across sources)
   std::vector<SourceRef> sign_offs;       // how the person closes one
   std::vector<SourceRef> facts;           // first-person statements ("I started...", "My ... is ...")
+  std::vector<std::string> suggested_questions;  // "Tell me about your cello.": from distinctive words said after "my"
 };
 
 nlohmann::json to_json(const PersonaCard& card);
 PersonaCard card_from_json(const nlohmann::json& json);
+
+// A sentence that may answer a question, and how sure the memory is that it does (0..1): the
+// IDF-weighted share of the question's content words found in it, as themselves, their word
+// family, a WordNet synonym or broader/narrower term, or a word they go with in the person's own
+// talk; raised when it holds what the question type asks for (a duration for "how long").
+struct Match {
+  Sentence sentence;
+  double confidence = 0;
+  std::string question_type;  // "duration", "age", "person", ... or "" (see detail/meaning.h)
+};
+
+// The conversation a question leans on: the last answer (its sentence) and the text before it.
+struct MatchContext {
+  std::string text;        // the previous question and answer
+  int64_t source_id = 0;   // where the last answer was said (0: nowhere)
+  int sentence_index = -1; // the last answer's sentence
+};
 
 // The memory: <avatar>/persona.db, indexing every transcript in <avatar>/transcripts/ as
 // sentences and passages (FTS5, porter stemming, BM25), rebuilt when the transcripts change
@@ -100,6 +123,8 @@ class Memory {
 
   bool rebuilt() const { return rebuilt_; }  // true when this open (re)built the index
   const PersonaCard& card() const { return card_; }
+  // Words the transcripts write capitalised (names, places), lower case: for readable replies.
+  const std::set<std::string>& names() const { return names_; }
   const PersonaParams& params() const { return params_; }
   int sentence_count() const;
 
@@ -111,6 +136,11 @@ class Memory {
   // the given sentence/passage text. Unknown terms weigh the most.
   double coverage(std::string_view query, std::string_view unit_text) const;
 
+  // The k best sentences for a question by meaning, best first: BM25 over the question's words
+  // and their related keys finds the candidates, the meaning signals re-rank them (Match).
+  // With a context, a question with few words of its own (a follow-up) leans on it.
+  std::vector<Match> match(std::string_view question, int k, const MatchContext* context = nullptr) const;
+
   // The sentences of a source from first, up to count.
   std::vector<Sentence> sentences(int64_t source_id, int first, int count) const;
   std::vector<Sentence> all_sentences() const;
@@ -119,13 +149,17 @@ class Memory {
  private:
   void rebuild(const std::vector<Sentence>& sentences, const std::string& input_hash);
   double term_idf(const std::string& term) const;
+  double key_idf(const std::string& key) const;
+  std::vector<std::pair<std::string, double>> related_keys(const std::string& key) const;
 
   std::filesystem::path avatar_;
   PersonaParams params_;
   PersonaCard card_;
+  std::set<std::string> names_;
   sqlite3* db_ = nullptr;
   bool rebuilt_ = false;
   int n_units_ = 0;
+  int n_sentences_ = 0;
 };
 
 // Content words of free text: lower-case letter/digit runs (apostrophes kept inside), without
@@ -200,5 +234,36 @@ struct EvalReport {
 };
 EvalReport evaluate(const Memory& memory, int max_questions);
 nlohmann::json to_json(const EvalReport& report);
+
+// A hand-written question and the sentence that answers it ("" when the person never talked
+// about it: the right reply declines).
+struct Question {
+  std::string text;
+  std::string expected;
+  int line = 0;  // in the questions file
+};
+
+// Reads a questions file (docs/FORMATS.md): UTF-8 lines "question<TAB>expected sentence" or
+// "question<TAB>-"; blank lines and lines starting with # are skipped. Throws InputError naming
+// the file and line of a bad line, and for a file with no questions.
+std::vector<Question> read_questions(const std::filesystem::path& file, const PersonaParams& params = {});
+
+// How the extractive engine does on hand-written questions, each asked in a new conversation.
+// A question whose expected sentence is not in this avatar's memory (another sample person's
+// videos may not say it) is counted apart and left out of the accuracy.
+struct QuestionsReport {
+  int in_scope = 0;            // questions with an expected sentence found in the memory
+  int not_in_memory = 0;       // expected sentence not found in this memory: not asked
+  int answered_expected = 0;   // the reply contains the expected sentence
+  int in_scope_declined = 0;   // in scope, but declined
+  int out_of_scope = 0;
+  int out_of_scope_declined = 0;
+  double mean_reply_ms = 0;
+  double max_reply_ms = 0;
+  std::vector<nlohmann::json> misses;   // every wrong answer: line, question, expected, reply, kind
+  std::vector<nlohmann::json> answers;  // every question asked: line, in_scope, confidence, best_is_expected
+};
+QuestionsReport evaluate_questions(const Memory& memory, const std::vector<Question>& questions);
+nlohmann::json to_json(const QuestionsReport& report);
 
 }  // namespace dself::persona

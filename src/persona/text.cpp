@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -132,6 +133,79 @@ std::string as_sentence(const std::string& text) {
     out += '.';
   }
   return out;
+}
+
+namespace {
+
+std::string letters_lower(const std::string& token) {
+  std::string out;
+  for (char c : token) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '\'') out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string_view> split_spaces(std::string_view text) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    if (end > pos) out.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::set<std::string> capitalised_words(const std::vector<Sentence>& sentences) {
+  std::map<std::string, std::pair<int, int>> counts;  // word -> (capitalised, not)
+  for (const auto& s : sentences) {
+    // ASR text has no capitals at all: it says nothing about which words are names.
+    if (std::none_of(s.text.begin() + std::min<size_t>(1, s.text.size()), s.text.end(),
+                     [](char c) { return std::isupper(static_cast<unsigned char>(c)) && c != 'I'; })) {
+      continue;
+    }
+    auto tokens = split_spaces(s.text);
+    for (size_t i = 1; i < tokens.size(); ++i) {
+      // After end punctuation a capital starts a sentence, not a name.
+      char before = tokens[i - 1].empty() ? ' ' : tokens[i - 1].back();
+      if (before == '.' || before == '?' || before == '!') continue;
+      std::string word = letters_lower(std::string(tokens[i]));
+      if (word.empty() || word == "i" || word.rfind("i'", 0) == 0) continue;
+      auto& c = counts[word];
+      (std::isupper(static_cast<unsigned char>(tokens[i][0])) ? c.first : c.second) += 1;
+    }
+  }
+  std::set<std::string> out;
+  for (const auto& [word, c] : counts) {
+    if (c.first > c.second) out.insert(word);
+  }
+  return out;
+}
+
+std::string readable(const std::string& text, const std::set<std::string>& names) {
+  std::string out;
+  bool start = true;
+  for (auto piece : split_spaces(text)) {
+    std::string token(piece);
+    std::string word = letters_lower(token);
+    if (word.size() > 2 && word.compare(word.size() - 2, 2, "'s") == 0) word.resize(word.size() - 2);
+    bool cap = start || word == "i" || word.rfind("i'", 0) == 0 || names.count(word);
+    if (cap) {
+      for (auto& c : token) {
+        if (std::isalpha(static_cast<unsigned char>(c))) {
+          c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          break;
+        }
+      }
+    }
+    start = !token.empty() && (token.back() == '.' || token.back() == '?' || token.back() == '!');
+    if (!out.empty()) out += ' ';
+    out += token;
+  }
+  return as_sentence(out);
 }
 
 std::vector<Sentence> split_sentences(const nlohmann::json& transcript, int64_t source_id, const std::string& title,

@@ -43,9 +43,9 @@ export function Talk() {
   useEffect(() => {
     getJson<Status>("/api/status")
       .then((status) => {
-        const phrases = (status.persona?.distinctive_phrases as { text: string }[] | undefined) ?? [];
-        const extra = phrases.slice(0, 2).map((p) => `What about ${p.text}?`);
-        setSuggestions(["Hi!", "What do you talk about?", ...extra]);
+        // Questions from the person's topics (persona.json), never raw phrases of the transcript.
+        const questions = (status.persona?.suggested_questions as string[] | undefined) ?? [];
+        setSuggestions(["Hi!", "What do you talk about?", ...questions.slice(0, 3)]);
       })
       .catch(() => undefined);
   }, []);
