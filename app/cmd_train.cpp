@@ -33,9 +33,13 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
   command->add_option("--threads", options->threads, "libtorch threads (same seed + threads: same model)")
       ->capture_default_str();
   command->add_option("--seed", options->seed, "Seed of initialisation and data order")->capture_default_str();
+  command->add_option("--model-dim", options->model_dim, "Channels of the acoustic model; 0: its default")
+      ->capture_default_str();
+  command->add_option("--reduction", options->reduction, "Frames per decoder step; 0: the default")
+      ->capture_default_str();
   command->footer("An interrupted run (Ctrl-C, --time-budget) checkpoints and resumes where it stopped next time.\n"
                   "The model goes to <avatar>/models/voice/ (docs/FORMATS.md).");
-  command->callback([options, &globals] {
+  command->callback([options, model, &globals] {
     options->avatar = globals.avatar;
     std::signal(SIGINT, on_interrupt);
     options->should_stop = [] { return interrupted.load(); };

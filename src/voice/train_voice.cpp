@@ -45,6 +45,7 @@ AcousticModelOptions model_options(const VoiceTrainOptions& options) {
     o.dim = options.model_dim;
     o.predictor_dim = std::min(o.predictor_dim, int64_t(options.model_dim));
   }
+  if (options.reduction > 0) o.reduction = options.reduction;
   return o;
 }
 
