@@ -340,16 +340,20 @@ std::vector<float> interpolated_lf0(const std::vector<float>& f0_hz, float fallb
   return out;
 }
 
-// The cache of one source's features: tensors "<id>.mcep", "<id>.f0", "<id>.bap".
-fs::path cache_file(const fs::path& cache_dir, const fs::path& source_dir) {
-  const std::string key = hash_bytes(read_file(source_dir / "utterances.json")).substr(0, 16);
+// The cache of one source's features: tensors "<id>.mcep", "<id>.f0", "<id>.bap", keyed by the
+// clips it analysed (ids, files, their stretch of the source): texts and splits do not change them.
+fs::path cache_file(const fs::path& cache_dir, const fs::path& source_dir, const speech::SpeechDataset& dataset) {
+  std::string clips;
+  for (const auto& u : dataset.utterances)
+    clips += fmt::format("{} {} {:.4f} {:.4f}\n", u.id, u.wav, u.source_start_s, u.source_end_s);
+  const std::string key = hash_bytes(clips).substr(0, 16);
   return cache_dir / fmt::format("{}-{}.safetensors", source_dir.filename().string(), key);
 }
 
 std::vector<vocoder::Features> source_features(const fs::path& source_dir, const speech::SpeechDataset& dataset,
                                                const fs::path& cache_dir, int threads, Progress& progress,
                                                const StopRequested& should_stop) {
-  const fs::path cache = cache_file(cache_dir, source_dir);
+  const fs::path cache = cache_file(cache_dir, source_dir, dataset);
   std::vector<vocoder::Features> out;
   if (fs::exists(cache)) {
     const auto file = safetensors::read(cache);
