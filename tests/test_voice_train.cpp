@@ -137,17 +137,42 @@ VoiceTrainOptions tiny(const fs::path& avatar, int steps) {
   return o;
 }
 
-// A copy of the prepared avatar under `dir`/avatar (`dir` made first).
+// Analysed features shared by this file's tests (beside the prepared avatar, keyed by its clips),
+// so that each test does not analyse the same speech again.
+fs::path shared_features() { return test::prepared_avatar_dir().string() + "-voice-features"; }
+
+void share_features(const fs::path& avatar) {
+  const fs::path mine = avatar / "models/voice/features";
+  if (!fs::is_directory(mine)) return;
+  fs::create_directories(shared_features());
+  for (const auto& f : fs::directory_iterator(mine))
+    if (!fs::exists(shared_features() / f.path().filename()))
+      write_file_atomic(shared_features() / f.path().filename(), read_file(f.path()));
+}
+
+// A copy of the prepared avatar under `dir`/avatar (`dir` made first), with the shared features.
 fs::path avatar_in(const fs::path& dir) {
   fs::create_directories(dir);
-  return test::copy_avatar(dir);
+  const fs::path avatar = test::copy_avatar(dir);
+  if (fs::is_directory(shared_features())) {
+    fs::create_directories(avatar / "models/voice/features");
+    for (const auto& f : fs::directory_iterator(shared_features()))
+      fs::copy_file(f.path(), avatar / "models/voice/features" / f.path().filename());
+  }
+  return avatar;
+}
+
+VoiceTrainResult train_and_share(const VoiceTrainOptions& options) {
+  VoiceTrainResult r = train_voice(options);
+  share_features(options.avatar);
+  return r;
 }
 
 std::string weights_of(const fs::path& avatar) { return read_file(avatar / "models/voice/model.safetensors"); }
 
 TEST(VoiceTrain, TooLittleSpeechSaysHowMuch) {
   test::TempDir dir;
-  const fs::path avatar = test::copy_avatar(dir.path());
+  const fs::path avatar = avatar_in(dir / "x");
   VoiceTrainOptions o = tiny(avatar, 5);
   o.min_speech_s = kMinVoiceSpeechS;
   try {
@@ -163,13 +188,22 @@ TEST(VoiceTrain, TooLittleSpeechSaysHowMuch) {
 
 TEST(VoiceTrain, HeldOutUtterancesNeverEnterTraining) {
   test::TempDir dir;
-  const fs::path avatar = test::copy_avatar(dir.path());
+  const fs::path avatar = avatar_in(dir / "x");
+  // The sample avatar is small (two utterances, both train): hold one out here.
+  {
+    const fs::path json_path = speech_source_dirs(avatar).front() / "utterances.json";
+    auto dataset = nlohmann::json::parse(read_file(json_path));
+    dataset["utterances"][0]["split"] = "held_out";
+    write_file_atomic(json_path, dataset.dump());
+  }
   std::set<std::string> train_ids, held_out_ids;
   for (const auto& source : speech_source_dirs(avatar))
     for (const auto& u : speech::read_dataset(source).utterances)
       (u.split == speech::Split::train ? train_ids : held_out_ids).insert(source.filename().string() + "/" + u.id);
-  ASSERT_FALSE(held_out_ids.empty()) << "the sample avatar should have held-out utterances";
-  const VoiceData data = load_voice_data(avatar, dir / "cache");
+  ASSERT_FALSE(held_out_ids.empty());
+  ASSERT_FALSE(train_ids.empty());
+  const VoiceData data = load_voice_data(avatar, avatar / "models/voice/features");
+  share_features(avatar);
   std::set<std::string> trained;
   for (const auto& e : data.train) trained.insert(e.id);
   EXPECT_EQ(trained, train_ids);
@@ -183,7 +217,7 @@ TEST(VoiceTrain, HeldOutUtterancesNeverEnterTraining) {
     EXPECT_EQ(e.frames.size(), size_t(e.frame_count) * kFrameDims);
   }
   // The features are cached: a second load reads them back identically.
-  const VoiceData again = load_voice_data(avatar, dir / "cache");
+  const VoiceData again = load_voice_data(avatar, avatar / "models/voice/features");
   ASSERT_EQ(again.train.size(), data.train.size());
   EXPECT_EQ(again.train[0].frames, data.train[0].frames);
 }
@@ -192,17 +226,17 @@ TEST(VoiceTrain, StepsLowerTheLossAndTheSameSeedGivesTheSameWeights) {
   test::TempDir dir;
   const fs::path a = avatar_in(dir / "a");
   const fs::path b = avatar_in(dir / "b");
-  const VoiceTrainResult ra = train_voice(tiny(a, 75));
+  const VoiceTrainResult ra = train_and_share(tiny(a, 50));
   EXPECT_TRUE(ra.complete);
-  EXPECT_EQ(ra.steps_done, 75);
+  EXPECT_EQ(ra.steps_done, 50);
   const auto curve = nlohmann::json::parse(read_file(a / "models/voice/curve.json"))["points"];
-  ASSERT_GE(curve.size(), 3u);
+  ASSERT_GE(curve.size(), 2u);
   EXPECT_LT(curve.back()["train_loss"].get<double>(), 0.8 * curve.front()["train_loss"].get<double>()) << curve.dump();
   EXPECT_FALSE(fs::exists(a / "models/voice/checkpoint"));
   for (const char* f : {"config.json", "model.safetensors", "normalization.json", "curve.json"})
     EXPECT_TRUE(fs::exists(a / "models/voice" / f)) << f;
 
-  train_voice(tiny(b, 75));
+  train_and_share(tiny(b, 50));
   EXPECT_TRUE(weights_of(a) == weights_of(b)) << "same seed, data and threads gave different weights";
 }
 
@@ -210,31 +244,33 @@ TEST(VoiceTrain, AStoppedRunResumesToTheSameWeights) {
   test::TempDir dir;
   const fs::path whole = avatar_in(dir / "whole");
   const fs::path broken = avatar_in(dir / "broken");
-  train_voice(tiny(whole, 40));
+  train_and_share(tiny(whole, 30));
 
-  VoiceTrainOptions first = tiny(broken, 40);
+  VoiceTrainOptions first = tiny(broken, 30);
   int asked = 0;
-  first.should_stop = [&] { return ++asked > 17; };  // asked before each step: stops after 17
+  // Asked between utterances while analysing and before each step: stops part way through.
+  first.should_stop = [&] { return ++asked > 15; };
   const VoiceTrainResult stopped = train_voice(first);
   EXPECT_FALSE(stopped.complete);
-  EXPECT_EQ(stopped.steps_done, 17);
+  EXPECT_GT(stopped.steps_done, 5);
+  EXPECT_LT(stopped.steps_done, 30);
   EXPECT_TRUE(fs::exists(broken / "models/voice/checkpoint/state.json"));
   EXPECT_FALSE(fs::exists(broken / "models/voice/config.json"));
 
-  const VoiceTrainResult resumed = train_voice(tiny(broken, 40));
+  const VoiceTrainResult resumed = train_and_share(tiny(broken, 30));
   EXPECT_TRUE(resumed.complete);
   EXPECT_TRUE(weights_of(whole) == weights_of(broken)) << "the resumed run's weights differ from the unbroken run's";
 
   // A checkpoint of another seed is not resumed: that run starts afresh and still completes.
-  VoiceTrainOptions other = tiny(broken, 10);
+  VoiceTrainOptions other = tiny(broken, 5);
   other.seed = 4;
   EXPECT_TRUE(train_voice(other).complete);
 }
 
 TEST(VoiceTrain, TheTrainedVoiceSaysSentences) {
   test::TempDir dir;
-  const fs::path avatar = test::copy_avatar(dir.path());
-  train_voice(tiny(avatar, 40));
+  const fs::path avatar = avatar_in(dir / "x");
+  train_and_share(tiny(avatar, 30));
   auto voice = make_trained_voice(avatar / "models/voice");
   EXPECT_FALSE(voice->is_fallback());
   EXPECT_NE(voice->name().find("trained voice"), std::string::npos);
@@ -267,8 +303,8 @@ TEST(VoiceTrain, TheTrainedVoiceSaysSentences) {
 
 TEST(VoiceTrain, ACorruptModelIsAnInputErrorNamingTheFile) {
   test::TempDir dir;
-  const fs::path avatar = test::copy_avatar(dir.path());
-  train_voice(tiny(avatar, 3));
+  const fs::path avatar = avatar_in(dir / "x");
+  train_and_share(tiny(avatar, 3));
   const fs::path model = avatar / "models/voice";
   EXPECT_NO_THROW(make_trained_voice(model));
   auto expect_names = [&](const std::string& file) {

@@ -35,7 +35,7 @@ constexpr double kClipNorm = 1.0;
 // trains within 15 minutes on 2 cores; more speech gets more steps, sub-linearly).
 int default_steps(double speech_s) {
   const double minutes = speech_s / 60;
-  return int(std::clamp(600.0 * std::sqrt(std::max(1.0, minutes)), 600.0, 6000.0));
+  return int(std::clamp(380.0 * std::sqrt(std::max(1.0, minutes)), 400.0, 6000.0));
 }
 
 AcousticModelOptions model_options(const VoiceTrainOptions& options) {
@@ -45,6 +45,7 @@ AcousticModelOptions model_options(const VoiceTrainOptions& options) {
     o.dim = options.model_dim;
     o.predictor_dim = std::min(o.predictor_dim, int64_t(options.model_dim));
   }
+  if (options.reduction > 0) o.reduction = options.reduction;
   return o;
 }
 
@@ -199,7 +200,13 @@ VoiceTrainResult train_voice(const VoiceTrainOptions& options) {
                                           train_s / 60));
   torch::set_num_threads(std::max(1, options.threads));
   fs::create_directories(model_dir);
-  const VoiceData data = load_voice_data(options.avatar, model_dir / "features", options.progress, options.should_stop);
+  VoiceData data;
+  try {
+    data = load_voice_data(options.avatar, model_dir / "features", options.threads, options.progress,
+                           options.should_stop);
+  } catch (const Stopped&) {
+    return result;  // sources analysed in full are cached; the rest are analysed next time
+  }
   result.speech_s = data.train_speech_s;
 
   const AcousticModelOptions model_options_ = model_options(options);

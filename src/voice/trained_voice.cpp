@@ -57,6 +57,8 @@ class TrainedVoice : public Voice {
     const fs::path weights = model_dir / "model.safetensors";
     load_module_tensors(*model_, safetensors::read(weights), weights.string());
     model_->eval();
+    // Last: the dictionary takes a while to load, and a broken model should fail fast.
+    phonemizer_ = std::make_unique<speech::Phonemizer>();
   }
 
   std::string name() const override { return fmt::format("trained voice ({:.0f} min of speech)", speech_s_ / 60); }
@@ -66,7 +68,7 @@ class TrainedVoice : public Voice {
     Utterance u;
     u.text = std::string(sentence);
     std::vector<std::string> warnings;
-    const std::vector<FrontItem> items = front_end(phonemizer_, sentence, &warnings);
+    const std::vector<FrontItem> items = front_end(*phonemizer_, sentence, &warnings);
     for (const auto& w : warnings) spdlog::warn("trained voice: \"{}\": {}", sentence, w);
     std::vector<int64_t> phones;
     std::vector<int64_t> context;
@@ -126,7 +128,7 @@ class TrainedVoice : public Voice {
     return f;
   }
 
-  speech::Phonemizer phonemizer_;
+  std::unique_ptr<speech::Phonemizer> phonemizer_;
   AcousticModel model_;
   Normalization normalization_;
   double speech_s_ = 0;

@@ -104,6 +104,7 @@ struct VoiceTrainOptions {
   int threads = 2;              // libtorch threads; same seed + data + threads -> same model
   uint64_t seed = 1;
   int model_dim = 0;            // channels of the acoustic model; 0: its default (tests train narrow ones)
+  int reduction = 0;            // frames per decoder step; 0: the default (docs/VOICE.md compares them)
   double min_speech_s = kMinVoiceSpeechS;  // less train-split speech than this is an InputError
   ProgressSink progress;        // task "train voice (loss L, held-out H)", unit "steps"
   StopRequested should_stop;    // asked between steps; stopping checkpoints first

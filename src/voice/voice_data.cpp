@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -339,16 +340,20 @@ std::vector<float> interpolated_lf0(const std::vector<float>& f0_hz, float fallb
   return out;
 }
 
-// The cache of one source's features: tensors "<id>.mcep", "<id>.f0", "<id>.bap".
-fs::path cache_file(const fs::path& cache_dir, const fs::path& source_dir) {
-  const std::string key = hash_bytes(read_file(source_dir / "utterances.json")).substr(0, 16);
+// The cache of one source's features: tensors "<id>.mcep", "<id>.f0", "<id>.bap", keyed by the
+// clips it analysed (ids, files, their stretch of the source): texts and splits do not change them.
+fs::path cache_file(const fs::path& cache_dir, const fs::path& source_dir, const speech::SpeechDataset& dataset) {
+  std::string clips;
+  for (const auto& u : dataset.utterances)
+    clips += fmt::format("{} {} {:.4f} {:.4f}\n", u.id, u.wav, u.source_start_s, u.source_end_s);
+  const std::string key = hash_bytes(clips).substr(0, 16);
   return cache_dir / fmt::format("{}-{}.safetensors", source_dir.filename().string(), key);
 }
 
 std::vector<vocoder::Features> source_features(const fs::path& source_dir, const speech::SpeechDataset& dataset,
-                                               const fs::path& cache_dir, Progress& progress,
+                                               const fs::path& cache_dir, int threads, Progress& progress,
                                                const StopRequested& should_stop) {
-  const fs::path cache = cache_file(cache_dir, source_dir);
+  const fs::path cache = cache_file(cache_dir, source_dir, dataset);
   std::vector<vocoder::Features> out;
   if (fs::exists(cache)) {
     const auto file = safetensors::read(cache);
@@ -365,16 +370,36 @@ std::vector<vocoder::Features> source_features(const fs::path& source_dir, const
     }
     return out;
   }
-  safetensors::File file;
-  for (const auto& u : dataset.utterances) {
+  // `threads` utterances at a time (vocoder::analyze is thread-safe); a stop is honoured between
+  // rounds, on this thread.
+  out.resize(dataset.utterances.size());
+  const size_t round = size_t(std::max(1, threads));
+  for (size_t first = 0; first < out.size(); first += round) {
     if (should_stop && should_stop()) throw Stopped("voice data: stopped while analysing speech");
-    const auto audio = media::decode_audio(source_dir / u.wav, vocoder::kSampleRate);
-    vocoder::Features f = vocoder::analyze(audio);
+    const size_t last = std::min(out.size(), first + round);
+    std::vector<std::exception_ptr> errors(last - first);
+    std::vector<std::thread> workers;
+    for (size_t i = first; i < last; ++i) {
+      workers.emplace_back([&, i] {
+        try {
+          out[i] = vocoder::analyze(media::decode_audio(source_dir / dataset.utterances[i].wav, vocoder::kSampleRate));
+        } catch (...) {
+          errors[i - first] = std::current_exception();
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    progress.advance(int64_t(last - first));
+  }
+  safetensors::File file;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto& u = dataset.utterances[i];
+    const auto& f = out[i];
     file.tensors[u.id + ".mcep"] = safetensors::from_floats(f.mcep, {f.frame_count, kMcepDims});
     file.tensors[u.id + ".f0"] = safetensors::from_floats(f.f0_hz, {f.frame_count});
     file.tensors[u.id + ".bap"] = safetensors::from_floats(f.bap, {f.frame_count, kBapDims});
-    out.push_back(std::move(f));
-    progress.advance();
   }
   fs::create_directories(cache_dir);
   // Older caches of this source (from a dataset since re-prepared) go.
@@ -386,7 +411,7 @@ std::vector<vocoder::Features> source_features(const fs::path& source_dir, const
 
 }  // namespace
 
-VoiceData load_voice_data(const fs::path& avatar, const fs::path& cache_dir, const ProgressSink& sink,
+VoiceData load_voice_data(const fs::path& avatar, const fs::path& cache_dir, int threads, const ProgressSink& sink,
                           const StopRequested& should_stop) {
   struct Raw {
     VoiceExample example;  // phones, context, durations; frames un-normalised
@@ -402,7 +427,7 @@ VoiceData load_voice_data(const fs::path& avatar, const fs::path& cache_dir, con
   std::vector<Raw> raws;
   VoiceData data;
   for (const auto& [dir, dataset] : sources) {
-    const auto features = source_features(dir, dataset, cache_dir, progress, should_stop);
+    const auto features = source_features(dir, dataset, cache_dir, threads, progress, should_stop);
     for (size_t i = 0; i < dataset.utterances.size(); ++i) {
       const auto& u = dataset.utterances[i];
       const auto& f = features[i];

@@ -64,8 +64,9 @@ function figuresOf(o: Record<string, unknown>): Figures {
 export function voiceFigures(metrics: unknown): { fallback: Figures | null; trained: Figures | null; realWer: number | null } | null {
   const m = rec(metrics);
   if (Object.keys(m).length === 0) return null;
-  const fallbackObj = rec(m.fallback ?? m.baseline);
-  const trainedObj = rec(m.trained);
+  const voices = rec(m.voices);  // `dself eval voice`: {voices: {fallback, trained}, real, copy_synthesis}
+  const fallbackObj = rec(voices.fallback ?? m.fallback ?? m.baseline);
+  const trainedObj = rec(voices.trained ?? m.trained);
   const realObj = rec(m.real ?? m.person);
   const flatFallback = m.fallback === true || (typeof m.voice === "string" && /fallback/.test(m.voice));
   const fallback = Object.keys(fallbackObj).length > 0 ? figuresOf(fallbackObj) : flatFallback ? figuresOf(m) : null;

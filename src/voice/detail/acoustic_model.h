@@ -30,10 +30,10 @@ constexpr int64_t kBapDims = 5;
 constexpr int64_t kFrameDims = 32;
 
 // config.json's "model" object, one field each:
-//   {"phone_count": 42, "dim": 192, "encoder_layers": 4, "decoder_layers": 4, "kernel_size": 5,
+//   {"phone_count": 41, "dim": 192, "encoder_layers": 4, "decoder_layers": 4, "kernel_size": 5,
 //    "predictor_dim": 128, "reduction": 4, "dropout": 0.1}
 struct AcousticModelOptions {
-  int64_t phone_count = 42;    // phone vocabulary, padding (0) included
+  int64_t phone_count = 41;    // phone vocabulary: padding, "sil", 39 ARPAbet
   int64_t dim = 192;           // channels of encoder and decoder
   int64_t encoder_layers = 4;  // residual conv blocks over phones
   int64_t decoder_layers = 4;  // residual conv blocks over decoder steps

@@ -94,9 +94,9 @@ std::pair<double, double> speech_seconds(const std::filesystem::path& avatar);
 
 // Every utterance's example: phones from its alignment, targets from vocoder::analyze of its
 // clip (cached in `cache_dir`, one safetensors file per source keyed by its utterances.json, so a
-// rerun does not analyse again). Throws InputError naming the file for a malformed dataset;
-// Stopped when `should_stop` says so between utterances.
-VoiceData load_voice_data(const std::filesystem::path& avatar, const std::filesystem::path& cache_dir,
+// rerun does not analyse again), `threads` clips at a time. Throws InputError naming the file for
+// a malformed dataset; Stopped when `should_stop` says so between rounds of clips.
+VoiceData load_voice_data(const std::filesystem::path& avatar, const std::filesystem::path& cache_dir, int threads = 1,
                           const ProgressSink& progress = {}, const StopRequested& should_stop = {});
 
 // Batches by length (FastSpeech 2 §3.1 batches similar lengths together): examples sorted by
