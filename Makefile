@@ -79,7 +79,7 @@ clean:
 # Prints executions and crashes per target; fails when any target crashed.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= captions safetensors
+FUZZ_TARGETS ?= captions safetensors transcript_json dataset_json
 fuzz:
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DDSELF_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)

@@ -106,6 +106,24 @@ TEST(Captions, JsonRoundTrip) {
   EXPECT_EQ(back.model, "a.vtt");
 }
 
+// A transcript.json of another shape is the user's input to fix: an InputError saying what is
+// wrong, not nlohmann's type_error escaping as an internal error (issue 16, fuzzing).
+TEST(Captions, JsonOfAnotherShapeIsAnInputError) {
+  const char* cases[] = {R"({"engine": 5, "model": "m", "language": "en", "segments": [], "words": []})",
+                         R"({"engine": "captions", "model": "m", "language": "en", "segments": []})",
+                         R"({"engine": "captions", "model": "m", "language": "en", "segments": [],
+                             "words": [{"text": "hi", "start_s": "zero", "end_s": 1, "confidence": 1}]})",
+                         R"([1, 2])"};
+  for (const char* text : cases) {
+    try {
+      transcript_from_json(nlohmann::json::parse(text));
+      ADD_FAILURE() << "read: " << text;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("not a dself transcript"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dself::transcript
 
