@@ -4,7 +4,7 @@ DSELF := $(BUILD)/app/dself
 JOBS ?= $(shell nproc)
 DEMO ?= demo
 
-.PHONY: all setup build web test demo eval eval-voice bench clean
+.PHONY: all setup build web test demo eval eval-voice bench fuzz clean
 
 all: setup build web
 
@@ -73,3 +73,15 @@ bench: all
 
 clean:
 	rm -rf $(BUILD)
+
+# Fuzzing (issue 16): the libFuzzer targets in fuzz/, built by clang with ASan and UBSan in
+# $(FUZZ_BUILD), each run for FUZZ_SECONDS from its seed corpus (fuzz/corpus/<target>/; new
+# inputs go to $(FUZZ_BUILD)/corpus/<target>/, crashes to $(FUZZ_BUILD)/crashes/<target>/).
+# Prints executions and crashes per target; fails when any target crashed.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= captions safetensors transcript_json dataset_json
+fuzz:
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DDSELF_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -374,6 +374,31 @@ TEST(SpeechDataset, ReadingAMissingOrMalformedIndexSaysWhich) {
   }
 }
 
+// Found by fuzz/fuzz_dataset_json: a version or a dropped count of 1e300 was cast to int
+// (undefined behaviour); and an index of another shape let nlohmann's type_error escape.
+TEST(SpeechDataset, AnIndexOfAnotherShapeIsAnInputErrorSayingWhat) {
+  auto expect_error = [](const std::string& text, const std::string& says) {
+    try {
+      dataset_from_json(nlohmann::json::parse(text));
+      ADD_FAILURE() << "read: " << text;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"({"format": "dself-speech", "version": 1e300, "utterances": [], "dropped": {}})",
+               "expected format \"dself-speech\" version 1");
+  expect_error(R"({"format": "dself-speech", "version": 1, "utterances": [], "dropped": {"short": 1e300}})",
+               "dropped count \"short\" is 1e+300, not a count");
+  expect_error(R"({"format": "dself-speech", "version": 1, "utterances": 7, "dropped": {}})",
+               "not a \"dself-speech\" index");
+  expect_error(R"({"format": "dself-speech", "version": 1, "utterances": [{"id": "0000"}], "dropped": {}})",
+               "not a \"dself-speech\" index");
+  const SpeechDataset empty =
+      dataset_from_json(nlohmann::json::parse(R"({"format": "dself-speech", "version": 1.0, "utterances": [],
+                                                  "dropped": {"short": 2}})"));
+  EXPECT_EQ(empty.dropped.at("short"), 2);
+}
+
 TEST(PhoneBoundaryError, PairsPhonesByLabelAndComparesEachBoundaryOnce) {
   std::vector<TimedPhone> truth = {{"pau", 0, 0.1}, {"hh", 0.1, 0.2}, {"ax", 0.2, 0.3},
                                    {"l", 0.3, 0.4}, {"ow", 0.4, 0.6}, {"pau", 0.6, 1.0}};

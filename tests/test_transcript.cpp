@@ -86,6 +86,22 @@ TEST(Captions, MalformedTimingNamesTheLine) {
   EXPECT_THROW(parse_captions("WEBVTT\n\n00:00:03.000 --> 00:00:01.000\nbackwards\n", "bad.vtt"), InputError);
 }
 
+// Found by fuzz/fuzz_captions: timestamps std::stod cannot parse ("00:00:,,,,04.000" becomes
+// "....04.000"; 400 digits overflow) escaped as std::invalid_argument / std::out_of_range.
+TEST(Captions, TimestampsStodCannotParseNameTheLine) {
+  const std::string cases[] = {"00:00:03.000 --> 00:00:,,,,,04.000", "00:00:03.000 --> 00:00:04.",
+                               "00:00:03.000 --> 00:00:04.0.0", "00:00:03.000 --> " + std::string(400, '9') + ":00.000",
+                               "00:00:03.000 --> 00:00:" + std::string(400, '9') + ".000"};
+  for (const std::string& timing : cases) {
+    try {
+      parse_captions("WEBVTT\n\n" + timing + "\nSecond\n", "fuzzed.vtt");
+      ADD_FAILURE() << "accepted: " << timing;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("fuzzed.vtt line 3: malformed cue timing"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Captions, AnotherLanguageIsRefused) {
   try {
     parse_captions("WEBVTT\nLanguage: de\n\n00:00:01.000 --> 00:00:02.000\nHallo zusammen\n", "de.vtt");
@@ -104,6 +120,24 @@ TEST(Captions, JsonRoundTrip) {
   EXPECT_EQ(texts(back), texts(t));
   EXPECT_DOUBLE_EQ(back.words[1].start_s, t.words[1].start_s);
   EXPECT_EQ(back.model, "a.vtt");
+}
+
+// A transcript.json of another shape is the user's input to fix: an InputError saying what is
+// wrong, not nlohmann's type_error escaping as an internal error (issue 16, fuzzing).
+TEST(Captions, JsonOfAnotherShapeIsAnInputError) {
+  const char* cases[] = {R"({"engine": 5, "model": "m", "language": "en", "segments": [], "words": []})",
+                         R"({"engine": "captions", "model": "m", "language": "en", "segments": []})",
+                         R"({"engine": "captions", "model": "m", "language": "en", "segments": [],
+                             "words": [{"text": "hi", "start_s": "zero", "end_s": 1, "confidence": 1}]})",
+                         R"([1, 2])"};
+  for (const char* text : cases) {
+    try {
+      transcript_from_json(nlohmann::json::parse(text));
+      ADD_FAILURE() << "read: " << text;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("not a dself transcript"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

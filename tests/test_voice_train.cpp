@@ -122,6 +122,29 @@ TEST(Safetensors, BrokenFilesAreInputErrorsNamingTheFile) {
   }
 }
 
+// Found by fuzz/fuzz_safetensors: a shape whose product overflows int64 used to wrap to 0 elements
+// and pass as a tensor of 0 bytes (and was undefined behaviour).
+TEST(Safetensors, AShapeLargerThanTheFileIsAnInputError) {
+  auto file_with_shape = [](const std::string& shape) {
+    const std::string header = R"({"x":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})";
+    std::string bytes(8, '\0');
+    const uint64_t n = header.size();
+    std::memcpy(bytes.data(), &n, 8);
+    return bytes + header;
+  };
+  try {
+    safetensors::from_bytes(file_with_shape("[4294967296,4294967296,4]"), "forged.safetensors");
+    ADD_FAILURE() << "a shape of 2^66 elements was read from an empty data section";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("forged.safetensors: tensor x of shape [4294967296, 4294967296, 4] is larger"),
+              std::string::npos)
+        << e.what();
+  }
+  // A 0 anywhere holds nothing, however large the other dimensions.
+  const auto empty = safetensors::from_bytes(file_with_shape("[4611686018427387904,4611686018427387904,0]"), "empty");
+  EXPECT_EQ(empty.tensors.at("x").element_count(), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Training on the prepared sample avatar (about a minute of speech): tiny models, few steps.
 

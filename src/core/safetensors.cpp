@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -103,6 +104,8 @@ size_t dtype_size(DType dtype) {
 }
 
 int64_t Tensor::element_count() const {
+  // A 0 anywhere holds nothing, whatever the other dimensions (which need not fit a product).
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
@@ -229,6 +232,17 @@ File from_bytes(const std::string& bytes, const std::string& where) {
       t.shape = entry.at("shape").get<std::vector<int64_t>>();
       for (int64_t d : t.shape)
         if (d < 0) throw InputError(fmt::format("{}: tensor {} has a negative dimension", where, name));
+      // Bound the element count by the data section as it grows, so that a forged shape cannot
+      // overflow element_count() (found by fuzz/fuzz_safetensors). A shape with a 0 holds nothing.
+      if (std::find(t.shape.begin(), t.shape.end(), 0) == t.shape.end()) {
+        uint64_t max_elements = data_size / dtype_size(t.dtype);
+        for (int64_t d : t.shape) {
+          if (uint64_t(d) > max_elements)
+            throw InputError(fmt::format("{}: tensor {} of shape [{}] is larger than the file's {}-byte data section",
+                                         where, name, fmt::join(t.shape, ", "), data_size));
+          max_elements /= uint64_t(d);
+        }
+      }
       const auto offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
       if (offsets.size() != 2 || offsets[0] > offsets[1])
         throw InputError(fmt::format("{}: tensor {} has bad data_offsets", where, name));

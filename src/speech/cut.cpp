@@ -287,8 +287,6 @@ double split_key(const std::vector<transcript::Word>& words) {
 
 }  // namespace
 
-const char* split_name(Split split) { return split == Split::held_out ? "held_out" : "train"; }
-
 std::string Utterance::text() const {
   std::string text;
   for (const auto& w : words) {

@@ -14,15 +14,7 @@
 namespace dself::speech {
 namespace {
 
-constexpr const char* kFormat = "dself-speech";
-constexpr int kVersion = 1;
 constexpr const char* kIndexName = "utterances.json";
-
-Split split_from_name(const std::string& name) {
-  if (name == "train") return Split::train;
-  if (name == "held_out") return Split::held_out;
-  throw InputError(fmt::format("unknown split \"{}\" (expected train or held_out)", name));
-}
 
 // Clips an earlier run wrote that the new index does not list.
 void remove_unlisted_clips(const std::filesystem::path& dir, const SpeechDataset& dataset) {
@@ -90,62 +82,6 @@ SpeechDataset read_dataset(const std::filesystem::path& dir) {
   } catch (const InputError& e) {
     throw InputError(fmt::format("{}: {}", path.string(), e.what()));
   }
-}
-
-nlohmann::json to_json(const SpeechDataset& dataset) {
-  nlohmann::json utterances = nlohmann::json::array();
-  for (const auto& u : dataset.utterances) {
-    nlohmann::json words = nlohmann::json::array(), phones = nlohmann::json::array();
-    for (const auto& w : u.alignment.words) {
-      words.push_back({{"text", w.text}, {"start_s", w.start_s}, {"end_s", w.end_s}, {"ipa", w.ipa}});
-    }
-    for (const auto& p : u.alignment.phones) {
-      phones.push_back({{"phone", p.phone}, {"start_s", p.start_s}, {"end_s", p.end_s}});
-    }
-    utterances.push_back({{"id", u.id},
-                          {"wav", u.wav},
-                          {"source_start_s", u.source_start_s},
-                          {"source_end_s", u.source_end_s},
-                          {"text", u.text},
-                          {"normalized_text", u.normalized_text},
-                          {"split", split_name(u.split)},
-                          {"words", std::move(words)},
-                          {"phones", std::move(phones)}});
-  }
-  nlohmann::json dropped = nlohmann::json::object();
-  for (const auto& [reason, count] : dataset.dropped) dropped[reason] = count;
-  return {{"format", kFormat}, {"version", kVersion}, {"utterances", std::move(utterances)}, {"dropped", dropped}};
-}
-
-SpeechDataset dataset_from_json(const nlohmann::json& json) {
-  if (json.value("format", "") != kFormat || json.value("version", 0) != kVersion) {
-    throw InputError(fmt::format("expected format \"{}\" version {}", kFormat, kVersion));
-  }
-  SpeechDataset dataset;
-  for (const auto& u : json.at("utterances")) {
-    DatasetUtterance d;
-    d.id = u.at("id").get<std::string>();
-    d.wav = u.at("wav").get<std::string>();
-    if (d.wav.empty() || d.wav.find('/') != std::string::npos || d.wav.find("..") != std::string::npos) {
-      throw InputError(fmt::format("utterance {} names clip \"{}\" outside its directory", d.id, d.wav));
-    }
-    d.source_start_s = u.at("source_start_s").get<double>();
-    d.source_end_s = u.at("source_end_s").get<double>();
-    d.text = u.at("text").get<std::string>();
-    d.normalized_text = u.at("normalized_text").get<std::string>();
-    d.split = split_from_name(u.at("split").get<std::string>());
-    for (const auto& w : u.at("words")) {
-      d.alignment.words.push_back(AlignedWord{w.at("text").get<std::string>(), w.at("start_s").get<double>(),
-                                              w.at("end_s").get<double>(), w.at("ipa").get<std::string>()});
-    }
-    for (const auto& p : u.at("phones")) {
-      d.alignment.phones.push_back(
-          TimedPhone{p.at("phone").get<std::string>(), p.at("start_s").get<double>(), p.at("end_s").get<double>()});
-    }
-    dataset.utterances.push_back(std::move(d));
-  }
-  for (const auto& [reason, count] : json.at("dropped").items()) dataset.dropped[reason] = count.get<int>();
-  return dataset;
 }
 
 }  // namespace dself::speech

@@ -202,6 +202,7 @@ SpeechDataset write_dataset(const std::filesystem::path& dir, const transcript::
 SpeechDataset read_dataset(const std::filesystem::path& dir);
 
 nlohmann::json to_json(const SpeechDataset& dataset);
+// Throws InputError saying what is wrong for JSON of another shape.
 SpeechDataset dataset_from_json(const nlohmann::json& json);
 
 // ---------------------------------------------------------------------------------------------

@@ -73,6 +73,11 @@ std::optional<double> parse_timestamp(std::string_view s) {
       if (!std::isdigit(static_cast<unsigned char>(c)) && !(last && c == '.')) return std::nullopt;
     }
     if (last && (p.find('.') == std::string::npos || p.size() < 4)) return std::nullopt;
+    // One '.' with digits either side, and few enough digits for std::stod to parse: it throws
+    // std::invalid_argument for "..04.000" and std::out_of_range for 400 digits (found by
+    // fuzz/fuzz_captions).
+    if (last && (std::count(p.begin(), p.end(), '.') != 1 || p.front() == '.' || p.back() == '.')) return std::nullopt;
+    if (p.size() > 12) return std::nullopt;
     seconds = seconds * 60 + std::stod(p);
   }
   return seconds;

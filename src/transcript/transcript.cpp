@@ -1,6 +1,10 @@
 #include "transcript/transcript.h"
 
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
+
+#include "core/error.h"
 
 namespace dself::transcript {
 
@@ -20,7 +24,10 @@ nlohmann::json to_json(const Transcript& transcript) {
           {"words", words}};
 }
 
-Transcript transcript_from_json(const nlohmann::json& json) {
+namespace {
+
+// transcript_from_json, letting nlohmann's exceptions through.
+Transcript transcript_from_json_unchecked(const nlohmann::json& json) {
   Transcript transcript;
   transcript.engine = json.at("engine").get<std::string>();
   transcript.model = json.at("model").get<std::string>();
@@ -32,6 +39,17 @@ Transcript transcript_from_json(const nlohmann::json& json) {
     transcript.words.push_back(Word{w.at("text"), w.at("start_s"), w.at("end_s"), w.at("confidence")});
   }
   return transcript;
+}
+
+}  // namespace
+
+Transcript transcript_from_json(const nlohmann::json& json) {
+  // A workspace file edited or cut short is the user's to fix, not an internal error.
+  try {
+    return transcript_from_json_unchecked(json);
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("not a dself transcript: {}", e.what()));
+  }
 }
 
 }  // namespace dself::transcript

@@ -91,6 +91,7 @@ std::vector<std::string> scoring_words(std::string_view text);
 double word_error_rate(const std::vector<std::string>& reference, const std::vector<std::string>& hypothesis);
 
 nlohmann::json to_json(const Transcript& transcript);
+// Throws InputError saying what is wrong for JSON of another shape.
 Transcript transcript_from_json(const nlohmann::json& json);
 
 }  // namespace dself::transcript

@@ -17,6 +17,9 @@ constexpr int kHopSamples = 80;      // 5 ms between frames
 constexpr int kWindowSamples = 400;  // 25 ms analysis window
 constexpr int kMcepOrder = 24;       // c0..c24: kMcepOrder + 1 values a frame
 constexpr double kAlpha = 0.42;      // all-pass constant (frequency warping) for 16 kHz
+// Bumped whenever analysis changes what it gives for the same audio: cached features and models
+// trained on them are then out of date.
+constexpr int kAnalysisVersion = 2;
 constexpr int kBandCount = 5;        // aperiodicity bands (edges in docs/VOICE.md)
 // Band edges in Hz: the five bands of HTS's STRAIGHT-based aperiodicity (0-1, 1-2, 2-4, 4-6, 6-8 kHz).
 // ref: Zen et al., "Details of the Nitech HMM-based speech synthesis system for the Blizzard

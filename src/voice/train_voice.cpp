@@ -176,7 +176,8 @@ void write_model(const fs::path& model_dir, AcousticModel& model, const Normaliz
 std::string voice_data_hash(const fs::path& avatar) {
   AcousticModelOptions model;
   model.phone_count = int64_t(phone_names().size());
-  std::string key = fmt::format("dself-voice v{}\n{}\n", kFormatVersion, to_json(model).dump());
+  std::string key = fmt::format("dself-voice v{} vocoder analysis v{}\n{}\n", kFormatVersion,
+                                vocoder::kAnalysisVersion, to_json(model).dump());
   for (const auto& dir : speech_source_dirs(avatar))
     key += dir.filename().string() + " " + hash_bytes(read_file(dir / "utterances.json")) + "\n";
   return hash_bytes(key);

@@ -343,7 +343,7 @@ std::vector<float> interpolated_lf0(const std::vector<float>& f0_hz, float fallb
 // The cache of one source's features: tensors "<id>.mcep", "<id>.f0", "<id>.bap", keyed by the
 // clips it analysed (ids, files, their stretch of the source): texts and splits do not change them.
 fs::path cache_file(const fs::path& cache_dir, const fs::path& source_dir, const speech::SpeechDataset& dataset) {
-  std::string clips;
+  std::string clips = fmt::format("vocoder analysis v{}\n", vocoder::kAnalysisVersion);
   for (const auto& u : dataset.utterances)
     clips += fmt::format("{} {} {:.4f} {:.4f}\n", u.id, u.wav, u.source_start_s, u.source_end_s);
   const std::string key = hash_bytes(clips).substr(0, 16);
