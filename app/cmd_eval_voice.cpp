@@ -50,6 +50,7 @@ void add_eval_voice_command(CLI::App& eval, const GlobalOptions& globals) {
       if (speaking.contains(key)) result[key] = speaking[key];
     }
     result["fallback"] = !trained;
+    std::filesystem::create_directories(workspace::model_dir(globals.avatar, "voice"));
     write_file_atomic(workspace::metrics_path(globals.avatar, "voice"), result.dump(2) + "\n");
     if (options->json) {
       std::printf("%s\n", result.dump(2).c_str());

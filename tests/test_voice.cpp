@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "support.h"
 #include "transcript/transcript.h"
 #include "voice/voice.h"
@@ -293,8 +294,10 @@ TEST(EvaluateVoices, JudgesEachVoiceAgainstTheRecordingsBesideTheVocodersFloor) 
 }
 
 TEST(EvaluateVoices, TheCommandPrintsTheJudgementAndRefusesAnUnpreparedAvatar) {
-  const test::CommandResult r = test::run_dself(
-      {"--avatar", test::prepared_avatar_dir().string(), "--quiet", "eval", "voice", "--max-utterances", "1", "--json"});
+  test::TempDir dir;
+  const std::filesystem::path avatar = test::copy_avatar(dir.path());  // the judgement is kept in it
+  const test::CommandResult r =
+      test::run_dself({"--avatar", avatar.string(), "--quiet", "eval", "voice", "--max-utterances", "1", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json report = nlohmann::json::parse(r.output.substr(r.output.find('{')));
   EXPECT_EQ(report.at("format"), "dself-eval-voices");
@@ -302,6 +305,12 @@ TEST(EvaluateVoices, TheCommandPrintsTheJudgementAndRefusesAnUnpreparedAvatar) {
   EXPECT_TRUE(report.at("voices").at("fallback").at("fallback").get<bool>());
   EXPECT_GT(report.at("voices").at("fallback").at("mcd_db").get<double>(),
             report.at("copy_synthesis").at("mcd_db").get<double>());
+  EXPECT_FALSE(report.at("voices").contains("trained")) << "no voice trained on this avatar";
+  // Kept as the voice's metrics, with the speaking voice's headline flat for status and the Studio.
+  const nlohmann::json kept = nlohmann::json::parse(read_file(avatar / "models" / "voice" / "metrics.json"));
+  EXPECT_EQ(kept.at("format"), "dself-eval-voices");
+  EXPECT_TRUE(kept.at("fallback").get<bool>());
+  EXPECT_EQ(kept.at("wer"), report.at("voices").at("fallback").at("wer"));
 
   test::TempDir empty;
   const test::CommandResult refused = test::run_dself({"--avatar", empty.path().string(), "eval", "voice"});
