@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -231,7 +232,18 @@ TEST(VoiceTrain, HeldOutUtterancesNeverEnterTraining) {
   for (const auto& e : data.train) trained.insert(e.id);
   EXPECT_EQ(trained, train_ids);
   for (const auto& e : data.held_out) EXPECT_TRUE(held_out_ids.contains(e.id)) << e.id;
-  // Every example's phones cover its frames exactly.
+  // Every example's phones are the aligned ones, in order (pauses apart), and cover its frames exactly.
+  std::map<std::string, std::vector<std::string>> aligned;
+  for (const auto& source : speech_source_dirs(avatar))
+    for (const auto& u : speech::read_dataset(source).utterances)
+      for (const auto& p : u.alignment.phones)
+        if (p.phone != "sil") aligned[source.filename().string() + "/" + u.id].push_back(p.phone);
+  for (const auto& e : data.train) {
+    std::vector<std::string> spoken;
+    for (int64_t id : e.phones)
+      if (id > 1) spoken.push_back(phone_names()[size_t(id)]);
+    EXPECT_EQ(spoken, aligned[e.id]) << e.id;
+  }
   for (const auto& e : data.train) {
     int64_t frames = 0;
     for (int64_t d : e.durations) frames += d;

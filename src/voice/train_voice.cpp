@@ -26,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr int kFormatVersion = 1;
+constexpr int kFormatVersion = 2;  // 2: training examples carry their aligned phones (1 had only pauses)
 constexpr int64_t kBatchFrames = 6000;  // frames a batch (padding included): 30 s of speech
 constexpr double kPeakLearningRate = 1e-3;
 constexpr double kClipNorm = 1.0;

@@ -313,7 +313,7 @@ FramedItems frame_phones(const speech::DatasetUtterance& u, int64_t frame_count)
     if (!pause && !out.items.empty() && !out.items.back().pause && word_of(phones[i]) != current_word &&
         punctuation_class(words[current_word].text) >= 2)
       add(true, "sil", cursor, 0);
-    add(pause, "sil", end, pause ? 0 : word_of(phones[i]));
+    add(pause, phones[i].phone, end, pause ? 0 : word_of(phones[i]));
   }
   add(true, "sil", frame_count, 0);
   return out;
