@@ -106,7 +106,7 @@ fs::path choose_trained_voice(const fs::path& avatar, const std::string& request
     return {};
   }
   try {
-    voice::make_trained_voice(dir);  // loads once here, so that a broken model is found before any work
+    voice::check_trained_voice(dir);  // a broken model is found before any work
   } catch (const std::exception& e) {
     fallback_reason = fmt::format("the trained voice cannot be used ({}): run `dself train voice --force`", describe(e));
     spdlog::warn("{}; speaking with the fallback voice", fallback_reason);

@@ -140,7 +140,7 @@ std::string model_state(const fs::path& avatar, Model model, std::string* why) {
   try {
     switch (model) {
       case Model::voice:
-        voice::make_trained_voice(workspace::model_dir(avatar, model_name(model)));
+        voice::check_trained_voice(workspace::model_dir(avatar, model_name(model)));
         break;
     }
   } catch (const std::exception& e) {

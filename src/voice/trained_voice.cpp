@@ -30,33 +30,49 @@ json read_json(const fs::path& path) {
   }
 }
 
+// The model's files loaded and checked: configuration, normalisation and weights.
+struct LoadedModel {
+  AcousticModel model{nullptr};
+  Normalization normalization;
+  double speech_s = 0;
+};
+
+LoadedModel load_model(const fs::path& model_dir) {
+  const fs::path config_path = model_dir / "config.json";
+  if (!fs::exists(config_path))
+    throw InputError(fmt::format("{} is missing: no trained voice there (run `dself train voice`)",
+                                 config_path.string()));
+  const json config = read_json(config_path);
+  LoadedModel loaded;
+  try {
+    if (config.at("format") != "dself-voice")
+      throw InputError(fmt::format("{}: not a dself voice model (format {})", config_path.string(),
+                                   config.at("format").dump()));
+    if (config.at("phones").get<std::vector<std::string>>() != phone_names())
+      throw InputError(fmt::format("{}: the model's phone set is not this dself's; train the voice again",
+                                   config_path.string()));
+    loaded.speech_s = config.at("speech_s").get<double>();
+  } catch (const json::exception& e) {
+    throw InputError(fmt::format("{}: malformed voice config: {}", config_path.string(), e.what()));
+  }
+  const AcousticModelOptions options = model_options_from_json(config.at("model"), config_path.string());
+  const fs::path norm_path = model_dir / "normalization.json";
+  loaded.normalization = normalization_from_json(read_json(norm_path), norm_path.string());
+  loaded.model = AcousticModel(options);
+  const fs::path weights = model_dir / "model.safetensors";
+  load_module_tensors(*loaded.model, safetensors::read(weights), weights.string());
+  loaded.model->eval();
+  return loaded;
+}
+
 // Loaded weights and configuration; the per-request state is only the sentence's own tensors.
 class TrainedVoice : public Voice {
  public:
   explicit TrainedVoice(const fs::path& model_dir) : model_(nullptr) {
-    const fs::path config_path = model_dir / "config.json";
-    if (!fs::exists(config_path))
-      throw InputError(fmt::format("{} is missing: no trained voice there (run `dself train voice`)",
-                                   config_path.string()));
-    const json config = read_json(config_path);
-    try {
-      if (config.at("format") != "dself-voice")
-        throw InputError(fmt::format("{}: not a dself voice model (format {})", config_path.string(),
-                                     config.at("format").dump()));
-      if (config.at("phones").get<std::vector<std::string>>() != phone_names())
-        throw InputError(fmt::format("{}: the model's phone set is not this dself's; train the voice again",
-                                     config_path.string()));
-      speech_s_ = config.at("speech_s").get<double>();
-    } catch (const json::exception& e) {
-      throw InputError(fmt::format("{}: malformed voice config: {}", config_path.string(), e.what()));
-    }
-    const AcousticModelOptions options = model_options_from_json(config.at("model"), config_path.string());
-    const fs::path norm_path = model_dir / "normalization.json";
-    normalization_ = normalization_from_json(read_json(norm_path), norm_path.string());
-    model_ = AcousticModel(options);
-    const fs::path weights = model_dir / "model.safetensors";
-    load_module_tensors(*model_, safetensors::read(weights), weights.string());
-    model_->eval();
+    LoadedModel loaded = load_model(model_dir);
+    model_ = loaded.model;
+    normalization_ = std::move(loaded.normalization);
+    speech_s_ = loaded.speech_s;
     // Last: the dictionary takes a while to load, and a broken model should fail fast.
     phonemizer_ = std::make_unique<speech::Phonemizer>();
   }
@@ -137,5 +153,7 @@ class TrainedVoice : public Voice {
 }  // namespace
 
 std::unique_ptr<Voice> make_trained_voice(const fs::path& model_dir) { return std::make_unique<TrainedVoice>(model_dir); }
+
+void check_trained_voice(const fs::path& model_dir) { load_model(model_dir); }
 
 }  // namespace dself::voice

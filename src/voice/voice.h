@@ -135,6 +135,10 @@ VoiceTrainResult train_voice(const VoiceTrainOptions& options);
 // when the model is missing or unreadable (callers then fall back to espeak-ng and say why).
 std::unique_ptr<Voice> make_trained_voice(const std::filesystem::path& model_dir);
 
+// Loads and checks the trained voice's files as make_trained_voice does, without the pronouncing
+// dictionary (cheap enough for `status`). Throws InputError naming the file at fault.
+void check_trained_voice(const std::filesystem::path& model_dir);
+
 struct VoiceEvaluationOptions {
   std::string voice;            // espeak-ng voice to judge; empty: the one picked for the person
   size_t max_utterances = 200;  // held-out utterances said at most (spread evenly over them all)
