@@ -33,6 +33,10 @@ std::string read_bytes(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
+std::string fmt_range(size_t first, size_t last, size_t size) {
+  return "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size);
+}
+
 std::string base64(const std::string& bytes) {
   static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -262,16 +266,125 @@ TEST_F(ServerTest, UploadsLandOnlyInTheWorkspaceAndAreIngested) {
   EXPECT_TRUE(huge.status == 0 || huge.status == 413) << huge.status;
   EXPECT_EQ(get("/api/status").status, 200);
 
-  HttpResponse upload = post("/api/uploads?name=my%20clip.mp4", video, {{"Content-Type", "video/mp4"}});
+  // The sample's video is a source of the avatar already: said before anything is stored.
+  HttpResponse duplicate = post("/api/uploads?name=my%20clip.mp4", video, {{"Content-Type", "video/mp4"}});
+  ASSERT_EQ(duplicate.status, 409) << duplicate.body;
+  EXPECT_NE(error_of(duplicate).find("my clip.mp4 is already in the avatar as source"), std::string::npos) << duplicate.body;
+  EXPECT_GT(parse(duplicate.body)["duplicate"]["source_id"].get<int64_t>(), 0);
+  EXPECT_FALSE(fs::exists(avatar_ / "uploads" / "my clip.mp4"));
+
+  // A new file: stored, and (without ingest=0) ingested at once; this one is no video, and
+  // ingest says so.
+  HttpResponse upload = post("/api/uploads?name=not%20a%20video.mp4", std::string(5000, 'v'), {{"Content-Type", "video/mp4"}});
   ASSERT_EQ(upload.status, 202) << upload.body;
   nlohmann::json job = parse(upload.body)["job"];
   EXPECT_EQ(job["kind"], "ingest");
-  EXPECT_TRUE(fs::exists(avatar_ / "uploads" / "my clip.mp4"));
+  EXPECT_EQ(parse(upload.body)["file"], "uploads/not a video.mp4");
+  EXPECT_TRUE(fs::exists(avatar_ / "uploads" / "not a video.mp4"));
   nlohmann::json finished = wait_job(job["id"].get<int64_t>());
-  EXPECT_EQ(finished["state"], "done") << finished.dump();
-  // The same video as a registered source: ingest says it is present.
-  std::string log = finished["log"].dump();
-  EXPECT_NE(log.find("present"), std::string::npos) << log;
+  EXPECT_EQ(finished["state"], "failed") << finished.dump();
+  EXPECT_NE(finished["error"].get<std::string>().find("not a video.mp4"), std::string::npos) << finished.dump();
+}
+
+// Captions come with their video (matched by name) and several files become one ingest job;
+// captions without their video, or in a format ingest cannot read, are refused naming the file.
+TEST_F(ServerTest, UploadsTakeCaptionsWithTheirVideoAsOneJob) {
+  wait_idle();
+  const std::string vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHello there.\n";
+  HttpResponse orphan = post("/api/uploads?name=lonely.en.vtt", vtt);
+  EXPECT_EQ(orphan.status, 400) << orphan.body;
+  EXPECT_NE(error_of(orphan).find("lonely.en.vtt: no video named lonely"), std::string::npos) << orphan.body;
+  HttpResponse ass = post("/api/uploads?name=talk.ass", "[Script Info]\n");
+  EXPECT_EQ(ass.status, 400) << ass.body;
+  EXPECT_NE(error_of(ass).find("talk.ass"), std::string::npos) << ass.body;
+  EXPECT_FALSE(fs::exists(avatar_ / "uploads" / "lonely.en.vtt"));
+
+  // Stored only (ingest=0): two videos, then the captions of one, then one job for all.
+  HttpResponse first = post("/api/uploads?name=talk.mp4&ingest=0", std::string(3000, 'a'));
+  ASSERT_EQ(first.status, 201) << first.body;
+  EXPECT_EQ(parse(first.body)["file"], "uploads/talk.mp4");
+  EXPECT_FALSE(parse(first.body).contains("job"));
+  HttpResponse again = post("/api/uploads?name=talk.mp4&ingest=0", std::string(3000, 'a'));
+  ASSERT_EQ(again.status, 201) << again.body;
+  EXPECT_EQ(parse(again.body)["file"], "uploads/talk.mp4") << "the same bytes again are not stored twice";
+  EXPECT_FALSE(fs::exists(avatar_ / "uploads" / "talk-1.mp4"));
+  HttpResponse second = post("/api/uploads?name=other.mp4&ingest=0", std::string(3000, 'b'));
+  ASSERT_EQ(second.status, 201) << second.body;
+  HttpResponse bad_vtt = post("/api/uploads?name=talk.vtt", "not captions at all");
+  EXPECT_EQ(bad_vtt.status, 400) << bad_vtt.body;
+  EXPECT_NE(error_of(bad_vtt).find("talk.vtt: not WebVTT"), std::string::npos) << bad_vtt.body;
+  HttpResponse captions = post("/api/uploads?name=talk.en.vtt", vtt);
+  ASSERT_EQ(captions.status, 201) << captions.body;
+  EXPECT_EQ(parse(captions.body)["video"], "uploads/talk.mp4");
+  EXPECT_EQ(read_bytes(avatar_ / "uploads" / "talk.en.vtt"), vtt);
+
+  HttpResponse started = post_json("/api/jobs", {{"kind", "ingest"}, {"sources", {"uploads/talk.mp4", "uploads/other.mp4"}}});
+  ASSERT_EQ(started.status, 202) << started.body;
+  nlohmann::json job = wait_job(parse(started.body)["job"]["id"].get<int64_t>());
+  EXPECT_EQ(job["sources"].size(), 2u) << job.dump();
+  // Neither is a real video: both are named in the one job's failure.
+  EXPECT_NE(job["error"].get<std::string>().find("talk.mp4"), std::string::npos) << job.dump();
+  EXPECT_NE(job["error"].get<std::string>().find("other.mp4"), std::string::npos) << job.dump();
+}
+
+// The report read through the API: every picture it shows loads, it scrolls inside a phone's
+// width, and it leads back to the Studio.
+TEST_F(ServerTest, ReportPicturesLoadThroughTheApi) {
+  wait_idle();
+  HttpResponse started = post_json("/api/jobs", {{"kind", "report"}});
+  ASSERT_EQ(started.status, 202) << started.body;
+  ASSERT_EQ(wait_job(parse(started.body)["job"]["id"].get<int64_t>())["state"], "done");
+  HttpResponse page = get("/api/report");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("data-testid=report-back"), std::string::npos);
+  EXPECT_NE(page.body.find("#/studio"), std::string::npos);
+  EXPECT_NE(page.body.find("overflow-x:auto"), std::string::npos);
+  std::vector<std::string> pictures;
+  for (size_t at = page.body.find("src='"); at != std::string::npos; at = page.body.find("src='", at + 5)) {
+    pictures.push_back(page.body.substr(at + 5, page.body.find('\'', at + 5) - at - 5));
+  }
+  ASSERT_GE(pictures.size(), 2u) << "the fixture's report shows reference frames and a mouth atlas";
+  for (const std::string& url : pictures) {
+    EXPECT_EQ(url.rfind("/api/report/faces/", 0), 0u) << url;
+    HttpResponse picture = get(url);
+    EXPECT_EQ(picture.status, 200) << url;
+    EXPECT_EQ(picture.body.substr(1, 3), "PNG") << url;
+  }
+  EXPECT_EQ(get("/api/report/faces/1/../../dself.db").status, 404);
+  EXPECT_EQ(get("/api/report/faces/1/%2e%2e/summary.json").status, 404);
+  EXPECT_EQ(get("/api/report/faces/1/summary.json").status, 404);
+  EXPECT_EQ(get("/api/report/faces/999/mouths.png").status, 404);
+}
+
+// The person's own video, served for the Talk page's sources: whole, or the byte range a
+// browser asks for when it seeks.
+TEST_F(ServerTest, SourceVideosAnswerRangeRequests) {
+  nlohmann::json status = parse(get("/api/status").body);
+  ASSERT_FALSE(status["sources"].empty());
+  int64_t id = status["sources"][0]["id"];
+  std::string path;
+  for (const auto& file : status["sources"][0]["files"]) {
+    if (file["role"] == "video") path = file["path"];
+  }
+  std::string bytes = read_bytes(avatar_ / path);
+  ASSERT_GT(bytes.size(), 1000u);
+  const std::string url = "/api/sources/" + std::to_string(id) + "/video";
+  HttpResponse whole = get(url);
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.headers["accept-ranges"], "bytes");
+  EXPECT_EQ(whole.headers["content-type"], "video/mp4");
+  EXPECT_EQ(whole.body, bytes);
+  HttpResponse part = get(url, {{"Range", "bytes=100-199"}});
+  ASSERT_EQ(part.status, 206);
+  EXPECT_EQ(part.body, bytes.substr(100, 100));
+  EXPECT_EQ(part.headers["content-range"], fmt_range(100, 199, bytes.size()));
+  HttpResponse tail = get(url, {{"Range", "bytes=-10"}});
+  ASSERT_EQ(tail.status, 206);
+  EXPECT_EQ(tail.body, bytes.substr(bytes.size() - 10));
+  HttpResponse open_end = get(url, {{"Range", "bytes=" + std::to_string(bytes.size() - 5) + "-"}});
+  EXPECT_EQ(open_end.body, bytes.substr(bytes.size() - 5));
+  EXPECT_EQ(get(url, {{"Range", "bytes=" + std::to_string(bytes.size()) + "-"}}).status, 416);
+  EXPECT_EQ(get("/api/sources/999999/video").status, 404);
 }
 
 TEST_F(ServerTest, OneJobAtATimeWithEventsAndLogs) {
@@ -312,6 +425,8 @@ TEST_F(ServerTest, OneJobAtATimeWithEventsAndLogs) {
   HttpResponse page = get("/api/report");
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.headers["content-type"].find("text/html"), std::string::npos);
+  nlohmann::json done = parse(get("/api/jobs/" + std::to_string(parse(report.body)["job"]["id"].get<int64_t>())).body)["job"];
+  EXPECT_EQ(done["progress"]["share"], 1.0) << done.dump();
   nlohmann::json jobs = parse(get("/api/jobs").body)["jobs"];
   ASSERT_GE(jobs.size(), 2u);
   EXPECT_GT(jobs[0]["id"].get<int64_t>(), jobs[1]["id"].get<int64_t>()) << "newest first";
@@ -537,6 +652,12 @@ TEST_F(ServerTest, SayRendersAnMp4ToDownload) {
   EXPECT_EQ(video.headers["content-type"], "video/mp4");
   EXPECT_EQ(video.body.substr(4, 4), "ftyp");
   EXPECT_EQ(post_json("/api/say", {{"text", "   "}}).status, 400);
+  // Listed with its text, to play again after a reload.
+  nlohmann::json renders = parse(get("/api/renders").body)["renders"];
+  ASSERT_FALSE(renders.empty());
+  EXPECT_EQ(renders[0]["video"], url);
+  EXPECT_EQ(renders[0]["text"], "Hello there.");
+  EXPECT_GT(renders[0]["duration_s"].get<double>(), 0);
 }
 
 // The fixture has too little speech to train the voice: a train job fails saying how much there
@@ -651,6 +772,41 @@ TEST(ServerVoice, SamplesAreTheHeldOutUtterancesWithTheirRecordings) {
   EXPECT_FALSE(parse(other.body)["error"].get<std::string>().empty());
   EXPECT_EQ(get("/api/status").status, 200);
   EXPECT_EQ(server.stop(), 0);
+}
+
+// Jobs keep their ids after a restart (they are the catalog's), and the history shows them.
+TEST(ServerJobs, HistorySurvivesARestartWithTheSameIds) {
+  TempDir dir;
+  fs::path avatar = copy_warmed_avatar(dir.path());
+  int64_t id = 0;
+  {
+    ServeProcess server(DSELF_BINARY, avatar, {}, dir.path() / "serve.log");
+    ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
+    HttpResponse started = client::http_request("127.0.0.1", server.port, "POST", "/api/jobs", R"({"kind":"report"})",
+                                                {{"Content-Type", "application/json"}});
+    ASSERT_EQ(started.status, 202) << started.body;
+    id = parse(started.body)["job"]["id"];
+    ASSERT_TRUE(wait_until([&] {
+      nlohmann::json job = parse(client::http_request("127.0.0.1", server.port, "GET", "/api/jobs/" + std::to_string(id)).body);
+      return job.is_object() && job["job"]["state"] == "done";
+    }));
+    EXPECT_EQ(server.stop(), 0);
+  }
+  ServeProcess again(DSELF_BINARY, avatar, {}, dir.path() / "serve2.log");
+  ASSERT_TRUE(again.ready) << read_bytes(dir.path() / "serve2.log");
+  nlohmann::json jobs = parse(client::http_request("127.0.0.1", again.port, "GET", "/api/jobs").body)["jobs"];
+  ASSERT_FALSE(jobs.empty());
+  EXPECT_EQ(jobs[0]["id"], id) << jobs.dump();
+  EXPECT_EQ(jobs[0]["kind"], "report");
+  EXPECT_EQ(jobs[0]["state"], "done");
+  HttpResponse one = client::http_request("127.0.0.1", again.port, "GET", "/api/jobs/" + std::to_string(id));
+  EXPECT_EQ(one.status, 200) << one.body;
+  // A new job gets a new id, never one of the earlier ones.
+  HttpResponse next = client::http_request("127.0.0.1", again.port, "POST", "/api/jobs", R"({"kind":"report"})",
+                                           {{"Content-Type", "application/json"}});
+  ASSERT_EQ(next.status, 202) << next.body;
+  EXPECT_GT(parse(next.body)["job"]["id"].get<int64_t>(), id);
+  EXPECT_EQ(again.stop(), 0);
 }
 
 // A server with a token: every API and WebSocket call carries it, or gets 401.

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <system_error>
 
@@ -23,6 +24,30 @@ namespace {
 constexpr size_t kJobsKept = 50;        // finished jobs remembered (newest first)
 constexpr size_t kLogLinesKept = 2000;  // a job's log keeps its last lines
 constexpr double kProgressInterval_s = 0.25;
+constexpr int kCatalogJobsRead = 60;    // catalog rows read for the job history
+const std::string kCatalogPrefix = "serve ";  // the catalog's command for a job of this server
+
+// Prepare's steps for one source, in the order it runs them (prepare.cpp's Progress tasks): the
+// share of a source done is the step's index plus its own share, over the steps.
+const std::vector<std::string> kPrepareSteps = {"audio", "speech recognition", "align", "face track"};
+
+// A job recorded in the catalog by an earlier run (or this one), as the API shows it.
+JobRecord from_catalog(const Job& row) {
+  JobRecord job;
+  job.id = row.id;
+  job.kind = row.command.substr(kCatalogPrefix.size());
+  job.state = row.state;
+  job.error = row.state == "done" ? "" : row.message;
+  job.started_at = row.started_at;
+  job.finished_at = row.finished_at;
+  nlohmann::json arguments = nlohmann::json::parse(row.arguments, nullptr, false);
+  if (arguments.is_object() && arguments.contains("sources") && arguments["sources"].is_array()) {
+    for (const auto& s : arguments["sources"]) {
+      if (s.is_string()) job.sources.push_back(s.get<std::string>());
+    }
+  }
+  return job;
+}
 
 // Ingest takes URLs, and files only from the workspace's uploads/ (a client must not make the
 // server read its other files).
@@ -51,7 +76,12 @@ nlohmann::json to_json(const JobRecord& job, bool with_log) {
   nlohmann::json json = {{"id", job.id},
                          {"kind", job.kind},
                          {"state", job.state},
-                         {"progress", {{"done", job.done}, {"total", job.total}, {"label", job.label}}},
+                         {"progress",
+                          {{"done", job.done},
+                           {"total", job.total},
+                           {"label", job.label},
+                           {"share", job.share},
+                           {"eta_s", job.eta_s}}},
                          {"started_at", job.started_at},
                          {"finished_at", job.finished_at},
                          {"error", job.error},
@@ -65,6 +95,10 @@ nlohmann::json to_json(const JobRecord& job, bool with_log) {
 
 JobRunner::JobRunner(const ServeOptions& options, ChangeListener on_change)
     : options_(options), on_change_(std::move(on_change)) {
+  // A job this server's catalog says is running was ended by a server that stopped (killed, or
+  // stopped mid-job): say so in the history.
+  Catalog catalog(options_.avatar);
+  for (const char* kind : {"ingest", "prepare", "report", "train"}) catalog.interrupt_stale_jobs(kCatalogPrefix + kind);
   worker_ = std::thread([this] { work(); });
 }
 
@@ -96,7 +130,9 @@ JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::stri
     if (pending_id_ != 0) {
       throw HttpError(409, fmt::format("job {} is still running; one job at a time per avatar", pending_id_));
     }
-    job.id = next_id_++;
+    nlohmann::json arguments = {{"sources", checked}};
+    if (kind == "train") arguments["train"] = {{"model", train.model}, {"steps", train.steps}, {"time_budget_s", train.time_budget_s}};
+    job.id = Catalog(options_.avatar).start_job(kCatalogPrefix + kind, arguments.dump());
     job.kind = kind;
     job.sources = checked;
     job.train = train;
@@ -121,6 +157,7 @@ JobRecord JobRunner::stop(int64_t id) {
     j.log.push_back("stop requested");
     return j;
   }
+  if (job(id)) throw HttpError(409, fmt::format("job {} ended before this server started: nothing to stop", id));
   throw HttpError(404, fmt::format("no job {}", id));
 }
 
@@ -130,14 +167,29 @@ bool JobRunner::busy() const {
 }
 
 std::vector<JobRecord> JobRunner::jobs() const {
-  std::lock_guard lock(mutex_);
-  return {jobs_.begin(), jobs_.end()};
+  std::vector<JobRecord> list;
+  {
+    std::lock_guard lock(mutex_);
+    list.assign(jobs_.begin(), jobs_.end());
+  }
+  for (const Job& row : Catalog(options_.avatar).jobs(kCatalogJobsRead)) {
+    if (row.command.rfind(kCatalogPrefix, 0) != 0) continue;
+    bool known = std::any_of(list.begin(), list.end(), [&](const JobRecord& j) { return j.id == row.id; });
+    if (!known && list.size() < kJobsKept) list.push_back(from_catalog(row));
+  }
+  std::sort(list.begin(), list.end(), [](const JobRecord& a, const JobRecord& b) { return a.id > b.id; });
+  return list;
 }
 
 std::optional<JobRecord> JobRunner::job(int64_t id) const {
-  std::lock_guard lock(mutex_);
-  for (const auto& job : jobs_) {
-    if (job.id == id) return job;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& job : jobs_) {
+      if (job.id == id) return job;
+    }
+  }
+  for (const Job& row : Catalog(options_.avatar).jobs(kCatalogJobsRead)) {
+    if (row.id == id && row.command.rfind(kCatalogPrefix, 0) == 0) return from_catalog(row);
   }
   return std::nullopt;
 }
@@ -182,6 +234,16 @@ void JobRunner::work() {
         }
       }
       if (job.state == "done") ++done_count_;
+      try {
+        Catalog catalog(options_.avatar);
+        if (job.state == "interrupted") {
+          catalog.interrupt_job(job.id, job.error);
+        } else {
+          catalog.finish_job(job.id, job.state == "done", job.error);
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("job {}: cannot record its end in the catalog: {}", job.id, e.what());
+      }
       pending_id_ = 0;
       stop_requested_ = stopping_;  // a stop was for this job only
     }
@@ -233,13 +295,40 @@ void JobRunner::run(JobRecord& job) {
   };
   // The work reports here (its options' ProgressSink): the job's progress, and a log line when a
   // task starts and when it ends.
+  // The whole job's share done: for ingest and prepare, sources done plus the share of the one in
+  // progress (for prepare, its step's place among kPrepareSteps); otherwise the task's own share.
+  int64_t units_total = 0, units_done = 0;
+  bool in_report = false;
+  auto units_share = [&](const ProgressEvent& event) {
+    double task_share = event.total > 0 ? std::clamp(static_cast<double>(event.done) / event.total, 0.0, 1.0) : 0.0;
+    if (event.finished) task_share = 1;
+    if (job.kind == "prepare" && in_report) return 0.97 + 0.03 * task_share;
+    if (units_total <= 0) return event.total > 0 ? task_share : -1.0;
+    double current = task_share;
+    if (job.kind == "prepare") {
+      current = 0;
+      for (size_t i = 0; i < kPrepareSteps.size(); ++i) {
+        if (event.task.rfind(kPrepareSteps[i] + " ", 0) == 0) {
+          current = (static_cast<double>(i) + task_share) / static_cast<double>(kPrepareSteps.size());
+        }
+      }
+    }
+    double share = (static_cast<double>(std::min(units_done, units_total)) + current) / static_cast<double>(units_total);
+    return std::min(share, job.kind == "prepare" ? 0.97 : 1.0);
+  };
+  const auto job_start = std::chrono::steady_clock::now();
   ProgressSink progress = [&, task = std::string()](const ProgressEvent& event) mutable {
     bool started = event.task != task;
     task = event.task;
+    double share = units_share(event);
+    double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - job_start).count();
     with_job([&](JobRecord& j) {
       j.done = event.done;
       j.total = event.total;
       j.label = event.task;
+      if (share >= 0) j.share = std::max(j.share, share);  // never backwards
+      // The pace so far, once there is enough of it to go by.
+      j.eta_s = j.share >= 0.02 && j.share < 1 && elapsed_s >= 2 ? elapsed_s * (1 - j.share) / j.share : -1;
     });
     if (started && !event.finished) log(fmt::format("{}: started", event.task));
     if (event.finished) {
@@ -250,6 +339,11 @@ void JobRunner::run(JobRecord& job) {
   };
   StopRequested should_stop = [this] { return stop_requested_.load(); };
   log(fmt::format("job {}: {} started", job.id, job.kind));
+  if (job.kind == "prepare") {
+    units_total = static_cast<int64_t>(Catalog(options_.avatar).sources().size());
+  } else if (job.kind == "ingest") {
+    units_total = static_cast<int64_t>(job.sources.size());
+  }
   spdlog::info("job {}: {} started", job.id, job.kind);
   std::string failure;
   bool interrupted = false;
@@ -262,6 +356,7 @@ void JobRunner::run(JobRecord& job) {
       options.progress = progress;
       options.should_stop = should_stop;
       ingest::IngestReport report = ingest::ingest(job.sources, options, [&](const ingest::SourceResult& r) {
+        ++units_done;
         switch (r.outcome) {
           case ingest::Outcome::added: log(fmt::format("added {} as {}", r.title, r.video_path)); break;
           case ingest::Outcome::already_present: log(fmt::format("present {}", r.title.empty() ? r.input : r.title)); break;
@@ -281,6 +376,7 @@ void JobRunner::run(JobRecord& job) {
       options.progress = progress;
       options.should_stop = should_stop;
       prepare::PrepareReport report = prepare::prepare(options, [&](const prepare::SourceOutcome& outcome) {
+        ++units_done;
         if (outcome.succeeded) {
           log(fmt::format("prepared {}", outcome.title));
         } else {
@@ -292,6 +388,17 @@ void JobRunner::run(JobRecord& job) {
       if (failed > 0) failure = fmt::format("{} source{} could not be prepared", failed, failed == 1 ? "" : "s");
       for (const auto& s : report.sources) {
         if (!s.succeeded) failure += fmt::format("; {}: {}", s.title, s.error);
+      }
+      // The report is the next thing a person looks at: written as the last step of prepare.
+      if (failed < static_cast<int>(report.sources.size())) {
+        in_report = true;
+        try {
+          log(fmt::format("wrote {}", prepare::write_report(options).string()));
+        } catch (const Stopped&) {
+          throw;
+        } catch (const std::exception& e) {
+          log(fmt::format("report: not written: {}", describe(e)));
+        }
       }
     } else if (job.kind == "report") {
       prepare::PrepareOptions options;
@@ -320,6 +427,12 @@ void JobRunner::run(JobRecord& job) {
     spdlog::warn("job {}: {} {}", job.id, job.kind, failure);
   }
   job.state = interrupted ? "interrupted" : failure.empty() ? "done" : "failed";
+  if (job.state == "done") {
+    with_job([](JobRecord& j) {
+      j.share = 1;
+      j.eta_s = 0;
+    });
+  }
   job.error = failure;
   job.finished_at = utc_now();
 }

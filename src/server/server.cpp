@@ -23,6 +23,8 @@
 #include "server/detail/live.h"
 #include "server/detail/static_files.h"
 #include "server/detail/voice_samples.h"
+#include "server/detail/workspace_files.h"
+#include "core/hash.h"
 #include "persona/persona.h"
 
 namespace dself::server {
@@ -34,10 +36,21 @@ namespace {
 constexpr int kMaxConcurrentRenders = 1;    // POST /api/say renders at once; more get 429
 constexpr auto kKeepaliveInterval = std::chrono::seconds(15);
 
-// Upload names: a plain file name with a video extension, nothing that could move it elsewhere.
-std::string checked_upload_name(const std::string& name) {
+// What an upload is: a video, or the captions of one (matched to its video by name).
+enum class UploadKind { video, captions };
+
+std::string lowercase(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// Upload names: a plain file name with a video or captions extension, nothing that could move it
+// elsewhere.
+UploadKind checked_upload_name(const std::string& name) {
   static const std::vector<std::string> extensions = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg",
                                                       ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"};
+  static const std::vector<std::string> caption_like = {".ass", ".ssa", ".sub", ".sbv", ".ttml", ".dfxp", ".smi",
+                                                        ".lrc", ".txt", ".xml", ".json"};
   if (name.empty() || name.size() > 200 || name.front() == '.' || name.front() == '-') {
     throw HttpError(400, "give the file's name as ?name=FILE.mp4 (letters, digits, '.', '-', '_', ' ')");
   }
@@ -45,12 +58,41 @@ std::string checked_upload_name(const std::string& name) {
     bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == ' ';
     if (!ok) throw HttpError(400, fmt::format("the file name \"{}\" may only have letters, digits, '.', '-', '_' and spaces", name));
   }
-  std::string ext = fs::path(name).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) {
-    throw HttpError(400, fmt::format("{}: upload a video file (.mp4, .mkv, .webm, .mov, ...)", name));
+  std::string ext = lowercase(fs::path(name).extension().string());
+  if (ext == ".vtt" || ext == ".srt") return UploadKind::captions;
+  if (std::find(caption_like.begin(), caption_like.end(), ext) != caption_like.end()) {
+    throw HttpError(400, fmt::format("{}: {} captions are not supported; give WebVTT (.vtt) or SubRip (.srt) captions",
+                                     name, ext));
   }
-  return name;
+  if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) {
+    throw HttpError(400, fmt::format("{}: upload a video file (.mp4, .mkv, .webm, .mov, ...) or its captions (.vtt, .srt)",
+                                     name));
+  }
+  return UploadKind::video;
+}
+
+// The video stem a captions file belongs to, as ingest matches them: "talk.vtt", "talk.en.vtt",
+// "talk.en-US.srt" -> "talk".
+std::string captions_video_stem(const std::string& name) {
+  std::string stem = fs::path(name).stem().string();
+  std::string language = lowercase(fs::path(stem).extension().string());
+  if (language == ".en" || language.rfind(".en-", 0) == 0 || language.rfind(".en_", 0) == 0) {
+    stem = fs::path(stem).stem().string();
+  }
+  return stem;
+}
+
+// The content of a captions file is what its extension says (as ingest checks it).
+void check_captions_text(const std::string& name, const std::string& body) {
+  std::string head = body.substr(0, 4096);
+  if (head.rfind("\xEF\xBB\xBF", 0) == 0) head.erase(0, 3);
+  std::string ext = lowercase(fs::path(name).extension().string());
+  if (ext == ".vtt" && head.rfind("WEBVTT", 0) != 0) {
+    throw HttpError(400, fmt::format("{}: not WebVTT captions (the file must begin with \"WEBVTT\")", name));
+  }
+  if (ext == ".srt" && head.find("-->") == std::string::npos) {
+    throw HttpError(400, fmt::format("{}: not SubRip captions (no \"00:00:01,000 --> 00:00:02,000\" cue)", name));
+  }
 }
 
 // Compares without leaking where the first difference is.
@@ -169,7 +211,20 @@ class Server {
     router->http_get("/api/conversations", api([this](const Request& r) { return conversations(r); }));
     router->http_get(R"(/api/conversations/:id(\d{1,15}))",
                      api_with_id([this](const Request& r, int64_t id) { return conversation(r, id); }));
-    router->http_get("/api/report", api([this](const Request& r) { return report(r); }));
+    router->http_get("/api/report", api([this](const Request& r) { return serve_report(r, options_.avatar, options_.token); }));
+    router->http_get(R"(/api/report/faces/:id(\d{1,15})/:file([A-Za-z0-9_./\-]{1,201}))",
+                     [this](Request r, restinio::router::route_params_t p) {
+                       int64_t id = restinio::cast_to<int64_t>(p["id"]);
+                       std::string file(p["file"]);
+                       return guarded(r, [&] {
+                         check_access(r, false);
+                         return serve_face_picture(r, options_.avatar, id, file);
+                       });
+                     });
+    router->http_get(R"(/api/sources/:id(\d{1,15})/video)", api_with_id([this](const Request& r, int64_t id) {
+                       return serve_source_video(r, options_.avatar, id);
+                     }));
+    router->http_get("/api/renders", api([this](const Request& r) { return reply_json(r, 200, list_renders(options_.avatar)); }));
     router->http_get("/api/models/voice/curve",
                      api([this](const Request& r) { return reply_json(r, 200, voice_curve(options_.avatar)); }));
     router->http_get("/api/voice/samples",
@@ -276,8 +331,12 @@ class Server {
   }
 
   Handled metrics(const Request& r) {
+    std::error_code ec;
+    fs::path page = workspace::report_path(options_.avatar);
+    nlohmann::json report = {{"ready", fs::is_regular_file(page, ec)}};
     return reply_json(r, 200,
                       {{"models", model_metrics(options_.avatar)},
+                       {"report", report},
                        {"server",
                         {{"live_sessions", hub_.session_count()},
                          {"jobs_done", jobs_.done_count()},
@@ -295,30 +354,84 @@ class Server {
     return reply_json(r, 202, {{"job", to_json(jobs_.submit("ingest", {url}), false)}});
   }
 
+  // POST /api/uploads?name=FILE[&ingest=0]: a video (checked for a duplicate of a source already in
+  // the avatar before it is stored) or its captions (stored beside the uploaded video of the same
+  // name). Without ingest=0 a video is ingested at once; with it, only stored, so that several
+  // files and their captions become one ingest job (POST /api/jobs).
   Handled upload(const Request& r) {
     std::optional<std::string> name = query_param(r, "name");
     if (!name) throw HttpError(400, "give the file's name: POST /api/uploads?name=FILE.mp4");
-    std::string file_name = checked_upload_name(*name);
+    UploadKind kind = checked_upload_name(*name);
+    std::optional<std::string> ingest_now = query_param(r, "ingest");
+    bool start_ingest = kind == UploadKind::video && (!ingest_now || (*ingest_now != "0" && *ingest_now != "false"));
     const std::string& body = r->body();
     size_t limit = options_.max_upload_mb * 1024 * 1024;
     if (body.size() > limit) {
-      throw HttpError(413, fmt::format("the upload is {:.1f} MiB; at most {} MiB are accepted (dself serve --max-upload-mb)",
-                                       body.size() / 1048576.0, options_.max_upload_mb));
+      throw HttpError(413, fmt::format("{}: the upload is {:.1f} MiB; at most {} MiB are accepted (dself serve --max-upload-mb)",
+                                       *name, body.size() / 1048576.0, options_.max_upload_mb));
     }
-    if (body.empty()) throw HttpError(400, "the upload is empty: send the file's bytes as the body");
-    if (jobs_.busy()) throw HttpError(409, "a job is running; upload again when it has finished");
+    if (body.empty()) throw HttpError(400, fmt::format("{}: the upload is empty: send the file's bytes as the body", *name));
     fs::path dir = workspace::uploads_dir(options_.avatar);
     fs::create_directories(dir);
-    fs::path path = dir / file_name;
-    for (int n = 1; fs::exists(path); ++n) {
-      path = dir / fmt::format("{}-{}{}", fs::path(file_name).stem().string(), n, fs::path(file_name).extension().string());
-    }
-    write_file_atomic(path, body);
-    try {
-      return reply_json(r, 202, {{"job", to_json(jobs_.submit("ingest", {path.string()}), false)}});
-    } catch (...) {
+
+    if (kind == UploadKind::captions) {
+      check_captions_text(*name, body);
+      std::string stem = captions_video_stem(*name);
+      fs::path video;
       std::error_code ec;
-      fs::remove(path, ec);
+      for (const auto& entry : fs::directory_iterator(dir, ec)) {
+        if (entry.path().stem().string() != stem || !entry.is_regular_file(ec)) continue;
+        std::string file = entry.path().filename().string();
+        bool is_video = false;
+        try {
+          is_video = checked_upload_name(file) == UploadKind::video;
+        } catch (const HttpError&) {
+        }
+        if (is_video) video = entry.path();
+      }
+      if (video.empty()) {
+        throw HttpError(400, fmt::format("{}: no video named {}.* was uploaded for these captions; upload the video "
+                                         "with them (captions are matched to their video by name)",
+                                         *name, stem));
+      }
+      write_file_atomic(dir / *name, body);
+      return reply_json(r, 201, {{"file", "uploads/" + *name}, {"kind", "captions"}, {"video", "uploads/" + video.filename().string()}});
+    }
+
+    // The same bytes as a source the avatar has: say so, and store nothing.
+    std::string hash = hash_bytes(body);
+    Catalog catalog(options_.avatar);
+    std::optional<Source> same = catalog.find_source("file:" + hash);
+    if (!same) {
+      for (const MediaFile& file : catalog.media()) {
+        if (file.role != "video" || file.content_hash != hash) continue;
+        for (const Source& source : catalog.sources()) {
+          if (source.id == file.source_id) same = source;
+        }
+      }
+    }
+    if (same) {
+      nlohmann::json answer = {{"error", fmt::format("{} is already in the avatar as source {} ({}): not stored again",
+                                                     *name, same->id, same->title.empty() ? same->origin : same->title)},
+                               {"duplicate", {{"source_id", same->id}, {"title", same->title}}}};
+      return reply_json(r, 409, answer);
+    }
+    if (start_ingest && jobs_.busy()) throw HttpError(409, "a job is running; upload again when it has finished");
+    fs::path path = dir / *name;
+    std::error_code ec;
+    // An earlier upload of the same file under this name is used again, not stored twice.
+    bool stored = fs::is_regular_file(path, ec) && hash_file(path) == hash;
+    for (int n = 1; !stored && fs::exists(path); ++n) {
+      path = dir / fmt::format("{}-{}{}", fs::path(*name).stem().string(), n, fs::path(*name).extension().string());
+      stored = fs::is_regular_file(path, ec) && hash_file(path) == hash;
+    }
+    if (!stored) write_file_atomic(path, body);
+    std::string file = "uploads/" + path.filename().string();
+    if (!start_ingest) return reply_json(r, 201, {{"file", file}, {"kind", "video"}});
+    try {
+      return reply_json(r, 202, {{"file", file}, {"kind", "video"}, {"job", to_json(jobs_.submit("ingest", {path.string()}), false)}});
+    } catch (...) {
+      if (!stored) fs::remove(path, ec);
       throw;
     }
   }
@@ -396,6 +509,11 @@ class Server {
           throw;
         }
         renders_.release();
+        try {
+          record_render(options_.avatar, text, answer);
+        } catch (const std::exception& e) {
+          spdlog::warn("say: cannot record the text of {}: {}", answer.value("video", ""), e.what());
+        }
         return reply_json(r, 200, answer);
       });
     });
@@ -450,18 +568,6 @@ class Server {
     nlohmann::json answer = conversation_json(found[0]);
     answer["messages"] = messages;
     return reply_json(r, 200, answer);
-  }
-
-  Handled report(const Request& r) {
-    fs::path page = workspace::report_path(options_.avatar);
-    std::error_code ec;
-    if (!fs::is_regular_file(page, ec)) {
-      throw HttpError(404, "no report yet: start a \"report\" job (POST /api/jobs) or run `dself report`");
-    }
-    return r->create_response()
-        .append_header(restinio::http_field::content_type, "text/html; charset=utf-8")
-        .set_body(restinio::sendfile(page.string()))
-        .done();
   }
 
   ServeOptions options_;

@@ -37,14 +37,16 @@ struct JobRecord {
   int64_t done = 0;                  // progress of the current task
   int64_t total = 0;
   std::string label;
+  double share = -1;                 // the whole job's share done (0..1), across its steps; -1 unknown
+  double eta_s = -1;                 // seconds left for the whole job, from its pace so far; -1 unknown
   std::string started_at;
   std::string finished_at;
   std::string error;
   std::vector<std::string> log;
 };
 
-// {"id", "kind", "state", "progress": {"done", "total", "label"}, "started_at", "finished_at",
-//  "error", "sources"}, for a train job "train": {"model", "steps", "time_budget_s"}, and,
+// {"id", "kind", "state", "progress": {"done", "total", "label", "share", "eta_s"}, "started_at",
+//  "finished_at", "error", "sources"}, for a train job "train": {"model", "steps", "time_budget_s"}, and,
 // with_log, "log".
 nlohmann::json to_json(const JobRecord& job, bool with_log);
 
@@ -58,13 +60,15 @@ class JobRunner {
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
 
+  // Ids are the catalog's (its jobs table, command "serve <kind>"), so that they stay the same
+  // after a restart; jobs() and job() also answer the earlier ones from there (without their log).
   // Queues a job; HttpError 409 while another is queued or running, 400 for a bad request.
   JobRecord submit(const std::string& kind, const std::vector<std::string>& sources, const TrainRequest& train = {});
   // Asks the queued or running job `id` to stop at its next safe point (it ends "interrupted");
   // HttpError 404 for an unknown job, 409 for one that has ended.
   JobRecord stop(int64_t id);
   bool busy() const;
-  std::vector<JobRecord> jobs() const;  // newest first
+  std::vector<JobRecord> jobs() const;  // newest first: this run's, then the catalog's earlier ones
   std::optional<JobRecord> job(int64_t id) const;
   int done_count() const;
 
@@ -80,7 +84,6 @@ class JobRunner {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<JobRecord> jobs_;  // newest first, at most a few dozen kept
-  int64_t next_id_ = 1;
   int64_t pending_id_ = 0;      // the queued or running job, 0 when idle
   int done_count_ = 0;
   bool stopping_ = false;
