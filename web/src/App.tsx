@@ -3,6 +3,7 @@
 // and `?token=` in the query stays untouched.
 
 import { useEffect, useState } from "react";
+import { getJson, isServerReachable, onServerReachable } from "./api";
 import { Studio } from "./Studio";
 import { Talk } from "./Talk";
 
@@ -20,6 +21,8 @@ export function App() {
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
   }, []);
+
+  const reachable = useServerReachable();
 
   return (
     <div className="app">
@@ -45,7 +48,30 @@ export function App() {
           </span>
         </div>
       </header>
+      {!reachable && (
+        <div className="offline-banner" role="alert" data-testid="offline-banner">
+          Not connected to the dself server — it may be restarting. Retrying…
+        </div>
+      )}
       <main>{view === "talk" ? <Talk /> : <Studio />}</main>
     </div>
   );
+}
+
+/**
+ * Whether the server answers, for the one connection notice of both pages: set by every request
+ * (api.ts); while it does not answer, asked again every two seconds so that the notice clears
+ * as soon as the server is back.
+ */
+function useServerReachable(): boolean {
+  const [reachable, setReachable] = useState(isServerReachable());
+  useEffect(() => onServerReachable(setReachable), []);
+  useEffect(() => {
+    if (reachable) return;
+    const timer = window.setInterval(() => {
+      getJson("/api/status").catch(() => undefined);
+    }, 2000);
+    return () => window.clearInterval(timer);
+  }, [reachable]);
+  return reachable;
 }

@@ -281,7 +281,8 @@ export function ModelMetrics({ metrics, error }: { metrics: Metrics | null; erro
       )}
       {kinds.length === 0 ? (
         <p className="muted" data-testid="no-metrics">
-          No model metrics yet: run <code>dself eval say</code> (or <code>make eval</code>) to measure the voice, the motion and the render.
+          No measurements yet. The voice, the motion and the picture are measured against the person's held-out
+          videos when the avatar is evaluated; the figures appear here then. The avatar can talk without them.
         </p>
       ) : (
         <div className="models">

@@ -5,12 +5,15 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import {
   ApiError,
   clock,
+  DuplicateUpload,
   getJson,
   postJson,
+  readiness,
   uploadFile,
   withToken,
   type Job,
   type Metrics,
+  type Render,
   type SayResult,
   type StageRow,
   type Status,
@@ -32,7 +35,6 @@ export function Studio() {
   const [metrics, setMetrics] = useState<Metrics | null>(null);
   const [metricsError, setMetricsError] = useState<string | null>(null);
   const [jobs, setJobs] = useState<Map<number, Job>>(new Map());
-  const [reportReady, setReportReady] = useState<boolean | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
 
   const refresh = useCallback(() => {
@@ -42,15 +44,13 @@ export function Studio() {
         setStatusError(null);
       })
       .catch((e) => setStatusError(message(e)));
+    // The metrics say whether a report exists: the page is not asked for before there is one.
     getJson<Metrics>("/api/metrics")
       .then((m) => {
         setMetrics(m);
         setMetricsError(null);
       })
       .catch((e) => setMetricsError(message(e)));
-    fetch("/api/report", { headers: authHeaders() })
-      .then((r) => setReportReady(r.ok))
-      .catch(() => setReportReady(false));
   }, []);
 
   const upsertJob = useCallback((job: Job) => {
@@ -66,10 +66,24 @@ export function Studio() {
 
   useEffect(() => {
     refresh();
-    getJson<{ jobs: Job[] }>("/api/jobs")
-      .then((r) => r.jobs.forEach(upsertJob))
-      .catch(() => undefined);
+    const loadJobs = () =>
+      getJson<{ jobs: Job[] }>("/api/jobs")
+        .then((r) => r.jobs.forEach(upsertJob))
+        .catch(() => undefined);
+    void loadJobs();
     const events = new EventSource(withToken("/api/events"));
+    // The stream reconnects by itself; when it does (a restarted server), everything is read again.
+    let lost = false;
+    events.onerror = () => {
+      lost = true;
+      getJson("/api/status").catch(() => undefined);
+    };
+    events.onopen = () => {
+      if (!lost) return;
+      lost = false;
+      refresh();
+      void loadJobs();
+    };
     events.addEventListener("job", (e) => {
       try {
         upsertJob(JSON.parse((e as MessageEvent).data) as Job);
@@ -88,10 +102,24 @@ export function Studio() {
 
   const running = [...jobs.values()].some((j) => j.state === "running" || j.state === "queued");
 
-  async function startJob(kind: "prepare" | "report") {
+  // While a job runs, each new step it starts may have finished one for a source: the stage bars
+  // follow (the status is read again whenever the running job's step changes).
+  const step = [...jobs.values()]
+    .filter((j) => j.state === "running")
+    .map((j) => `${j.id}:${j.progress?.label ?? ""}`)
+    .join(",");
+  useEffect(() => {
+    if (step) refresh();
+  }, [step, refresh]);
+
+  const ready = status ? readiness(status) : null;
+  const reportReady = metrics?.report?.ready ?? false;
+  const [rendersVersion, setRendersVersion] = useState(0);
+
+  async function startJob(kind: "prepare" | "report" | "train") {
     setActionError(null);
     try {
-      const r = await postJson<{ job: Job }>("/api/jobs", { kind });
+      const r = await postJson<{ job: Job }>("/api/jobs", kind === "train" ? { kind, model: "voice" } : { kind });
       upsertJob(r.job);
     } catch (e) {
       setActionError(message(e));
@@ -129,26 +157,41 @@ export function Studio() {
         )}
       </header>
 
+      <GuidedSteps
+        status={status}
+        jobs={jobList}
+        running={running}
+        reportReady={reportReady}
+        onStart={startJob}
+      />
+      {actionError && <p className="error">{actionError}</p>}
+
       <div className="grid">
         <div className="card" data-testid="pipeline">
           <h2>Pipeline</h2>
           <Stages status={status} />
           <div className="actions">
-            <button className="btn btn-primary" disabled={running} onClick={() => startJob("prepare")}>
+            <button
+              className="btn btn-primary"
+              disabled={running || !ready || ready.sources === 0}
+              onClick={() => startJob("prepare")}
+              title={ready && ready.sources === 0 ? "Add videos first" : undefined}
+            >
               Run prepare
             </button>
-            <button className="btn btn-secondary" disabled={running} onClick={() => startJob("report")}>
+            <button className="btn btn-secondary" disabled={running || !ready || ready.sources === 0} onClick={() => startJob("report")}>
               Build report
             </button>
             {reportReady ? (
-              <a className="btn btn-link" href={withToken("/api/report")} target="_blank" rel="noreferrer">
-                Open the prepare report ↗
+              <a className="btn btn-link" href={withToken("/api/report")} data-testid="report-link">
+                Open the prepare report
               </a>
             ) : (
-              <span className="muted small">{reportReady === false ? "No report yet: build it." : ""}</span>
+              <span className="muted small">
+                {ready && ready.sources === 0 ? "Add videos first: prepare needs them." : "No report yet: prepare writes it."}
+              </span>
             )}
           </div>
-          {actionError && <p className="error">{actionError}</p>}
         </div>
 
         <div className="card" data-testid="jobs">
@@ -158,15 +201,15 @@ export function Studio() {
           ) : (
             <ul className="jobs">
               {jobList.map((j) => (
-                <JobRow key={j.id} job={j} onLog={upsertJob} />
+                <JobRow key={j.id} job={j} onLog={upsertJob} latest={j.id === jobList[0]?.id} reportReady={reportReady} />
               ))}
             </ul>
           )}
         </div>
 
-        <AddSources onJob={upsertJob} />
+        <AddSources onJob={upsertJob} status={status} />
 
-        <SayBox />
+        <SayBox ready={ready?.ready ?? false} version={rendersVersion} onRendered={() => setRendersVersion((v) => v + 1)} />
 
         <TrainPanel jobs={jobList} onJob={upsertJob} metrics={metrics?.models?.voice} />
 
@@ -184,16 +227,208 @@ export function Studio() {
   );
 }
 
-function authHeaders(): Record<string, string> {
-  const t = new URLSearchParams(window.location.search).get("token");
-  return t ? { Authorization: `Bearer ${t}` } : {};
+type StepState = "done" | "ready" | "running" | "waiting";
+
+interface StepInfo {
+  key: string;
+  title: string;
+  state: StepState;
+  /** What it did, or what it waits for. */
+  note: string;
+  action?: { label: string; run: () => void; disabled?: boolean };
+  link?: { label: string; href: string };
 }
 
-function AddSources({ onJob }: { onJob: (job: Job) => void }) {
+/**
+ * The avatar's way from empty to talking, one step after the other: add videos → prepare →
+ * train the voice → talk. Each step can be started only when it can run, and says what it waits for.
+ */
+function GuidedSteps({
+  status,
+  jobs,
+  running,
+  reportReady,
+  onStart,
+}: {
+  status: Status | null;
+  jobs: Job[];
+  running: boolean;
+  reportReady: boolean;
+  onStart: (kind: "prepare" | "report" | "train") => void;
+}) {
+  if (!status) return null;
+  const r = readiness(status);
+  const active = (kind: string) => jobs.find((j) => j.kind === kind && (j.state === "running" || j.state === "queued"));
+  const voice = (status as Status & { trained?: Record<string, { state: string; why: string }> }).trained?.voice;
+  const voiceState = voice?.state ?? "";
+  const busyNote = running ? " (after the job that is running)" : "";
+  const scrollTo = (testid: string) =>
+    document.querySelector(`[data-testid=${testid}]`)?.scrollIntoView({ behavior: "smooth", block: "start" });
+
+  const steps: StepInfo[] = [
+    {
+      key: "videos",
+      title: "Add videos",
+      state: active("ingest") ? "running" : r.sources > 0 ? "done" : "ready",
+      note:
+        r.sources > 0
+          ? `${r.sources} video${r.sources === 1 ? "" : "s"} of the person`
+          : "Upload videos of the person (with their .vtt or .srt captions if you have them), or give a playlist URL.",
+      action: r.sources === 0 ? { label: "Add videos", run: () => scrollTo("add-sources") } : undefined,
+    },
+    {
+      key: "prepare",
+      title: "Prepare",
+      state: active("prepare")
+        ? "running"
+        : r.sources === 0
+          ? "waiting"
+          : r.prepared >= r.sources
+            ? "done"
+            : "ready",
+      note:
+        r.sources === 0
+          ? "Waits for videos."
+          : r.prepared >= r.sources
+            ? `${r.prepared} of ${r.sources} prepared: transcripts, speech and face tracks.`
+            : `${r.prepared} of ${r.sources} prepared: finds the speech and the face in each video${busyNote}.`,
+      action:
+        r.sources > 0 && r.prepared < r.sources
+          ? { label: "Prepare", run: () => onStart("prepare"), disabled: running }
+          : undefined,
+      link: reportReady ? { label: "Open the report", href: withToken("/api/report") } : undefined,
+    },
+    {
+      key: "train",
+      title: "Train the voice",
+      state: active("train")
+        ? "running"
+        : voiceState === "trained"
+          ? "done"
+          : !r.ready
+            ? "waiting"
+            : voice?.why && voiceState !== "stale" && voiceState !== "untrained"
+              ? "waiting"
+              : "ready",
+      note: !r.ready
+        ? "Waits for prepare. Optional: until it is trained, the avatar speaks with a stand-in voice."
+        : voiceState === "trained"
+          ? "The avatar speaks with the person's own voice."
+          : `Optional: until then a stand-in voice speaks.${voice?.why ? ` ${voice.why}` : ""}`,
+      action: r.ready && voiceState !== "trained" ? { label: "Go to training", run: () => scrollTo("train") } : undefined,
+    },
+    {
+      key: "talk",
+      title: "Talk",
+      state: r.ready ? "ready" : "waiting",
+      note: r.ready ? "Ask the avatar something, or make a video with Say." : "Waits for a prepared video.",
+      link: r.ready ? { label: "Talk to the avatar", href: "#/talk" } : undefined,
+    },
+  ];
+
+  return (
+    <ol className="guided" data-testid="guided-steps">
+      {steps.map((step, i) => (
+        <li key={step.key} className={`guided-step guided-${step.state}`} data-step={step.key} data-state={step.state}>
+          <span className="guided-number">{step.state === "done" ? "✓" : i + 1}</span>
+          <div className="guided-body">
+            <b>{step.title}</b>
+            <span className="small muted">{step.state === "running" ? "running… " : ""}{step.note}</span>
+            <div className="guided-actions">
+              {step.action && (
+                <button
+                  type="button"
+                  className="btn btn-primary btn-small"
+                  disabled={step.action.disabled}
+                  onClick={step.action.run}
+                  data-testid={`step-${step.key}`}
+                >
+                  {step.action.label}
+                </button>
+              )}
+              {step.link && (
+                <a className="btn btn-link btn-small" href={step.link.href} data-testid={`step-${step.key}-link`}>
+                  {step.link.label}
+                </a>
+              )}
+            </div>
+          </div>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+const CAPTION_EXTENSIONS = [".vtt", ".srt"];
+const VIDEO_EXTENSIONS = [".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"];
+
+function extensionOf(name: string): string {
+  const dot = name.lastIndexOf(".");
+  return dot < 0 ? "" : name.slice(dot).toLowerCase();
+}
+
+/** The video a captions file belongs to, as the server matches them: "talk.en.vtt" -> "talk". */
+function captionsStem(name: string): string {
+  let stem = name.slice(0, name.length - extensionOf(name).length);
+  const language = extensionOf(stem);
+  if (language === ".en" || language.startsWith(".en-") || language.startsWith(".en_")) stem = stem.slice(0, stem.length - language.length);
+  return stem;
+}
+
+interface UploadRow {
+  name: string;
+  kind: "video" | "captions";
+  share: number;
+  /** Videos: where their transcript will come from. Captions: the video they go with. */
+  note: string;
+  state: "waiting" | "uploading" | "stored" | "duplicate" | "failed";
+  error?: string;
+}
+
+/**
+ * Several files at once: videos and their captions (paired by name) are uploaded, and then all of
+ * them become one ingest job. What each video's transcript will come from is said before it goes.
+ */
+function planUploads(files: File[]): { rows: UploadRow[]; order: File[] } {
+  const videos = files.filter((f) => !CAPTION_EXTENSIONS.includes(extensionOf(f.name)));
+  const captions = files.filter((f) => CAPTION_EXTENSIONS.includes(extensionOf(f.name)));
+  const stem = (n: string) => n.slice(0, n.length - extensionOf(n).length);
+  const rows: UploadRow[] = [];
+  for (const v of videos) {
+    const own = captions.filter((c) => captionsStem(c.name) === stem(v.name));
+    const supported = VIDEO_EXTENSIONS.includes(extensionOf(v.name));
+    rows.push({
+      name: v.name,
+      kind: "video",
+      share: 0,
+      note: !supported ? "" : own.length > 0 ? `transcript from its captions (${own[0].name})` : "transcript by speech recognition (no captions given)",
+      state: supported ? "waiting" : "failed",
+      error: supported ? undefined : `${v.name}: not a video dself can read (.mp4, .mkv, .webm, .mov, ...) nor captions (.vtt, .srt)`,
+    });
+  }
+  for (const c of captions) {
+    const video = videos.find((v) => stem(v.name) === captionsStem(c.name));
+    rows.push({
+      name: c.name,
+      kind: "captions",
+      share: 0,
+      note: video ? `captions of ${video.name}` : "",
+      state: video ? "waiting" : "failed",
+      error: video ? undefined : `${c.name}: no video named ${captionsStem(c.name)}.* is among the files; add the video with its captions`,
+    });
+  }
+  const byName = new Map(files.map((f) => [f.name, f]));
+  return { rows, order: rows.map((r) => byName.get(r.name)!) };
+}
+
+function AddSources({ onJob, status }: { onJob: (job: Job) => void; status: Status | null }) {
   const [url, setUrl] = useState("");
   const [error, setError] = useState<string | null>(null);
-  const [uploads, setUploads] = useState<{ name: string; share: number; error?: string }[]>([]);
+  const [uploads, setUploads] = useState<UploadRow[]>([]);
+  const [batchNote, setBatchNote] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   const fileRef = useRef<HTMLInputElement>(null);
+  const empty = status !== null && status.sources.length === 0;
 
   async function addUrl(e: React.FormEvent) {
     e.preventDefault();
@@ -215,37 +450,59 @@ function AddSources({ onJob }: { onJob: (job: Job) => void }) {
   }
 
   async function upload(files: FileList | null) {
-    if (!files) return;
-    const list = Array.from(files);
-    const base = uploads.length;
-    setUploads((u) => [...u, ...list.map((f) => ({ name: f.name, share: 0 }))]);
-    for (const [k, file] of list.entries()) {
-      const index = base + k;
-      const set = (change: Partial<{ share: number; error: string }>) =>
-        setUploads((u) => u.map((x, i) => (i === index ? { ...x, ...change } : x)));
-      // One job runs at a time: an upload answered 409 waits for the running job and goes again.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const r = await uploadFile(file, (share) => set({ share, error: undefined }));
-          set({ share: 1 });
-          onJob(r.job);
-          break;
-        } catch (err) {
-          if (err instanceof ApiError && err.status === 409 && attempt < 300) {
-            set({ share: 0, error: "waiting for the running job…" });
-            await new Promise((resolve) => setTimeout(resolve, 2000));
-            continue;
-          }
-          set({ error: message(err) });
-          break;
+    if (!files || files.length === 0) return;
+    const { rows, order } = planUploads(Array.from(files));
+    setUploads(rows);
+    setBatchNote(null);
+    setBusy(true);
+    const set = (index: number, change: Partial<UploadRow>) =>
+      setUploads((u) => u.map((x, i) => (i === index ? { ...x, ...change } : x)));
+    const stored: string[] = [];
+    let duplicates = 0;
+    for (const [index, file] of order.entries()) {
+      if (rows[index].state === "failed") continue;
+      set(index, { state: "uploading" });
+      try {
+        const answer = await uploadFile(file, (share) => set(index, { share }), { ingest: false });
+        set(index, { share: 1, state: "stored" });
+        if (answer.kind === "video") stored.push(answer.file);
+      } catch (err) {
+        if (err instanceof DuplicateUpload) {
+          duplicates++;
+          set(index, { state: "duplicate", error: err.message });
+        } else {
+          set(index, { state: "failed", error: message(err) });
         }
       }
     }
     if (fileRef.current) fileRef.current.value = "";
+    // Every stored video (and the captions beside it) in one ingest job; when another job is
+    // running, it waits for that one.
+    if (stored.length > 0) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const r = await postJson<{ job: Job }>("/api/jobs", { kind: "ingest", sources: stored });
+          onJob(r.job);
+          setBatchNote(`${stored.length} video${stored.length === 1 ? "" : "s"} added as one job (#${r.job.id}).`);
+          break;
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 409 && attempt < 300) {
+            setBatchNote("Stored; waiting for the running job to finish before adding them…");
+            await new Promise((resolve) => setTimeout(resolve, 2000));
+            continue;
+          }
+          setBatchNote(`Stored, but not added: ${message(err)}`);
+          break;
+        }
+      }
+    } else if (duplicates > 0) {
+      setBatchNote("Nothing new: the avatar already has these videos.");
+    }
+    setBusy(false);
   }
 
   return (
-    <div className="card" data-testid="add-sources">
+    <div className={`card${empty ? " card-highlight" : ""}`} data-testid="add-sources">
       <h2>Add videos</h2>
       <form className="row" onSubmit={addUrl}>
         <input
@@ -260,24 +517,41 @@ function AddSources({ onJob }: { onJob: (job: Job) => void }) {
         </button>
       </form>
       <label className="dropzone">
-        <input ref={fileRef} type="file" accept="video/*,.mkv,.webm" multiple onChange={(e) => upload(e.target.files)} />
+        <input
+          ref={fileRef}
+          type="file"
+          accept={`video/*,${VIDEO_EXTENSIONS.join(",")},${CAPTION_EXTENSIONS.join(",")}`}
+          multiple
+          disabled={busy}
+          data-testid="upload-input"
+          onChange={(e) => upload(e.target.files)}
+        />
         <span>
-          <strong>Upload videos</strong> from this computer
+          <strong>Upload videos</strong> from this computer, with their captions (<code>.vtt</code>, <code>.srt</code>,
+          same name as the video) if you have them
         </span>
       </label>
       {uploads.length > 0 && (
-        <ul className="uploads">
-          {uploads.map((u, i) => (
-            <li key={i}>
+        <ul className="uploads" data-testid="uploads">
+          {uploads.map((u) => (
+            <li key={u.name} data-state={u.state}>
               <span className="name">{u.name}</span>
+              {u.note && <span className="muted small upload-note">{u.note}</span>}
               {u.error ? (
-                <span className={u.error.startsWith("waiting") ? "muted small" : "error small"}>{u.error}</span>
+                <span className={u.state === "duplicate" ? "notice-inline small" : "error small"}>{u.error}</span>
+              ) : u.state === "stored" ? (
+                <span className="small ok">stored</span>
               ) : (
-                <Progress done={u.share} total={1} />
+                <Progress done={u.share} total={1} label={u.name} />
               )}
             </li>
           ))}
         </ul>
+      )}
+      {batchNote && (
+        <p className="small" data-testid="upload-summary">
+          {batchNote}
+        </p>
       )}
       {error && <p className="error">{error}</p>}
     </div>
@@ -340,7 +614,7 @@ function Stages({ status }: { status: Status | null }) {
     <ol className="stages" data-testid="stages">
       <li className="stage-row">
         <div className="stage-name">
-          <span className="dot done" />
+          <span className={`dot ${nSources > 0 ? "done" : ""}`} />
           ingest
         </div>
         <Progress done={nSources} total={Math.max(nSources, 1)} label="ingest" />
@@ -380,7 +654,41 @@ function Stages({ status }: { status: Status | null }) {
   );
 }
 
-function JobRow({ job, onLog }: { job: Job; onLog: (job: Job) => void }) {
+/** "about 3 min left" from seconds. */
+function timeLeft(seconds: number): string {
+  if (seconds < 60) return `about ${Math.max(5, Math.round(seconds / 5) * 5)} s left`;
+  if (seconds < 3600) return `about ${Math.round(seconds / 60)} min left`;
+  return `about ${(seconds / 3600).toFixed(1)} h left`;
+}
+
+/** What to do once a job of this kind has finished well. */
+function NextStep({ job, reportReady }: { job: Job; reportReady: boolean }) {
+  if (job.state !== "done") return null;
+  let body: React.ReactNode = null;
+  if (job.kind === "ingest") body = <>Next: <b>prepare</b> the new videos (the first step above).</>;
+  else if (job.kind === "prepare")
+    body = (
+      <>
+        Next:{" "}
+        {reportReady && (
+          <>
+            <a href={withToken("/api/report")} data-testid="next-report">read the report</a>,{" "}
+          </>
+        )}
+        <a href="#/talk">talk to the avatar</a>, or train its voice.
+      </>
+    );
+  else if (job.kind === "train") body = <>Next: <a href="#/talk">talk to the avatar</a> with its own voice.</>;
+  else if (job.kind === "report" && reportReady)
+    body = (
+      <>
+        Next: <a href={withToken("/api/report")}>read the report</a>.
+      </>
+    );
+  return body ? <p className="small next-step" data-testid="next-step">{body}</p> : null;
+}
+
+function JobRow({ job, onLog, latest, reportReady }: { job: Job; onLog: (job: Job) => void; latest: boolean; reportReady: boolean }) {
   const [open, setOpen] = useState(false);
   const logRef = useRef<HTMLPreElement>(null);
   const active = job.state === "running" || job.state === "queued";
@@ -407,8 +715,9 @@ function JobRow({ job, onLog }: { job: Job; onLog: (job: Job) => void }) {
   }, [job.log]);
 
   const p = job.progress;
+  const share = p && p.share !== undefined && p.share >= 0 ? p.share : null;
   return (
-    <li className={`job job-${job.state}`}>
+    <li className={`job job-${job.state}`} data-job={job.id}>
       <button className="job-head" onClick={() => setOpen(!open)} aria-expanded={open}>
         <span className="job-kind">
           #{job.id} {job.kind}
@@ -416,7 +725,18 @@ function JobRow({ job, onLog }: { job: Job; onLog: (job: Job) => void }) {
         <span className={`badge badge-${job.state}`}>{job.state}</span>
         <span className="chev">{open ? "▾" : "▸"}</span>
       </button>
-      {p && p.total > 0 ? (
+      {active && share !== null ? (
+        // The whole job's share: one bar that does not start again at each step.
+        <div className="job-progress" data-testid="job-progress">
+          <Progress done={share} total={1} label={`job ${job.id}`} />
+          <span className="count">
+            {Math.floor(share * 100)}%
+            {p?.eta_s !== undefined && p.eta_s > 0 ? ` · ${timeLeft(p.eta_s)}` : ""}
+            {p?.label ? ` · ${p.label}` : ""}
+            {p && p.total > 0 ? ` ${p.done}/${p.total}` : ""}
+          </span>
+        </div>
+      ) : active && p && p.total > 0 ? (
         <div className="job-progress">
           <Progress done={p.done} total={p.total} label={`job ${job.id}`} />
           <span className="count">
@@ -433,6 +753,7 @@ function JobRow({ job, onLog }: { job: Job; onLog: (job: Job) => void }) {
         </div>
       ) : null}
       {job.error && <p className="error small">{job.error}</p>}
+      {latest && <NextStep job={job} reportReady={reportReady} />}
       {open && (
         <pre className="log" ref={logRef}>
           {job.log && job.log.length > 0 ? job.log.join("\n") : "(no log yet)"}
@@ -465,20 +786,29 @@ function CatalogJobs({ status }: { status: Status | null }) {
   );
 }
 
-function SayBox() {
+function SayBox({ ready, version, onRendered }: { ready: boolean; version: number; onRendered: () => void }) {
   const [text, setText] = useState("");
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<SayResult | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [renders, setRenders] = useState<Render[]>([]);
+
+  // Earlier videos, with their text: they stay after a reload or a restart.
+  useEffect(() => {
+    getJson<{ renders: Render[] }>("/api/renders")
+      .then((r) => setRenders(r.renders))
+      .catch(() => undefined);
+  }, [version]);
 
   async function say(e: React.FormEvent) {
     e.preventDefault();
-    if (!text.trim()) return;
+    if (!text.trim() || !ready) return;
     setBusy(true);
     setError(null);
     setResult(null);
     try {
       setResult(await postJson<SayResult>("/api/say", { text: text.trim() }));
+      onRendered();
     } catch (err) {
       setError(message(err));
     } finally {
@@ -487,9 +817,15 @@ function SayBox() {
   }
 
   const href = result ? withToken(result.video) : "";
+  const earlier = renders.filter((r) => !result || r.video !== result.video);
   return (
     <div className="card" data-testid="say">
       <h2>Say</h2>
+      {!ready && (
+        <p className="muted small" data-testid="say-waiting">
+          Waits for a prepared video: the avatar needs the person's face and speech first.
+        </p>
+      )}
       <form onSubmit={say}>
         <textarea
           rows={3}
@@ -497,10 +833,11 @@ function SayBox() {
           placeholder="Text for the avatar to say in a video…"
           aria-label="Text to say"
           value={text}
+          disabled={!ready}
           onChange={(e) => setText(e.target.value)}
         />
         <div className="actions">
-          <button className="btn btn-primary" type="submit" disabled={busy || !text.trim()}>
+          <button className="btn btn-primary" type="submit" disabled={busy || !text.trim() || !ready}>
             {busy ? "Rendering…" : "Make the video"}
           </button>
           {result && (
@@ -521,12 +858,47 @@ function SayBox() {
           <p className="muted small">
             {result.duration_s !== undefined && <>{result.duration_s.toFixed(1)} s</>}
             {result.sentences !== undefined && <> · {result.sentences} sentences</>}
-            {result.voice && <> · voice {result.voice}</>} · labelled synthetic in its metadata
+            {result.voice && <> · voice {result.voice}</>} · marked synthetic in the picture and its metadata
           </p>
         </>
       )}
       {error && <p className="error">{error}</p>}
+      {earlier.length > 0 && (
+        <details className="renders" open={!result} data-testid="renders">
+          <summary>
+            Earlier videos ({earlier.length})
+          </summary>
+          <ul>
+            {earlier.slice(0, 20).map((r) => (
+              <RenderRow key={r.name} render={r} />
+            ))}
+          </ul>
+        </details>
+      )}
     </div>
+  );
+}
+
+function RenderRow({ render }: { render: Render }) {
+  const [open, setOpen] = useState(false);
+  const href = withToken(render.video);
+  return (
+    <li className="render" data-testid="render">
+      <span className="render-text">“{render.text || render.name}”</span>
+      <span className="muted small">
+        {render.made_at ? new Date(render.made_at).toLocaleString() : ""}
+        {render.duration_s !== undefined ? ` · ${render.duration_s.toFixed(1)} s` : ""}
+      </span>
+      <span className="render-actions">
+        <button type="button" className="btn btn-link btn-small" onClick={() => setOpen(!open)}>
+          {open ? "Hide" : "Play"}
+        </button>
+        <a className="btn btn-link btn-small" href={href} download>
+          Download
+        </a>
+      </span>
+      {open && <video className="say-video" src={href} controls playsInline autoPlay />}
+    </li>
   );
 }
 
@@ -542,14 +914,15 @@ function SourcesTable({ status }: { status: Status | null }) {
             <th>title</th>
             <th>kind</th>
             <th>length</th>
-            <th>video</th>
-            <th>captions</th>
+            <th className="wide-only">video</th>
+            <th>transcript</th>
           </tr>
         </thead>
         <tbody>
           {status.sources.map((s) => {
             const video = s.files.find((f) => f.role === "video");
             const captions = s.files.filter((f) => f.role === "captions").length;
+            const engine = transcriptEngine(status, s.id);
             return (
               <tr key={s.id}>
                 <td>{s.id}</td>
@@ -558,8 +931,11 @@ function SourcesTable({ status }: { status: Status | null }) {
                 </td>
                 <td>{s.kind}</td>
                 <td>{clock(s.duration_s)}</td>
-                <td>{video ? `${video.width}×${video.height} ${Math.round(video.fps)} fps` : "—"}</td>
-                <td>{captions > 0 ? "yes" : "no"}</td>
+                <td className="wide-only">{video ? `${video.width}×${video.height} ${Math.round(video.fps)} fps` : "—"}</td>
+                <td data-testid="transcript-source">
+                  {engine ? engine : captions > 0 ? "captions" : "speech recognition"}
+                  {!engine && <span className="muted small"> (when prepared)</span>}
+                </td>
               </tr>
             );
           })}
@@ -567,4 +943,11 @@ function SourcesTable({ status }: { status: Status | null }) {
       </table>
     </div>
   );
+}
+
+/** Where prepare took a source's transcript from ("captions", "pocketsphinx", ...), once it has. */
+function transcriptEngine(status: Status, sourceId: number): string | null {
+  const row = status.stages.find((r) => r.stage === "prepare.transcript" && r.source_id === sourceId);
+  const engine = row?.summary?.["engine"];
+  return typeof engine === "string" && engine ? engine : null;
 }

@@ -2,7 +2,16 @@
 // conversation with the source moments under each reply.
 
 import { useEffect, useRef, useState } from "react";
-import { clock, getJson, type SourceRef, type Status } from "./api";
+import {
+  clock,
+  getJson,
+  readiness,
+  withToken,
+  type ConversationLog,
+  type Readiness,
+  type SourceRef,
+  type Status,
+} from "./api";
 import { drawPlaceholder, LiveSession, type ConnectionState, type ServerMessage } from "./live";
 
 interface Turn {
@@ -13,6 +22,8 @@ interface Turn {
   sources?: SourceRef[];
   pending?: boolean;
   error?: string;
+  /** From an earlier visit (the catalog's conversation), shown again after a reload. */
+  earlier?: boolean;
 }
 
 let nextTurnId = 1;
@@ -28,6 +39,9 @@ export function Talk() {
   const [draft, setDraft] = useState("");
   const [notice, setNotice] = useState<string | null>(null);
   const [suggestions, setSuggestions] = useState<string[]>(["Hi!", "What do you talk about?"]);
+  const [ready, setReady] = useState<Readiness | null>(null);
+  const [resumedFrom, setResumedFrom] = useState<string | null>(null);
+  const [playing, setPlaying] = useState<SourceRef | null>(null);
 
   useEffect(() => {
     const session = new LiveSession({ onMessage, onConnection: setConnection });
@@ -43,12 +57,38 @@ export function Talk() {
   useEffect(() => {
     getJson<Status>("/api/status")
       .then((status) => {
+        setReady(readiness(status));
         // Questions from the person's topics (persona.json), never raw phrases of the transcript.
         const questions = (status.persona?.suggested_questions as string[] | undefined) ?? [];
         setSuggestions(["Hi!", "What do you talk about?", ...questions.slice(0, 3)]);
       })
       .catch(() => undefined);
+    // The last conversation, as the catalog keeps it: shown again after a reload.
+    getJson<{ conversations: { id: number; message_count: number; started_at: string }[] }>("/api/conversations")
+      .then(async (r) => {
+        const last = r.conversations.filter((c) => c.message_count > 0).sort((a, b) => b.id - a.id)[0];
+        if (!last) return;
+        const log = await getJson<ConversationLog>(`/api/conversations/${last.id}`);
+        const earlier: Turn[] = log.messages.map((m) => ({
+          id: nextTurnId++,
+          role: m.role === "user" ? "user" : "avatar",
+          text: m.text,
+          sources: m.sources ?? [],
+          earlier: true,
+        }));
+        if (earlier.length === 0) return;
+        setResumedFrom(log.started_at);
+        setTurns((now) => [...earlier, ...now]);
+      })
+      .catch(() => undefined);
   }, []);
+
+  // A connection that comes back clears what was said about it.
+  useEffect(() => {
+    if (connection === "open") setNotice((n) => (n && n.startsWith("Not connected") ? null : n));
+    // A closed socket may be a server that went away: ask, so that the shell's notice says so.
+    if (connection === "closed") getJson("/api/status").catch(() => undefined);
+  }, [connection]);
 
   useEffect(() => {
     const list = listRef.current;
@@ -90,8 +130,19 @@ export function Talk() {
         setBusy(false);
         break;
       case "error":
-        updateLastAvatar((t) => (t.pending ? { ...t, pending: false, error: msg.error } : t));
-        setNotice(msg.error);
+        // Said once: in the reply's place when a reply was awaited, else as a notice.
+        setTurns((all) => {
+          const i = findLastIndex(all, (t) => t.role === "avatar");
+          if (i < 0 || !all[i].pending) {
+            setNotice(msg.error);
+            return all;
+          }
+          const copy = all.slice();
+          copy[i] = { ...copy[i], pending: false, error: msg.error };
+          const u = findLastIndex(copy, (t) => t.role === "user" && !!t.voice);
+          if (u >= 0 && u === i - 1 && copy[u].text.startsWith("(voice message")) copy[u] = { ...copy[u], text: "(voice message)" };
+          return copy;
+        });
         setBusy(false);
         break;
       default:
@@ -105,10 +156,14 @@ export function Talk() {
     setTurns((all) => [...all, userTurn, { id: nextTurnId++, role: "avatar", text: "", pending: true }]);
   }
 
+  // Before the avatar has a prepared source, there is no one to talk to: the page says so instead.
+  const notReady = ready !== null && !ready.ready;
+  const canSend = connection === "open" && !notReady;
+
   function sendText(text: string) {
     const trimmed = text.trim();
     const session = sessionRef.current;
-    if (!trimmed || !session || busy) return;
+    if (!trimmed || !session || busy || notReady) return;
     if (!session.sendText(trimmed)) {
       setNotice("Not connected to the server yet; try again in a moment.");
       return;
@@ -119,7 +174,7 @@ export function Talk() {
 
   async function sendVoice(audio: Blob) {
     const session = sessionRef.current;
-    if (!session || busy) return;
+    if (!session || busy || notReady) return;
     begin({ id: nextTurnId++, role: "user", text: "(voice message — listening…)", voice: true });
     if (!(await session.sendVoice(audio))) {
       setNotice("Not connected to the server yet; try again in a moment.");
@@ -141,9 +196,15 @@ export function Talk() {
           <span className="synthetic-tag" aria-hidden="true">
             SYNTHETIC
           </span>
-          <span className={`conn conn-${connection}`} title={`live connection: ${connection}`}>
-            <i /> {connection === "open" ? "live" : connection}
-          </span>
+          {notReady ? (
+            <span className="conn conn-waiting" data-testid="talk-badge" title="the avatar is not ready to talk yet">
+              <i /> not ready
+            </span>
+          ) : (
+            <span className={`conn conn-${connection}`} data-testid="talk-badge" title={`live connection: ${connection}`}>
+              <i /> {connection === "open" ? "live" : connection}
+            </span>
+          )}
         </div>
         <p className="stage-meta">
           {hello?.voice ? <span data-testid="talk-voice">voice: {hello.voice}</span> : <>waiting for the avatar</>}
@@ -156,13 +217,32 @@ export function Talk() {
       </div>
 
       <div className="chat">
+        {notReady && ready && (
+          <div className="not-ready" data-testid="not-ready">
+            <p>
+              <b>This avatar is not ready to talk yet.</b>{" "}
+              {ready.sources === 0
+                ? "It has no videos of the person yet: add some, then prepare them."
+                : "Its videos are not prepared yet: prepare them first (it takes a few minutes)."}
+            </p>
+            <a className="btn btn-primary" href="#/studio" data-testid="not-ready-link">
+              {ready.sources === 0 ? "Add videos in the Studio" : "Prepare in the Studio"}
+            </a>
+          </div>
+        )}
+        {playing && <SourcePlayer source={playing} onClose={() => setPlaying(null)} />}
         <ol className="turns" ref={listRef} data-testid="conversation">
+          {resumedFrom && (
+            <li className="resumed muted small" data-testid="resumed">
+              Your conversation from {new Date(resumedFrom).toLocaleString()} — new messages continue below.
+            </li>
+          )}
           {turns.length === 0 && (
             <li className="empty">
               <p>Say something to the avatar. It answers with the person's own words, and shows where they said them.</p>
               <div className="chips">
                 {suggestions.map((s) => (
-                  <button key={s} type="button" className="chip" onClick={() => sendText(s)} disabled={connection !== "open"}>
+                  <button key={s} type="button" className="chip" onClick={() => sendText(s)} disabled={!canSend}>
                     {s}
                   </button>
                 ))}
@@ -170,7 +250,11 @@ export function Talk() {
             </li>
           )}
           {turns.map((t) => (
-            <li key={t.id} className={`turn turn-${t.role}`} data-testid={t.role === "avatar" ? "reply" : "message"}>
+            <li
+              key={t.id}
+              className={`turn turn-${t.role}${t.earlier ? " turn-earlier" : ""}`}
+              data-testid={t.role === "avatar" ? (t.earlier ? "earlier-reply" : "reply") : t.earlier ? "earlier-message" : "message"}
+            >
               <div className="bubble">
                 {t.text || (t.pending ? <span className="typing" aria-label="thinking"><i /><i /><i /></span> : null)}
                 {t.error && <div className="turn-error">{t.error}</div>}
@@ -180,7 +264,7 @@ export function Talk() {
                 <ul className="sources" data-testid="sources">
                   {t.sources.map((s, i) => (
                     <li key={i}>
-                      <SourceLink source={s} />
+                      <SourceLink source={s} onPlay={setPlaying} />
                     </li>
                   ))}
                 </ul>
@@ -206,7 +290,8 @@ export function Talk() {
             value={draft}
             rows={1}
             maxLength={4000}
-            placeholder="Type a message…"
+            placeholder={notReady ? "The avatar is not ready to talk yet" : "Type a message…"}
+            disabled={notReady}
             aria-label="Message"
             data-testid="message-input"
             onChange={(e) => setDraft(e.target.value)}
@@ -217,7 +302,7 @@ export function Talk() {
               }
             }}
           />
-          <MicButton disabled={busy || connection !== "open"} onRecorded={sendVoice} onError={setNotice} />
+          <MicButton disabled={busy || !canSend} onRecorded={sendVoice} onError={setNotice} />
           {busy ? (
             <button type="button" className="btn btn-secondary" onClick={stop}>
               Stop
@@ -233,26 +318,67 @@ export function Talk() {
   );
 }
 
-function SourceLink({ source }: { source: SourceRef }) {
+function SourceLink({ source, onPlay }: { source: SourceRef; onPlay: (source: SourceRef) => void }) {
   const label = `${source.title || `source ${source.source_id}`} @ ${clock(source.start_s)}`;
   const body = (
     <>
-      <span className="source-label">{label}</span>
+      <span className="source-label">▶ {label}</span>
       {source.text && <span className="source-text">“{source.text}”</span>}
     </>
   );
-  if (source.url) {
-    const href = source.url.includes("#") ? source.url : `${source.url}#t=${Math.floor(source.start_s)}`;
-    return (
-      <a className="source" href={href} target="_blank" rel="noreferrer" title={`${label}–${clock(source.end_s)}`}>
-        {body}
-      </a>
-    );
-  }
+  // The person's own video at that moment, served from the workspace: what they really said.
   return (
-    <span className="source" title={`${label}–${clock(source.end_s)}`}>
+    <button
+      type="button"
+      className="source"
+      data-testid="source-link"
+      onClick={() => onPlay(source)}
+      title={`Play ${label}–${clock(source.end_s)} of the person's own video`}
+    >
       {body}
-    </span>
+    </button>
+  );
+}
+
+/** Plays a source's moment of the person's own video, from its start. */
+function SourcePlayer({ source, onClose }: { source: SourceRef; onClose: () => void }) {
+  const videoRef = useRef<HTMLVideoElement>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    const v = videoRef.current;
+    if (!v) return;
+    const seek = () => {
+      v.currentTime = source.start_s;
+      void v.play().catch(() => undefined);
+    };
+    if (v.readyState >= 1) seek();
+    else v.addEventListener("loadedmetadata", seek, { once: true });
+    return () => v.removeEventListener("loadedmetadata", seek);
+  }, [source]);
+  const label = `${source.title || `source ${source.source_id}`} @ ${clock(source.start_s)}–${clock(source.end_s)}`;
+  return (
+    <div className="source-player" data-testid="source-player">
+      <div className="source-player-head">
+        <span>
+          <b>What the person said</b> · {label}
+        </span>
+        <button type="button" className="btn btn-secondary" onClick={onClose} aria-label="Close the video">
+          Close
+        </button>
+      </div>
+      <video
+        ref={videoRef}
+        src={withToken(`/api/sources/${source.source_id}/video`)}
+        controls
+        playsInline
+        preload="metadata"
+        data-testid="source-video"
+        data-start={source.start_s}
+        onError={() => setError("This source's video cannot be played here (it is not in the workspace).")}
+      />
+      {source.text && <p className="source-text">“{source.text}”</p>}
+      {error && <p className="error small">{error}</p>}
+    </div>
   );
 }
 

@@ -125,8 +125,7 @@ function FiguresTable({ metrics }: { metrics: unknown }) {
       {!hasTrained && (
         <p className="muted small">
           {f ? "No figures for the trained voice yet: " : "No figures yet: "}
-          train the voice, then run <code>dself eval voice</code> (or <code>make eval</code>) to measure it against the
-          fallback on the held-out sentences.
+          they appear once the voice is trained and evaluated against the stand-in voice on the held-out sentences.
         </p>
       )}
     </div>

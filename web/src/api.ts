@@ -43,14 +43,51 @@ async function errorOf(res: Response): Promise<ApiError> {
   return new ApiError(message, res.status);
 }
 
+// ---- the connection to the server, in one place for both pages ----
+// Every fetch says whether the server answered; the shell shows one notice while it does not, and
+// clears it as soon as a request gets through again (it keeps asking while the server is away).
+
+type ServerListener = (reachable: boolean) => void;
+const serverListeners = new Set<ServerListener>();
+let serverReachable = true;
+
+/** Whether the last request reached the server. */
+export function isServerReachable(): boolean {
+  return serverReachable;
+}
+
+/** Tells the listeners when the server stops or starts answering; returns the unsubscribe. */
+export function onServerReachable(listener: ServerListener): () => void {
+  serverListeners.add(listener);
+  return () => serverListeners.delete(listener);
+}
+
+export function setServerReachable(reachable: boolean) {
+  if (reachable === serverReachable) return;
+  serverReachable = reachable;
+  serverListeners.forEach((l) => l(reachable));
+}
+
+/** fetch, noting whether the server answered at all (any HTTP status counts). */
+async function reach(path: string, init: RequestInit): Promise<Response> {
+  try {
+    const res = await fetch(path, init);
+    setServerReachable(true);
+    return res;
+  } catch (e) {
+    setServerReachable(false);
+    throw new ApiError("the dself server cannot be reached; it may be restarting", 0);
+  }
+}
+
 export async function getJson<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: headers() });
+  const res = await reach(path, { headers: headers() });
   if (!res.ok) throw await errorOf(res);
   return (await res.json()) as T;
 }
 
 export async function postJson<T>(path: string, body: unknown): Promise<T> {
-  const res = await fetch(path, {
+  const res = await reach(path, {
     method: "POST",
     headers: headers({ "Content-Type": "application/json" }),
     body: JSON.stringify(body),
@@ -59,32 +96,62 @@ export async function postJson<T>(path: string, body: unknown): Promise<T> {
   return (await res.json()) as T;
 }
 
-/** Uploads a file's bytes to POST /api/uploads?name=, reporting progress (0..1). */
-export function uploadFile(file: File, onProgress: (share: number) => void): Promise<{ job: Job }> {
+export interface UploadAnswer {
+  file: string;
+  kind: "video" | "captions";
+  video?: string;
+  job?: Job;
+}
+
+/** An upload the server refused because the avatar has the same video already. */
+export class DuplicateUpload extends ApiError {
+  constructor(
+    message: string,
+    public sourceId: number,
+  ) {
+    super(message, 409);
+  }
+}
+
+/**
+ * Uploads a file's bytes to POST /api/uploads?name=, reporting progress (0..1). With
+ * `ingest: false` the server only stores it (several files then become one ingest job).
+ */
+export function uploadFile(
+  file: File,
+  onProgress: (share: number) => void,
+  options: { ingest?: boolean } = {},
+): Promise<UploadAnswer> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/uploads?name=" + encodeURIComponent(file.name));
+    const ingest = options.ingest === false ? "&ingest=0" : "";
+    xhr.open("POST", "/api/uploads?name=" + encodeURIComponent(file.name) + ingest);
     if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total);
     };
     xhr.onload = () => {
+      setServerReachable(true);
       let body: unknown = null;
       try {
         body = JSON.parse(xhr.responseText);
       } catch {
         // fall through to the status line
       }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body as { job: Job });
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body as UploadAnswer);
       else {
-        const err = body && typeof (body as { error?: unknown }).error === "string"
-          ? (body as { error: string }).error
-          : `${xhr.status} ${xhr.statusText}`;
-        reject(new ApiError(err, xhr.status));
+        const b = body as { error?: unknown; duplicate?: { source_id?: number } } | null;
+        const err = b && typeof b.error === "string" ? b.error : `${xhr.status} ${xhr.statusText}`;
+        if (xhr.status === 409 && b?.duplicate) reject(new DuplicateUpload(err, b.duplicate.source_id ?? 0));
+        else reject(new ApiError(err, xhr.status));
       }
     };
-    xhr.onerror = () => reject(new ApiError(`upload of ${file.name} failed: network error`, 0));
+    // The server stores an upload only once all of it has arrived: an interrupted one leaves nothing.
+    const interrupted = () =>
+      reject(new ApiError(`the upload of ${file.name} was interrupted: nothing of it was stored; upload it again`, 0));
+    xhr.onerror = interrupted;
+    xhr.onabort = interrupted;
     xhr.send(file);
   });
 }
@@ -95,7 +162,9 @@ export interface Job {
   id: number;
   kind: string;
   state: "queued" | "running" | "done" | "failed" | "interrupted";
-  progress?: { done: number; total: number; label?: string } | null;
+  /** done/total: the current step; share (0..1, -1 unknown) and eta_s: the whole job. */
+  progress?: { done: number; total: number; label?: string; share?: number; eta_s?: number } | null;
+  sources?: string[];
   started_at?: string | null;
   finished_at?: string | null;
   error?: string | null;
@@ -155,6 +224,43 @@ export interface Status {
 export interface Metrics {
   models: Record<string, unknown>;
   server?: { live_sessions?: number; jobs_done?: number };
+  /** Whether the prepare report exists (GET /api/report answers it). */
+  report?: { ready: boolean; written_at?: string };
+}
+
+/** GET /api/renders */
+export interface Render {
+  name: string;
+  video: string;
+  text: string;
+  duration_s?: number;
+  sentences?: number;
+  voice?: string;
+  made_at?: string;
+  size_bytes?: number;
+}
+
+/** GET /api/conversations/ID */
+export interface ConversationLog {
+  id: number;
+  started_at: string;
+  message_count: number;
+  messages: { role: string; text: string; sources: SourceRef[]; at: string }[];
+}
+
+/** Where the avatar stands on its way from empty to talking (from the status document). */
+export interface Readiness {
+  sources: number;
+  prepared: number;
+  /** At least one source has its speech and face: the avatar can talk and make videos. */
+  ready: boolean;
+}
+
+export function readiness(status: Status): Readiness {
+  const speech = new Set(status.stages.filter((s) => s.stage === "prepare.speech").map((s) => s.source_id));
+  const face = new Set(status.stages.filter((s) => s.stage === "prepare.face").map((s) => s.source_id));
+  const prepared = status.sources.filter((s) => speech.has(s.id) && face.has(s.id)).length;
+  return { sources: status.sources.length, prepared, ready: prepared > 0 };
 }
 
 export interface SayResult {
