@@ -1,14 +1,17 @@
 #!/bin/sh
 # End-to-end test of the web UI: a real `dself serve` on a copy of the prepared sample avatar,
-# driven by web/e2e/e2e.mjs in Debian's headless Chromium. Screenshots go to ARTIFACTS.
+# driven by web/e2e/e2e.mjs in Debian's headless Chromium; with SAMPLE (the sample person's
+# videos and captions), first a new user's journey from an empty avatar on a server the test
+# starts and restarts itself. Screenshots go to ARTIFACTS.
 #
-#   tests/e2e_web.sh DSELF PREPARED_AVATAR WEB_DIR ARTIFACTS
+#   tests/e2e_web.sh DSELF PREPARED_AVATAR WEB_DIR ARTIFACTS [SAMPLE]
 set -eu
 
 dself=$1
 avatar=$2
 web=$3
 artifacts=$4
+sample=${5:-}
 
 fail() { echo "e2e_web: $*" >&2; exit 1; }
 [ -x "$dself" ] || fail "no dself binary at $dself"
@@ -89,6 +92,13 @@ PY
 
 status=0
 # The person's own speech (the first source's audio) is what the fake microphone says.
-node "$web/e2e/e2e.mjs" --url "$url" --out "$artifacts" --voice-wav "$work/avatar/audio/1.wav" || status=$?
+if [ -n "$sample" ]; then
+  [ -f "$sample/video_000.mp4" ] || fail "no sample person in $sample"
+  # The journey's empty avatar lives under TMPDIR; e2e.mjs removes nothing there, so point it here.
+  TMPDIR=$work node "$web/e2e/e2e.mjs" --url "$url" --out "$artifacts" --voice-wav "$work/avatar/audio/1.wav" \
+    --dself "$dself" --sample "$sample" --web-root "$web/dist" || status=$?
+else
+  node "$web/e2e/e2e.mjs" --url "$url" --out "$artifacts" --voice-wav "$work/avatar/audio/1.wav" || status=$?
+fi
 echo "e2e_web: screenshots and logs in $artifacts"
 exit $status

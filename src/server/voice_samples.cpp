@@ -145,9 +145,17 @@ nlohmann::json voice_samples(const fs::path& avatar) {
     const double speech_s = config.is_object() ? config.value("speech_s", 0.0) : 0.0;
     name = fmt::format("trained voice ({:.0f} min of speech)", speech_s / 60);
   }
+  // Whether GET /api/models/voice/curve has a curve: the page asks for it only then.
+  bool curve = true;
+  try {
+    voice_curve(avatar);
+  } catch (const HttpError&) {
+    curve = false;
+  }
   return {{"voice", {{"name", name}, {"trained", trained}, {"state", state}, {"why", why}}},
           {"speech", speech},
-          {"samples", samples}};
+          {"samples", samples},
+          {"curve", curve}};
 }
 
 HeldOutClip held_out_clip(const fs::path& avatar, const std::string& source, const std::string& id) {

@@ -21,10 +21,10 @@ namespace {
 // Lets the report (written for a browser opening the workspace's report.html) read well inside the
 // app: a way back, tables and charts that scroll rather than widen the page on a phone.
 constexpr const char* kReportStyle =
-    "<style>.dself-back{display:inline-block;margin:0 0 1rem;font:600 0.95rem system-ui,sans-serif;"
+    "<link rel=icon href='data:,'><style>.dself-back{display:inline-block;margin:0 0 1rem;font:600 0.95rem system-ui,sans-serif;"
     "color:#4f46e5;text-decoration:none}.dself-back:hover{text-decoration:underline}"
     "table{display:block;overflow-x:auto;max-width:100%}figure{overflow-x:auto;max-width:100%}"
-    "img{max-width:100%}body{overflow-wrap:anywhere}"
+    "img{max-width:100%}.note{overflow-wrap:anywhere}th,td{white-space:nowrap}"
     "@media (max-width:600px){body{margin:1rem auto}.sheet img{height:96px}}</style>";
 
 std::string url_encoded(const std::string& text) {

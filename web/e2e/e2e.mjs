@@ -12,18 +12,36 @@
 // with its log and makes a downloadable MP4 with say;
 // with --voice-wav, a hold-to-talk voice message (Chromium's fake microphone plays the file) is
 // heard and answered.
-// Screenshots and the browser's console go to --out. Exit 0 when every check passed.
+// With --dself, --sample and --web-root, first the journey of a new user on an empty avatar (a
+// server of its own, started and restarted here): Talk and the Studio say what to do first; the
+// sample's videos are uploaded with their captions as one job; prepare runs with progress that
+// moves; the report opens with every picture loaded and fits a phone; a video is made; after a
+// reload the video and the conversation are found again; a source plays the person's own video
+// at its moment; the server restarts mid-session and the page recovers; no request answers 404.
+// Screenshots (journey-*.png) and the browser's console go to --out. Exit 0 when every check passed.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 
 function parseArgs(argv) {
-  const args = { url: "", out: "e2e-artifacts", chromium: process.env.CHROMIUM || "/usr/bin/chromium", token: "", "voice-wav": "" };
+  const args = {
+    url: "",
+    out: "e2e-artifacts",
+    chromium: process.env.CHROMIUM || "/usr/bin/chromium",
+    token: "",
+    "voice-wav": "",
+    dself: "",
+    sample: "",
+    "web-root": "",
+    only: "",
+  };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i].replace(/^--/, "");
     if (!(key in args) || i + 1 >= argv.length) {
-      console.error(`usage: e2e.mjs --url URL --out DIR [--chromium PATH] [--token T] [--voice-wav WAV] (bad argument: ${argv[i]})`);
+      console.error(`usage: e2e.mjs --url URL --out DIR [--chromium PATH] [--token T] [--voice-wav WAV] [--dself BIN --sample DIR --web-root DIR] (bad argument: ${argv[i]})`);
       process.exit(1);
     }
     args[key] = argv[++i];
@@ -42,6 +60,7 @@ const base = args.url.replace(/\/+$/, "");
 const query = args.token ? `?token=${encodeURIComponent(args.token)}` : "";
 
 const QUESTION = "Where are you filming from today?";
+const SAY_TEXT = "Hello from a new avatar. This is a short test.";
 const VIEWPORTS = [
   { name: "laptop", viewport: { width: 1280, height: 800 }, isMobile: false, hasTouch: false },
   { name: "phone", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
@@ -225,7 +244,7 @@ async function trainPanel(page, vp) {
     const name = await page.getByTestId("voice-name").innerText();
     check(`${tag}: the voice's name shown`, /fallback voice/i.test(name), name);
     const figures = (await page.getByTestId("train-figures").innerText()).replace(/\s+/g, " ");
-    check(`${tag}: figures say how to get them`, /dself eval voice/.test(figures), figures.slice(0, 160));
+    check(`${tag}: figures say when they come, without terminal commands`, /evaluated/.test(figures) && !/dself /.test(figures), figures.slice(0, 160));
   });
   await step(`${tag}: loss curves`, async () => {
     const res = await page.request.get(`${base}/api/models/voice/curve${query}`);
@@ -313,7 +332,7 @@ async function studio(page, vp) {
     const empty = kinds.length === 0 ? await metrics.getByTestId("no-metrics").innerText().catch(() => "") : "";
     check(
       `${tag}: metrics match /api/metrics`,
-      models !== null && shown.slice().sort().join() === kinds.slice().sort().join() && missing.length === 0 && (kinds.length > 0 || /dself eval say/.test(empty)),
+      models !== null && shown.slice().sort().join() === kinds.slice().sort().join() && missing.length === 0 && (kinds.length > 0 || (/evaluated/.test(empty) && !/dself /.test(empty))),
       kinds.length ? `kinds ${shown.join(", ")}${missing.length ? `; missing ${missing.join("; ")}` : ""}` : empty || `/api/metrics ${res.status()}`,
     );
   });
@@ -348,6 +367,271 @@ async function studio(page, vp) {
   await page.screenshot({ path: join(outDir, `studio-${vp.name}.png`), fullPage: true });
 }
 
+
+// ---- the new user's journey, on an empty avatar ----
+
+/** `dself serve` on `avatar` as a child process; resolves with its port once it listens. */
+function startServer(avatar, port, logName) {
+  return new Promise((resolvePort, reject) => {
+    const child = spawn(args.dself, ["--avatar", avatar, "serve", "--port", String(port), "--web-root", args["web-root"]], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    const log = [];
+    const timer = setTimeout(() => reject(new Error(`dself serve did not listen: ${out}`)), 60000);
+    const onData = (d) => {
+      const text = d.toString();
+      log.push(text);
+      out += text;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+      if (m && timer) {
+        clearTimeout(timer);
+        resolvePort({ child, port: Number(m[1]), log });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", () => writeFileSync(join(outDir, logName), log.join("")));
+    child.on("error", reject);
+  });
+}
+
+function stopServer(server) {
+  return new Promise((done) => {
+    if (server.child.exitCode !== null) return done();
+    server.child.once("exit", () => done());
+    server.child.kill("SIGTERM");
+  });
+}
+
+async function journey(browser) {
+  const avatar = join(mkdtempSync(join(tmpdir(), "dself-journey-")), "avatar");
+  let server = await startServer(avatar, 0, "journey-server.log");
+  const url = `http://127.0.0.1:${server.port}`;
+  const notFound = [];
+  const watch = (page, name) => {
+    page.on("response", (r) => {
+      if (r.status() === 404) notFound.push(`[${name}] ${r.request().method()} ${r.url()}`);
+    });
+    page.on("console", (m) => consoleLines.push(`[journey-${name}] ${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => {
+      consoleLines.push(`[journey-${name}] pageerror: ${e.message}`);
+      check(`journey/${name}: no uncaught page errors`, false, e.message);
+    });
+  };
+  const shot = (page, name) => page.screenshot({ path: join(outDir, `journey-${name}.png`), fullPage: true });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  watch(page, "laptop");
+  const tag = "journey/laptop";
+  try {
+    // 1. Talk, before anything: it says the avatar is not ready and leads to the step.
+    await page.goto(`${url}/#/talk`, { waitUntil: "load" });
+    await step(`${tag}: talk before the avatar is ready`, async () => {
+      await page.getByTestId("not-ready").waitFor({ state: "visible", timeout: 15000 });
+      const badge = await page.getByTestId("talk-badge").innerText();
+      const chips = await page.locator(".chip").evaluateAll((els) => els.map((e) => e.disabled));
+      const text = await page.getByTestId("not-ready").innerText();
+      check(`${tag}: Talk says the avatar is not ready, badge honest, chips disabled`,
+        /not ready/.test(badge) && chips.length > 0 && chips.every(Boolean) && /no videos/.test(text) && !/dself /.test(text),
+        `${badge.trim()} | ${text.replace(/\s+/g, " ")}`);
+      await shot(page, "01-talk-not-ready");
+      await page.getByTestId("not-ready-link").click();
+    });
+
+    // 2. The Studio's steps: only adding videos can run.
+    await step(`${tag}: studio steps on an empty avatar`, async () => {
+      await page.getByTestId("guided-steps").waitFor({ state: "visible", timeout: 15000 });
+      const states = await page.locator("[data-testid=guided-steps] [data-step]").evaluateAll((els) =>
+        els.map((e) => `${e.getAttribute("data-step")}:${e.getAttribute("data-state")}`));
+      const prepareDisabled = await page.getByRole("button", { name: "Run prepare" }).isDisabled();
+      const ingestDot = await page.locator("[data-testid=stages] .stage-row").first().locator(".dot").getAttribute("class");
+      check(`${tag}: steps enabled only when they can run`,
+        states.join(",") === "videos:ready,prepare:waiting,train:waiting,talk:waiting" && prepareDisabled && !/done/.test(ingestDot),
+        `${states.join(",")}; Run prepare ${prepareDisabled ? "disabled" : "ENABLED"}; ingest dot "${ingestDot}"`);
+      await shot(page, "02-studio-empty");
+    });
+
+    // 3. Upload the sample's videos with their captions (and a stray captions file) at once.
+    const sampleFiles = readdirSync(args.sample).filter((f) => /\.(mp4|vtt)$/.test(f)).map((f) => join(args.sample, f));
+    const stray = join(mkdtempSync(join(tmpdir(), "dself-stray-")), "stray.en.vtt");
+    writeFileSync(stray, "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nNo video of mine.\n");
+    await step(`${tag}: upload videos with captions`, async () => {
+      await page.getByTestId("upload-input").setInputFiles([...sampleFiles, stray]);
+      await page.getByTestId("upload-summary").waitFor({ state: "visible", timeout: 60000 });
+      const rows = await page.locator("[data-testid=uploads] li").allInnerTexts();
+      const summary = await page.getByTestId("upload-summary").innerText();
+      const videos = sampleFiles.filter((f) => f.endsWith(".mp4")).length;
+      check(`${tag}: videos matched with their captions`,
+        rows.filter((r) => /transcript from its captions/.test(r)).length === videos,
+        rows.map((r) => r.replace(/\s+/g, " ")).join(" | "));
+      check(`${tag}: captions without their video refused, naming the file`,
+        rows.some((r) => /stray\.en\.vtt: no video named stray/.test(r)), "");
+      check(`${tag}: several files are one job`, new RegExp(`${videos} videos added as one job`).test(summary), summary);
+      await page.locator("[data-testid=jobs] .job.job-done").first().waitFor({ timeout: 120000 });
+      const jobs = await (await page.request.get(`${url}/api/jobs`)).json();
+      check(`${tag}: one ingest job for all the files`, jobs.jobs.filter((j) => j.kind === "ingest").length === 1 && jobs.jobs[0].sources.length === videos,
+        JSON.stringify(jobs.jobs.map((j) => [j.id, j.kind, j.state, j.sources.length])));
+      await shot(page, "03-uploaded");
+    });
+
+    // 4. The same video again: said where the user looks, nothing stored.
+    await step(`${tag}: duplicate upload`, async () => {
+      await page.getByTestId("upload-input").setInputFiles([sampleFiles.find((f) => f.endsWith(".mp4"))]);
+      await page.getByTestId("upload-summary").getByText("Nothing new").waitFor({ timeout: 30000 });
+      const row = await page.locator("[data-testid=uploads] li").first().innerText();
+      check(`${tag}: duplicate said before storing`, /already in the avatar as source \d+/.test(row), row.replace(/\s+/g, " "));
+    });
+
+    // 5. Prepare, with progress that moves and an estimate of time left.
+    await step(`${tag}: prepare with moving progress`, async () => {
+      await page.getByTestId("step-prepare").click();
+      await page.waitForFunction(() => /prepare/.test(document.querySelector("[data-testid=jobs] .job:first-child .job-kind")?.textContent || ""), null, { timeout: 15000 });
+      const shares = [];
+      const stageCounts = new Set();
+      let eta = false;
+      let shotTaken = false;
+      const deadline = Date.now() + 300000;
+      while (Date.now() < deadline) {
+        const now = await page.evaluate(() => {
+          const bar = document.querySelector("[data-testid=job-progress] [role=progressbar]");
+          const text = document.querySelector("[data-testid=job-progress] .count")?.textContent || "";
+          const stages = [...document.querySelectorAll("[data-testid=stages] [data-stage]")].map((e) => e.querySelector(".count")?.textContent);
+          const done = !!document.querySelector("[data-testid=jobs] .job:first-child .badge-done, [data-testid=jobs] .job:first-child .badge-failed");
+          return { share: bar ? Number(bar.getAttribute("aria-valuenow")) : null, text, stages, done };
+        });
+        if (now.share !== null) shares.push(now.share);
+        if (/left/.test(now.text)) eta = true;
+        now.stages.forEach((c) => stageCounts.add(c));
+        if (!shotTaken && now.share !== null && now.share > 0.3) {
+          await shot(page, "04-preparing");
+          shotTaken = true;
+        }
+        if (now.done) break;
+        await page.waitForTimeout(250);
+      }
+      const distinct = [...new Set(shares)];
+      const monotone = shares.every((v, i) => i === 0 || v >= shares[i - 1]);
+      check(`${tag}: one job bar that only moves forward`, distinct.length >= 4 && monotone, `${distinct.length} values: ${distinct.map((v) => v.toFixed(2)).join(" ")}`);
+      check(`${tag}: time left shown`, eta, "");
+      check(`${tag}: stage bars advance during prepare`, stageCounts.has("1/2"), [...stageCounts].join(" "));
+      const state = await page.locator("[data-testid=jobs] .job").first().getAttribute("class");
+      check(`${tag}: prepare done`, /job-done/.test(state), state);
+      await page.getByTestId("next-step").first().waitFor({ timeout: 15000 });
+      const next = await page.getByTestId("next-step").first().innerText();
+      check(`${tag}: next step suggested`, /report/.test(next) && /talk/.test(next), next);
+      await shot(page, "05-prepared");
+    });
+
+    // 6. The report: every picture loads, a way back to the Studio.
+    await step(`${tag}: report`, async () => {
+      await page.getByTestId("next-report").click();
+      await page.waitForLoadState("load");
+      const images = await page.evaluate(async () => {
+        const imgs = [...document.images];
+        imgs.forEach((i) => (i.loading = "eager"));
+        await Promise.all(imgs.map((i) => (i.complete ? null : new Promise((r) => { i.onload = r; i.onerror = r; }))));
+        return imgs.map((i) => ({ src: i.src, ok: i.complete && i.naturalWidth > 0 }));
+      });
+      check(`${tag}: every report picture loads`, images.length >= 2 && images.every((i) => i.ok), `${images.filter((i) => i.ok).length}/${images.length} loaded`);
+      await shot(page, "06-report");
+      await page.getByTestId("report-back").click();
+      await page.getByTestId("guided-steps").waitFor({ timeout: 15000 });
+      check(`${tag}: the report leads back to the Studio`, /#\/studio/.test(page.url()), page.url());
+    });
+
+    // 7. A video with Say; found again after a reload, with its text.
+    await step(`${tag}: say, then reload`, async () => {
+      await page.locator("[data-testid=say] textarea").fill(SAY_TEXT);
+      await page.getByRole("button", { name: "Make the video" }).click();
+      await page.getByRole("link", { name: "Download MP4" }).waitFor({ state: "visible", timeout: 300000 });
+      await page.reload({ waitUntil: "load" });
+      await page.getByTestId("renders").waitFor({ timeout: 15000 });
+      const texts = await page.getByTestId("render").allInnerTexts();
+      check(`${tag}: the video is listed after a reload, with its text`, texts.some((t) => t.includes(SAY_TEXT)), texts.join(" | ").slice(0, 200));
+      await shot(page, "07-renders");
+    });
+
+    // 8. Talk; reload; the conversation is there; a source plays the person's own video.
+    await step(`${tag}: talk, reload, sources`, async () => {
+      await page.goto(`${url}/#/talk`, { waitUntil: "load" });
+      await page.waitForFunction(() => window.__dself && window.__dself.hello === true, null, { timeout: 30000 });
+      await page.getByTestId("message-input").fill(QUESTION);
+      await page.getByTestId("send").click();
+      await page.getByTestId("reply").last().getByTestId("sources").waitFor({ timeout: 60000 });
+      const reply = (await page.getByTestId("reply").last().locator(".bubble").innerText()).trim();
+      await page.getByTestId("send").waitFor({ state: "visible", timeout: 90000 });
+      await page.reload({ waitUntil: "load" });
+      await page.getByTestId("earlier-reply").first().waitFor({ timeout: 15000 });
+      const earlier = await page.getByTestId("earlier-reply").allInnerTexts();
+      check(`${tag}: the conversation is back after a reload`, earlier.some((t) => t.includes(reply.slice(0, 40))), earlier.join(" | ").slice(0, 160));
+      // The latest moment among the sources, so that the seek is not to the video's start.
+      const labels = await page.getByTestId("source-link").allInnerTexts();
+      const seconds = labels.map((l) => {
+        const m = /@ (\d+):(\d\d)/.exec(l);
+        return m ? Number(m[1]) * 60 + Number(m[2]) : -1;
+      });
+      await page.getByTestId("source-link").nth(seconds.indexOf(Math.max(...seconds))).click();
+      const video = page.getByTestId("source-video");
+      await video.waitFor({ timeout: 15000 });
+      const seek = await video.evaluate(
+        (v) => new Promise((done) => {
+          const start = Number(v.dataset.start);
+          const report = () => done({ start, at: v.currentTime, ready: v.readyState, error: v.error && v.error.code });
+          const check = () => (v.readyState >= 1 && Math.abs(v.currentTime - start) < 1.5 ? report() : null);
+          v.addEventListener("seeked", check);
+          v.addEventListener("timeupdate", check);
+          v.addEventListener("error", report);
+          setTimeout(report, 15000);
+          check();
+        }),
+      );
+      check(`${tag}: a source plays the person's video at its moment`, seek.ready >= 1 && !seek.error && Math.abs(seek.at - seek.start) < 1.5, JSON.stringify(seek));
+      await shot(page, "08-source");
+    });
+
+    // 9. The server restarts mid-session: the one notice shows, then clears; ids stay.
+    await step(`${tag}: server restart`, async () => {
+      const before = (await (await page.request.get(`${url}/api/jobs`)).json()).jobs.map((j) => `${j.id}:${j.kind}`);
+      await stopServer(server);
+      await page.getByTestId("offline-banner").waitFor({ state: "visible", timeout: 30000 });
+      await shot(page, "09-server-away");
+      server = await startServer(avatar, new URL(url).port, "journey-server-2.log");
+      await page.getByTestId("offline-banner").waitFor({ state: "detached", timeout: 30000 });
+      await page.waitForFunction(() => /live/.test(document.querySelector("[data-testid=talk-badge]")?.textContent || ""), null, { timeout: 30000 });
+      check(`${tag}: the page recovers when the server is back`, true);
+      const after = (await (await page.request.get(`${url}/api/jobs`)).json()).jobs.map((j) => `${j.id}:${j.kind}`);
+      check(`${tag}: the job history keeps its ids after a restart`, before.length > 0 && before.every((j) => after.includes(j)), `${before.join(",")} -> ${after.join(",")}`);
+      await page.goto(`${url}/#/studio`, { waitUntil: "load" });
+      await page.locator("[data-testid=jobs] .job").first().waitFor({ timeout: 15000 });
+      await shot(page, "10-after-restart");
+    });
+
+    // 10. A phone: the Studio and the report fit 390 px.
+    await step(`journey/phone: studio and report fit`, async () => {
+      const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 });
+      const p = await phone.newPage();
+      watch(p, "phone");
+      await p.goto(`${url}/#/studio`, { waitUntil: "load" });
+      await p.getByTestId("guided-steps").waitFor({ timeout: 15000 });
+      await p.waitForTimeout(500);
+      const studioWidth = await p.evaluate(() => document.documentElement.scrollWidth);
+      await p.screenshot({ path: join(outDir, "journey-11-phone-studio.png"), fullPage: true });
+      await p.goto(`${url}/api/report`, { waitUntil: "load" });
+      const reportWidth = await p.evaluate(() => document.documentElement.scrollWidth);
+      await p.screenshot({ path: join(outDir, "journey-12-phone-report.png"), fullPage: true });
+      const back = await p.getByTestId("report-back").isVisible();
+      check(`journey/phone: the Studio and the report fit a 390 px screen, with a way back`, studioWidth <= 392 && reportWidth <= 392 && back,
+        `studio ${studioWidth} px, report ${reportWidth} px`);
+      await phone.close();
+    });
+    check(`journey: no request answered 404`, notFound.length === 0, notFound.slice(0, 5).join("; "));
+  } finally {
+    await context.close();
+    await stopServer(server);
+  }
+}
+
 const browser = await chromium.launch({
   executablePath: args.chromium,
   headless: true,
@@ -360,7 +644,8 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  for (const vp of VIEWPORTS) {
+  if (args.dself && args.sample && args["web-root"]) await journey(browser);
+  for (const vp of args.only === "journey" ? [] : VIEWPORTS) {
     const context = await browser.newContext({ viewport: vp.viewport, isMobile: vp.isMobile, hasTouch: vp.hasTouch, deviceScaleFactor: 1 });
     const page = await context.newPage();
     page.on("console", (m) => consoleLines.push(`[${vp.name}] ${m.type()}: ${m.text()}`));

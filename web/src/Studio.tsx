@@ -17,6 +17,7 @@ import {
   type SayResult,
   type StageRow,
   type Status,
+  type VoiceSamples,
 } from "./api";
 import { ModelMetrics } from "./Models";
 import { TrainPanel } from "./Train";
@@ -256,11 +257,21 @@ function GuidedSteps({
   reportReady: boolean;
   onStart: (kind: "prepare" | "report" | "train") => void;
 }) {
+  // How much of the person's speech there is to train the voice on (what the Train panel shows).
+  const [voiceSpeech, setVoiceSpeech] = useState<VoiceSamples["speech"] | null>(null);
+  const stagesKey = status ? status.stages.length : -1;
+  useEffect(() => {
+    if (stagesKey < 0) return;
+    getJson<VoiceSamples>("/api/voice/samples")
+      .then((v) => setVoiceSpeech(v.speech))
+      .catch(() => undefined);
+  }, [stagesKey]);
   if (!status) return null;
   const r = readiness(status);
+  const speech = voiceSpeech;
   const active = (kind: string) => jobs.find((j) => j.kind === kind && (j.state === "running" || j.state === "queued"));
-  const voice = (status as Status & { trained?: Record<string, { state: string; why: string }> }).trained?.voice;
-  const voiceState = voice?.state ?? "";
+  const voiceState = status.trained?.voice?.state ?? "none";  // none, current, stale, broken
+  const trained = voiceState === "current";
   const busyNote = running ? " (after the job that is running)" : "";
   const scrollTo = (testid: string) =>
     document.querySelector(`[data-testid=${testid}]`)?.scrollIntoView({ behavior: "smooth", block: "start" });
@@ -301,21 +312,17 @@ function GuidedSteps({
     {
       key: "train",
       title: "Train the voice",
-      state: active("train")
-        ? "running"
-        : voiceState === "trained"
-          ? "done"
-          : !r.ready
-            ? "waiting"
-            : voice?.why && voiceState !== "stale" && voiceState !== "untrained"
-              ? "waiting"
-              : "ready",
+      state: active("train") ? "running" : trained ? "done" : !r.ready || !speech?.ready ? "waiting" : "ready",
       note: !r.ready
         ? "Waits for prepare. Optional: until it is trained, the avatar speaks with a stand-in voice."
-        : voiceState === "trained"
+        : trained
           ? "The avatar speaks with the person's own voice."
-          : `Optional: until then a stand-in voice speaks.${voice?.why ? ` ${voice.why}` : ""}`,
-      action: r.ready && voiceState !== "trained" ? { label: "Go to training", run: () => scrollTo("train") } : undefined,
+          : speech && !speech.ready
+            ? `Optional: a stand-in voice speaks until then. Waits for more speech: ${speech.waiting_for ?? "add videos and prepare them"}.`
+            : voiceState === "stale"
+              ? "The voice was trained on other videos: train it again to include the new ones."
+              : "Optional: until then a stand-in voice speaks.",
+      action: r.ready && speech?.ready && !trained ? { label: "Go to training", run: () => scrollTo("train") } : undefined,
     },
     {
       key: "talk",
@@ -469,7 +476,7 @@ function AddSources({ onJob, status }: { onJob: (job: Job) => void; status: Stat
       } catch (err) {
         if (err instanceof DuplicateUpload) {
           duplicates++;
-          set(index, { state: "duplicate", error: err.message });
+          set(index, { state: "duplicate", error: err.message, note: "" });
         } else {
           set(index, { state: "failed", error: message(err) });
         }

@@ -217,8 +217,14 @@ export function TrainPanel({
       .catch((e) => setInfoError(message(e)));
   }, [finishedKey]);
 
-  // The curve as saved (the model's, or the last checkpoint's while training), polled while it trains.
+  // The curve as saved (the model's, or the last checkpoint's while training), polled while it trains;
+  // asked for only when the samples say there is one (no 404s before the first training).
+  const hasCurve = info?.curve ?? false;
   useEffect(() => {
+    if (!hasCurve && !training) {
+      setCurve([]);
+      return;
+    }
     let stop = false;
     const load = () =>
       getJson<VoiceCurve>("/api/models/voice/curve")
@@ -234,7 +240,7 @@ export function TrainPanel({
       stop = true;
       window.clearInterval(timer);
     };
-  }, [training, finishedKey]);
+  }, [training, finishedKey, hasCurve]);
 
   // Between checkpoints, the points the job's progress events carry.
   const point = livePoint(training ? trainJob : undefined);

@@ -219,6 +219,8 @@ export interface Status {
   stages: StageRow[];
   persona?: Record<string, unknown> | null;
   jobs?: CatalogJob[];
+  /** Per trainable model: "none", "current", "stale" or "broken" (docs/FORMATS.md). */
+  trained?: Record<string, { state: string; why: string }>;
 }
 
 export interface Metrics {
@@ -290,6 +292,8 @@ export interface VoiceSamples {
   voice: { name: string; trained: boolean; state: string; why: string };
   speech: { train_s: number; held_out_s: number; min_train_s: number; ready: boolean; waiting_for?: string };
   samples: { source: string; id: string; text: string; duration_s: number; real_url: string; trained_url: string }[];
+  /** Whether GET /api/models/voice/curve has a curve to draw. */
+  curve?: boolean;
 }
 
 export interface SourceRef {
