@@ -2,6 +2,8 @@
 // person's face whose mouth moves with the sound, audio and video in step, marked synthetic; a
 // WAV beside it; every bad input a clear message; and `dself eval say` figures.
 #include <gtest/gtest.h>
+
+#include <opencv2/imgproc.hpp>
 #include <signal.h>
 
 #include <algorithm>
@@ -106,6 +108,38 @@ TEST_F(Say, WritesASyntheticVideoWhoseMouthMovesWithTheSound) {
   double open = mean_opening({"aa", "ao", "ah", "ay", "aw", "ae"});
   double shut = mean_opening({"p", "b", "m"});
   EXPECT_GT(open, shut + 0.05) << "open vowels " << open << ", bilabials " << shut << " (inner-lip opening / IOD)";
+}
+
+// The picture says it is synthetic: a bright label on a dark box in the lower right corner, left
+// out only with --no-synthetic-mark (the rest of the picture is the same either way).
+TEST_F(Say, PictureCarriesAVisibleSyntheticMark) {
+  const fs::path marked = dir_->path() / "marked.mp4", plain = dir_->path() / "plain.mp4";
+  for (const auto& [out, extra] : {std::pair{marked, std::string()}, std::pair{plain, std::string("--no-synthetic-mark")}}) {
+    std::vector<std::string> command = {"--avatar", avatar_, "say", "Hello.", "-o", out.string()};
+    if (!extra.empty()) command.push_back(extra);
+    auto result = test::run_dself(command);
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+  }
+  media::VideoReader with(marked), without(plain);
+  media::VideoFrame a, b;
+  ASSERT_TRUE(with.read(a));
+  ASSERT_TRUE(without.read(b));
+  const int w = a.bgr.cols, h = a.bgr.rows;
+  cv::Mat corner_a, corner_b, gray;
+  cv::cvtColor(a.bgr(cv::Rect(w * 3 / 4, h * 15 / 16, w / 4, h / 16)), corner_a, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(b.bgr(cv::Rect(w * 3 / 4, h * 15 / 16, w / 4, h / 16)), corner_b, cv::COLOR_BGR2GRAY);
+  // The label: dark box with white letters, where the unmarked picture has neither.
+  double min_a, max_a;
+  cv::minMaxLoc(corner_a, &min_a, &max_a);
+  EXPECT_GT(max_a, 200) << "white letters in the corner";
+  EXPECT_GT(cv::norm(corner_a, corner_b, cv::NORM_L1) / corner_a.total(), 10.0) << "the corner differs from the unmarked picture";
+  // Away from the corner, the same picture (up to the encoder).
+  cv::Mat face_a, face_b;
+  cv::cvtColor(a.bgr(cv::Rect(w / 4, h / 4, w / 2, h / 2)), face_a, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(b.bgr(cv::Rect(w / 4, h / 4, w / 2, h / 2)), face_b, cv::COLOR_BGR2GRAY);
+  EXPECT_LT(cv::norm(face_a, face_b, cv::NORM_L1) / face_a.total(), 2.0) << "the face is untouched by the mark";
+  auto help = test::run_dself({"say", "--help"});
+  EXPECT_TRUE(contains(help.output, "--no-synthetic-mark")) << help.output;
 }
 
 TEST_F(Say, BadInputsSayWhatToDo) {

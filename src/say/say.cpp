@@ -1,6 +1,8 @@
 // `dself say`: split, say, animate, draw, write — one function per step.
 #include "say/say.h"
 
+#include <opencv2/imgproc.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -211,6 +213,29 @@ SentenceTake Performer::perform(std::string_view sentence, const FrameSink& on_f
   return take;
 }
 
+namespace {
+
+// A small, legible mark in the lower right corner that says the picture is synthetic (DESIGN.md §7:
+// a digital self never passes for the person): white capitals on a dark box, about 3% of the
+// frame's height, away from the face.
+void draw_synthetic_mark(cv::Mat& frame) {
+  const std::string label = "SYNTHETIC";
+  const double scale = std::max(0.3, frame.rows / 512.0 * 0.42);
+  const int thickness = std::max(1, static_cast<int>(std::lround(scale * 2)));
+  int baseline = 0;
+  const cv::Size size = cv::getTextSize(label, cv::FONT_HERSHEY_SIMPLEX, scale, thickness, &baseline);
+  const int pad = std::max(3, size.height / 3);
+  const int margin = std::max(4, frame.rows / 64);
+  const cv::Rect box(frame.cols - margin - size.width - 2 * pad, frame.rows - margin - size.height - baseline - 2 * pad,
+                     size.width + 2 * pad, size.height + baseline + 2 * pad);
+  cv::Mat area = frame(box & cv::Rect(0, 0, frame.cols, frame.rows));
+  area *= 0.35;  // darken what is under the label, so that it reads on any background
+  cv::putText(frame, label, cv::Point(box.x + pad, box.y + pad + size.height), cv::FONT_HERSHEY_SIMPLEX, scale,
+              cv::Scalar(255, 255, 255), thickness, cv::LINE_AA);
+}
+
+}  // namespace
+
 SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, const SayOptions& options) {
   std::vector<std::string> sentences = voice::split_sentences(text);
   if (sentences.empty()) {
@@ -239,9 +264,16 @@ SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, c
   Progress progress("say", static_cast<int64_t>(sentences.size()), "sentences", options.progress);
   for (size_t i = 0; i < sentences.size(); ++i) {
     stop_if_requested(options.should_stop, "say");
+    cv::Mat marked;
     SentenceTake take = performer.perform(sentences[i], [&](int, const cv::Mat& frame) {
       stop_if_requested(options.should_stop, "say");
-      writer.write_frame(frame);
+      if (!options.synthetic_mark) {
+        writer.write_frame(frame);
+        return;
+      }
+      frame.copyTo(marked);
+      draw_synthetic_mark(marked);
+      writer.write_frame(marked);
     });
     writer.write_audio(take.speech.samples);
     if (wav_writer) wav_writer->write(take.speech.samples);

@@ -28,6 +28,7 @@ struct SayOptions {
                              // empty: the trained voice when there is one, else the espeak-ng voice
                              // closest to the person's pitch
   double sentence_pause_s = 0.25;  // silence between sentences
+  bool synthetic_mark = true;      // say(): a small "SYNTHETIC" mark in the picture's lower right corner
   uint64_t seed = 1;         // which of the person's head motions and blinks are used
   ProgressSink progress;     // say(): sentences done (besides the display)
   // say(): asked between sentences and frames; when it says so, the partial output is removed
