@@ -327,6 +327,40 @@ TEST_F(ServerTest, UploadsTakeCaptionsWithTheirVideoAsOneJob) {
   EXPECT_NE(job["error"].get<std::string>().find("other.mp4"), std::string::npos) << job.dump();
 }
 
+// A file in parts: each appended where the last ended; until the last arrives nothing is in
+// uploads/ (an interrupted upload adds nothing), and a part at the wrong offset says where to go on.
+TEST_F(ServerTest, UploadsInPartsAddNothingUntilTheLastArrives) {
+  wait_idle();
+  std::string bytes;
+  for (int i = 0; i < 3000; ++i) bytes += static_cast<char>('a' + i % 26);
+  const std::string base = "/api/uploads?name=parts.mp4&ingest=0&total=3000&offset=";
+  HttpResponse first = post(base + "0", bytes.substr(0, 1000));
+  ASSERT_EQ(first.status, 202) << first.body;
+  EXPECT_EQ(parse(first.body)["received"], 1000);
+  EXPECT_FALSE(fs::exists(avatar_ / "uploads" / "parts.mp4")) << "half an upload is not in uploads/";
+  HttpResponse skipped = post(base + "2000", bytes.substr(2000));
+  EXPECT_EQ(skipped.status, 409) << skipped.body;
+  EXPECT_EQ(parse(skipped.body)["received"], 1000);
+  HttpResponse past = post(base + "1000", bytes.substr(0, 2500));
+  EXPECT_EQ(past.status, 400) << past.body;
+  HttpResponse second = post(base + "1000", bytes.substr(1000, 1000));
+  ASSERT_EQ(second.status, 202) << second.body;
+  EXPECT_FALSE(fs::exists(avatar_ / "uploads" / "parts.mp4"));
+  HttpResponse last = post(base + "2000", bytes.substr(2000));
+  ASSERT_EQ(last.status, 201) << last.body;
+  EXPECT_EQ(parse(last.body)["file"], "uploads/parts.mp4");
+  EXPECT_EQ(read_bytes(avatar_ / "uploads" / "parts.mp4"), bytes);
+  EXPECT_FALSE(fs::exists(avatar_ / "uploads" / ".partial" / "parts.mp4"));
+  // An interrupted one: a first part, then nothing; uploading it again starts from 0.
+  ASSERT_EQ(post("/api/uploads?name=cut.mp4&ingest=0&total=3000&offset=0", bytes.substr(0, 1500)).status, 202);
+  EXPECT_FALSE(fs::exists(avatar_ / "uploads" / "cut.mp4"));
+  ASSERT_EQ(post("/api/uploads?name=cut.mp4&ingest=0&total=1500&offset=0", bytes.substr(0, 1500)).status, 201);
+  EXPECT_EQ(read_bytes(avatar_ / "uploads" / "cut.mp4"), bytes.substr(0, 1500));
+  // Over the limit by its total, before any byte is kept.
+  EXPECT_EQ(post("/api/uploads?name=big.mp4&total=9999999999&offset=0", "x").status, 413);
+  EXPECT_EQ(post("/api/uploads?name=x.mp4&total=10", "x").status, 400) << "offset and total go together";
+}
+
 // The report read through the API: every picture it shows loads, it scrolls inside a phone's
 // width, and it leads back to the Studio.
 TEST_F(ServerTest, ReportPicturesLoadThroughTheApi) {

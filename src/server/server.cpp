@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <system_error>
 #include <thread>
 
@@ -35,6 +36,9 @@ namespace {
 
 constexpr int kMaxConcurrentRenders = 1;    // POST /api/say renders at once; more get 429
 constexpr auto kKeepaliveInterval = std::chrono::seconds(15);
+// The most one request's body may hold (and so the most the server keeps in memory for one
+// request, before its handler checks the token): larger uploads come in parts of this size.
+constexpr uint64_t kUploadPartBytes = 8 << 20;
 
 // What an upload is: a video, or the captions of one (matched to its video by name).
 enum class UploadKind { video, captions };
@@ -354,10 +358,14 @@ class Server {
     return reply_json(r, 202, {{"job", to_json(jobs_.submit("ingest", {url}), false)}});
   }
 
-  // POST /api/uploads?name=FILE[&ingest=0]: a video (checked for a duplicate of a source already in
-  // the avatar before it is stored) or its captions (stored beside the uploaded video of the same
-  // name). Without ingest=0 a video is ingested at once; with it, only stored, so that several
-  // files and their captions become one ingest job (POST /api/jobs).
+  // POST /api/uploads?name=FILE[&offset=BYTES&total=BYTES][&ingest=0]: a video (checked for a
+  // duplicate of a source already in the avatar before it is stored) or its captions (stored
+  // beside the uploaded video of the same name). A file larger than one request's body limit
+  // (kUploadPartBytes) comes in parts, each appended to uploads/.partial/FILE at its offset; the
+  // last one moves the whole file into uploads/ (an interrupted upload leaves only the partial
+  // file, which the next upload of that name starts again or resumes). Without ingest=0 a video
+  // is ingested at once; with it, only stored, so that several files and their captions become
+  // one ingest job (POST /api/jobs).
   Handled upload(const Request& r) {
     std::optional<std::string> name = query_param(r, "name");
     if (!name) throw HttpError(400, "give the file's name: POST /api/uploads?name=FILE.mp4");
@@ -365,20 +373,68 @@ class Server {
     std::optional<std::string> ingest_now = query_param(r, "ingest");
     bool start_ingest = kind == UploadKind::video && (!ingest_now || (*ingest_now != "0" && *ingest_now != "false"));
     const std::string& body = r->body();
-    size_t limit = options_.max_upload_mb * 1024 * 1024;
-    if (body.size() > limit) {
+    const uint64_t limit = static_cast<uint64_t>(options_.max_upload_mb) * 1024 * 1024;
+    auto number = [&](const char* key) -> std::optional<uint64_t> {
+      std::optional<std::string> text = query_param(r, key);
+      if (!text) return std::nullopt;
+      if (text->empty() || text->size() > 15 || !std::all_of(text->begin(), text->end(), ::isdigit)) {
+        throw HttpError(400, fmt::format("{}: \"{}\" is a number of bytes", key, *text));
+      }
+      return std::stoull(*text);
+    };
+    std::optional<uint64_t> offset = number("offset"), total = number("total");
+    if (offset.has_value() != total.has_value()) throw HttpError(400, "give both offset and total (bytes), or neither");
+    const uint64_t size = total ? *total : body.size();
+    if (size > limit) {
       throw HttpError(413, fmt::format("{}: the upload is {:.1f} MiB; at most {} MiB are accepted (dself serve --max-upload-mb)",
-                                       *name, body.size() / 1048576.0, options_.max_upload_mb));
+                                       *name, size / 1048576.0, options_.max_upload_mb));
     }
-    if (body.empty()) throw HttpError(400, fmt::format("{}: the upload is empty: send the file's bytes as the body", *name));
+    if (body.empty() && size == 0) throw HttpError(400, fmt::format("{}: the upload is empty: send the file's bytes as the body", *name));
     fs::path dir = workspace::uploads_dir(options_.avatar);
-    fs::create_directories(dir);
+    fs::path partial_dir = dir / ".partial";
+    fs::create_directories(partial_dir);
+    fs::path partial = partial_dir / *name;
+    std::error_code ec;
+
+    if (!total) {
+      if (body.size() > kUploadPartBytes) {
+        throw HttpError(413, fmt::format("{}: send a file above {} MiB in parts (?offset=&total=)", *name,
+                                         kUploadPartBytes >> 20));
+      }
+      write_file_atomic(partial, body);
+    } else {
+      // A part: where the partial file ends is where this one must start (0 starts again).
+      uint64_t have = fs::is_regular_file(partial, ec) ? fs::file_size(partial, ec) : 0;
+      if (*offset != 0 && *offset != have) {
+        nlohmann::json answer = {{"error", fmt::format("{}: this part starts at byte {}, but {} bytes have arrived: "
+                                                       "send from there",
+                                                       *name, *offset, have)},
+                                 {"received", have}};
+        return reply_json(r, 409, answer);
+      }
+      if (*offset + body.size() > *total) {
+        throw HttpError(400, fmt::format("{}: the part ends at byte {}, past the total of {}", *name, *offset + body.size(), *total));
+      }
+      std::ofstream out(partial, *offset == 0 ? std::ios::binary | std::ios::trunc : std::ios::binary | std::ios::app);
+      out.write(body.data(), static_cast<std::streamsize>(body.size()));
+      out.close();
+      if (!out) throw EnvironmentError(fmt::format("cannot write {}: is the disk full?", partial.string()));
+      uint64_t now = *offset + body.size();
+      if (now < *total) return reply_json(r, 202, {{"received", now}, {"total", *total}});
+    }
+    // The whole file has arrived (in uploads/.partial/): check it, then move it into uploads/.
+    struct RemovePartial {
+      fs::path path;
+      ~RemovePartial() {
+        std::error_code ignored;
+        fs::remove(path, ignored);
+      }
+    } remove_partial{partial};
 
     if (kind == UploadKind::captions) {
-      check_captions_text(*name, body);
+      check_captions_text(*name, read_file(partial));
       std::string stem = captions_video_stem(*name);
       fs::path video;
-      std::error_code ec;
       for (const auto& entry : fs::directory_iterator(dir, ec)) {
         if (entry.path().stem().string() != stem || !entry.is_regular_file(ec)) continue;
         std::string file = entry.path().filename().string();
@@ -394,12 +450,12 @@ class Server {
                                          "with them (captions are matched to their video by name)",
                                          *name, stem));
       }
-      write_file_atomic(dir / *name, body);
+      fs::rename(partial, dir / *name);
       return reply_json(r, 201, {{"file", "uploads/" + *name}, {"kind", "captions"}, {"video", "uploads/" + video.filename().string()}});
     }
 
     // The same bytes as a source the avatar has: say so, and store nothing.
-    std::string hash = hash_bytes(body);
+    std::string hash = hash_file(partial);
     Catalog catalog(options_.avatar);
     std::optional<Source> same = catalog.find_source("file:" + hash);
     if (!same) {
@@ -418,14 +474,13 @@ class Server {
     }
     if (start_ingest && jobs_.busy()) throw HttpError(409, "a job is running; upload again when it has finished");
     fs::path path = dir / *name;
-    std::error_code ec;
     // An earlier upload of the same file under this name is used again, not stored twice.
     bool stored = fs::is_regular_file(path, ec) && hash_file(path) == hash;
     for (int n = 1; !stored && fs::exists(path); ++n) {
       path = dir / fmt::format("{}-{}{}", fs::path(*name).stem().string(), n, fs::path(*name).extension().string());
       stored = fs::is_regular_file(path, ec) && hash_file(path) == hash;
     }
-    if (!stored) write_file_atomic(path, body);
+    if (!stored) fs::rename(partial, path);
     std::string file = "uploads/" + path.filename().string();
     if (!start_ingest) return reply_json(r, 201, {{"file", file}, {"kind", "video"}});
     try {
@@ -632,10 +687,11 @@ void serve(const ServeOptions& given) {
         bound_port = acceptor.local_endpoint().port();
       })
       .request_handler(std::make_unique<RequestHandler>(server.routes()))
-      // Bodies above the upload limit are refused by closing the connection; a little room above
-      // it lets the route answer 413 for a slightly larger one.
+      // Bodies above one upload part are refused by closing the connection; a little room above
+      // it lets the route answer 413 for a slightly larger one. RESTinio holds a body whole before
+      // the route sees it (and checks the token), so this is the most one request can make it hold.
       .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}.max_body_size(
-          std::max<uint64_t>(options.max_upload_mb, 1) * 1024 * 1024 + (1 << 20)))
+          std::min<uint64_t>(kUploadPartBytes, std::max<uint64_t>(options.max_upload_mb, 1) * 1024 * 1024) + (1 << 20)))
       .read_next_http_message_timelimit(std::chrono::seconds(60))
       .write_http_response_timelimit(std::chrono::seconds(60))
       .handle_request_timeout(std::chrono::minutes(30))

@@ -22,7 +22,8 @@ struct ServeOptions {
   uint16_t port = 8080;
   std::string token;                // required on every /api/ call and the WebSocket when set
   std::filesystem::path web_root;   // the built web UI; empty: default_web_root()
-  size_t max_upload_mb = 1024;      // largest upload (POST /api/uploads), MiB; held in memory while it arrives
+  size_t max_upload_mb = 1024;      // largest upload (POST /api/uploads), MiB; it arrives in parts of at most
+                                    // 8 MiB (all a request may hold in memory), written to a temporary file
   size_t max_body_kb = 256;         // largest JSON request body, KiB
   size_t max_message_kb = 8192;     // largest WebSocket message (a voice message in base64), KiB
   int max_live_sessions = 4;        // concurrent WebSocket conversations; more get 429

@@ -113,24 +113,26 @@ export class DuplicateUpload extends ApiError {
   }
 }
 
-/**
- * Uploads a file's bytes to POST /api/uploads?name=, reporting progress (0..1). With
- * `ingest: false` the server only stores it (several files then become one ingest job).
- */
-export function uploadFile(
+/** The most one request carries: larger files go in parts (the server's kUploadPartBytes). */
+export const UPLOAD_PART_BYTES = 8 << 20;
+
+/** One request of an upload: `part` of `file` starting at `offset`. */
+function sendPart(
   file: File,
-  onProgress: (share: number) => void,
-  options: { ingest?: boolean } = {},
-): Promise<UploadAnswer> {
+  offset: number,
+  part: Blob,
+  ingest: string,
+  onProgress: (loaded: number) => void,
+): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    const ingest = options.ingest === false ? "&ingest=0" : "";
-    xhr.open("POST", "/api/uploads?name=" + encodeURIComponent(file.name) + ingest);
+    xhr.open(
+      "POST",
+      `/api/uploads?name=${encodeURIComponent(file.name)}&offset=${offset}&total=${file.size}${ingest}`,
+    );
     if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-    xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable) onProgress(e.loaded / e.total);
-    };
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.upload.onprogress = (e) => onProgress(e.loaded);
     xhr.onload = () => {
       setServerReachable(true);
       let body: unknown = null;
@@ -139,21 +141,44 @@ export function uploadFile(
       } catch {
         // fall through to the status line
       }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body as UploadAnswer);
-      else {
-        const b = body as { error?: unknown; duplicate?: { source_id?: number } } | null;
-        const err = b && typeof b.error === "string" ? b.error : `${xhr.status} ${xhr.statusText}`;
-        if (xhr.status === 409 && b?.duplicate) reject(new DuplicateUpload(err, b.duplicate.source_id ?? 0));
-        else reject(new ApiError(err, xhr.status));
-      }
+      resolve({ status: xhr.status, body: body ?? { error: `${xhr.status} ${xhr.statusText}` } });
     };
-    // The server stores an upload only once all of it has arrived: an interrupted one leaves nothing.
+    // The server moves an upload into place only once all of it has arrived: an interrupted one
+    // adds nothing.
     const interrupted = () =>
-      reject(new ApiError(`the upload of ${file.name} was interrupted: nothing of it was stored; upload it again`, 0));
+      reject(new ApiError(`the upload of ${file.name} was interrupted: nothing of it was added; upload it again`, 0));
     xhr.onerror = interrupted;
     xhr.onabort = interrupted;
-    xhr.send(file);
+    xhr.send(part);
   });
+}
+
+/**
+ * Uploads a file to POST /api/uploads?name=, in parts of UPLOAD_PART_BYTES, reporting progress
+ * (0..1). With `ingest: false` the server only stores it (several files then become one ingest job).
+ */
+export async function uploadFile(
+  file: File,
+  onProgress: (share: number) => void,
+  options: { ingest?: boolean } = {},
+): Promise<UploadAnswer> {
+  const ingest = options.ingest === false ? "&ingest=0" : "";
+  let offset = 0;
+  for (;;) {
+    const part = file.slice(offset, Math.min(file.size, offset + UPLOAD_PART_BYTES));
+    const { status, body } = await sendPart(file, offset, part, ingest, (loaded) =>
+      onProgress(file.size > 0 ? (offset + loaded) / file.size : 1),
+    );
+    const b = body as { error?: unknown; duplicate?: { source_id?: number }; received?: number } | null;
+    if (status === 202 && b && typeof b.received === "number" && !("job" in (b as object))) {
+      offset = b.received;
+      continue;
+    }
+    if (status >= 200 && status < 300) return body as UploadAnswer;
+    const err = b && typeof b.error === "string" ? b.error : `${status}`;
+    if (status === 409 && b?.duplicate) throw new DuplicateUpload(err, b.duplicate.source_id ?? 0);
+    throw new ApiError(err, status);
+  }
 }
 
 // ---- shapes (docs/API.md, docs/FORMATS.md) ----
