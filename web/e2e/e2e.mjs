@@ -61,6 +61,8 @@ const query = args.token ? `?token=${encodeURIComponent(args.token)}` : "";
 
 const QUESTION = "Where are you filming from today?";
 const SAY_TEXT = "Hello from a new avatar. This is a short test.";
+// Answered from the end of the sample's first video (at 0:06), so that playing its source is a seek.
+const LATE_QUESTION = "Where will the rails take you next time?";
 const VIEWPORTS = [
   { name: "laptop", viewport: { width: 1280, height: 800 }, isMobile: false, hasTouch: false },
   { name: "phone", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
@@ -483,6 +485,21 @@ async function journey(browser) {
       check(`${tag}: duplicate said before storing`, /already in the avatar as source \d+/.test(row), row.replace(/\s+/g, " "));
     });
 
+    // 4b. An upload cut off on the way: the row says so, and nothing was added.
+    await step(`${tag}: interrupted upload`, async () => {
+      const cut = join(mkdtempSync(join(tmpdir(), "dself-cut-")), "cut.mp4");
+      writeFileSync(cut, Buffer.alloc(200000, 7));
+      await page.route("**/api/uploads**", (route) => route.abort("connectionreset"));
+      await page.getByTestId("upload-input").setInputFiles([cut]);
+      await page.locator("[data-testid=uploads] li[data-state=failed]").first().waitFor({ timeout: 30000 });
+      await page.unroute("**/api/uploads**");
+      const row = await page.locator("[data-testid=uploads] li").first().innerText();
+      const listed = await (await page.request.get(`${url}/api/status`)).json();
+      check(`${tag}: an interrupted upload says so and adds nothing`,
+        /cut\.mp4 was interrupted: nothing of it was added/.test(row) && listed.sources.length === 2,
+        `${row.replace(/\s+/g, " ")}; ${listed.sources.length} sources`);
+    });
+
     // 5. Prepare, with progress that moves and an estimate of time left.
     await step(`${tag}: prepare with moving progress`, async () => {
       await page.getByTestId("step-prepare").click();
@@ -556,7 +573,7 @@ async function journey(browser) {
     await step(`${tag}: talk, reload, sources`, async () => {
       await page.goto(`${url}/#/talk`, { waitUntil: "load" });
       await page.waitForFunction(() => window.__dself && window.__dself.hello === true, null, { timeout: 30000 });
-      await page.getByTestId("message-input").fill(QUESTION);
+      await page.getByTestId("message-input").fill(LATE_QUESTION);
       await page.getByTestId("send").click();
       await page.getByTestId("reply").last().getByTestId("sources").waitFor({ timeout: 60000 });
       const reply = (await page.getByTestId("reply").last().locator(".bubble").innerText()).trim();
@@ -586,7 +603,7 @@ async function journey(browser) {
           check();
         }),
       );
-      check(`${tag}: a source plays the person's video at its moment`, seek.ready >= 1 && !seek.error && Math.abs(seek.at - seek.start) < 1.5, JSON.stringify(seek));
+      check(`${tag}: a source plays the person's video at its moment`, seek.start > 2 && seek.ready >= 1 && !seek.error && Math.abs(seek.at - seek.start) < 1.5, JSON.stringify(seek));
       await shot(page, "08-source");
     });
 

@@ -478,7 +478,7 @@ function AddSources({ onJob, status }: { onJob: (job: Job) => void; status: Stat
           duplicates++;
           set(index, { state: "duplicate", error: err.message, note: "" });
         } else {
-          set(index, { state: "failed", error: message(err) });
+          set(index, { state: "failed", error: message(err), note: "" });
         }
       }
     }
