@@ -434,9 +434,13 @@ async function journey(browser) {
       const badge = await page.getByTestId("talk-badge").innerText();
       const chips = await page.locator(".chip").evaluateAll((els) => els.map((e) => e.disabled));
       const text = await page.getByTestId("not-ready").innerText();
-      check(`${tag}: Talk says the avatar is not ready, badge honest, chips disabled`,
-        /not ready/.test(badge) && chips.length > 0 && chips.every(Boolean) && /no videos/.test(text) && !/dself /.test(text),
-        `${badge.trim()} | ${text.replace(/\s+/g, " ")}`);
+      // What the live connection says about the empty avatar arrives in its first second.
+      await page.waitForFunction(() => window.__dself && window.__dself.connection === "open", null, { timeout: 20000 }).catch(() => undefined);
+      await page.waitForTimeout(1500);
+      const chat = await page.locator(".chat").innerText();
+      check(`${tag}: Talk says the avatar is not ready, badge honest, chips disabled, no terminal commands`,
+        /not ready/.test(badge) && chips.length > 0 && chips.every(Boolean) && /no videos/.test(text) && !/dself /.test(chat),
+        `${badge.trim()} | ${chat.replace(/\s+/g, " ").slice(0, 300)}`);
       await shot(page, "01-talk-not-ready");
       await page.getByTestId("not-ready-link").click();
     });

@@ -42,6 +42,8 @@ export function Talk() {
   const [ready, setReady] = useState<Readiness | null>(null);
   const [resumedFrom, setResumedFrom] = useState<string | null>(null);
   const [playing, setPlaying] = useState<SourceRef | null>(null);
+  // The live session's callbacks are made once: they read whether the avatar is ready from here.
+  const notReadyRef = useRef(false);
 
   useEffect(() => {
     const session = new LiveSession({ onMessage, onConnection: setConnection });
@@ -57,7 +59,10 @@ export function Talk() {
   useEffect(() => {
     getJson<Status>("/api/status")
       .then((status) => {
-        setReady(readiness(status));
+        const r = readiness(status);
+        notReadyRef.current = !r.ready;
+        if (!r.ready) setNotice(null);
+        setReady(r);
         // Questions from the person's topics (persona.json), never raw phrases of the transcript.
         const questions = (status.persona?.suggested_questions as string[] | undefined) ?? [];
         setSuggestions(["Hi!", "What do you talk about?", ...questions.slice(0, 3)]);
@@ -130,11 +135,12 @@ export function Talk() {
         setBusy(false);
         break;
       case "error":
-        // Said once: in the reply's place when a reply was awaited, else as a notice.
+        // Said once: in the reply's place when a reply was awaited, else as a notice (but not
+        // before the avatar is ready: the page says that itself, without terminal commands).
         setTurns((all) => {
           const i = findLastIndex(all, (t) => t.role === "avatar");
           if (i < 0 || !all[i].pending) {
-            setNotice(msg.error);
+            if (!notReadyRef.current) setNotice(msg.error);
             return all;
           }
           const copy = all.slice();
@@ -158,6 +164,7 @@ export function Talk() {
 
   // Before the avatar has a prepared source, there is no one to talk to: the page says so instead.
   const notReady = ready !== null && !ready.ready;
+  notReadyRef.current = notReady;
   const canSend = connection === "open" && !notReady;
 
   function sendText(text: string) {
