@@ -864,6 +864,24 @@ TEST(ServerAccess, TokenIsRequiredWhenGiven) {
   WebSocketClient with;
   EXPECT_EQ(with.open("127.0.0.1", server.port, "/api/live?token=s3cret"), 101);
   with.close();
+  // Pages the browser opens itself carry the token in their links: the report's pictures and
+  // its way back, the source videos.
+  HttpResponse started = client::http_request("127.0.0.1", server.port, "POST", "/api/jobs", R"({"kind":"report"})",
+                                              {{"Content-Type", "application/json"}, {"Authorization", "Bearer s3cret"}});
+  ASSERT_EQ(started.status, 202) << started.body;
+  ASSERT_TRUE(wait_until([&] {
+    return get("/api/report?token=s3cret").status == 200;
+  }));
+  HttpResponse report = get("/api/report?token=s3cret");
+  size_t at = report.body.find("src='/api/report/faces/");
+  ASSERT_NE(at, std::string::npos);
+  std::string picture = report.body.substr(at + 5, report.body.find('\'', at + 5) - at - 5);
+  EXPECT_NE(picture.find("?token=s3cret"), std::string::npos) << picture;
+  EXPECT_EQ(get(picture).status, 200) << picture;
+  EXPECT_EQ(get(picture.substr(0, picture.find('?'))).status, 401);
+  EXPECT_NE(report.body.find("href='/?token=s3cret#/studio'"), std::string::npos);
+  EXPECT_EQ(get("/api/sources/1/video").status, 401);
+  EXPECT_EQ(get("/api/sources/1/video?token=s3cret").status, 200);
   // Without a built web UI, / says how to build it.
   HttpResponse page = get("/");
   EXPECT_EQ(page.status, 200);
