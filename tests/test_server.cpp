@@ -835,6 +835,8 @@ TEST(ServerJobs, HistorySurvivesARestartWithTheSameIds) {
   EXPECT_EQ(jobs[0]["state"], "done");
   HttpResponse one = client::http_request("127.0.0.1", again.port, "GET", "/api/jobs/" + std::to_string(id));
   EXPECT_EQ(one.status, 200) << one.body;
+  HttpResponse stop = client::http_request("127.0.0.1", again.port, "POST", "/api/jobs/" + std::to_string(id) + "/stop");
+  EXPECT_EQ(stop.status, 409) << stop.body;
   // A new job gets a new id, never one of the earlier ones.
   HttpResponse next = client::http_request("127.0.0.1", again.port, "POST", "/api/jobs", R"({"kind":"report"})",
                                            {{"Content-Type", "application/json"}});

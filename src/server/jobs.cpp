@@ -147,16 +147,19 @@ JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::stri
 }
 
 JobRecord JobRunner::stop(int64_t id) {
-  std::lock_guard lock(mutex_);
-  for (auto& j : jobs_) {
-    if (j.id != id) continue;
-    if (id != pending_id_) {
-      throw HttpError(409, fmt::format("job {} is not running (it is {}): nothing to stop", id, j.state));
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& j : jobs_) {
+      if (j.id != id) continue;
+      if (id != pending_id_) {
+        throw HttpError(409, fmt::format("job {} is not running (it is {}): nothing to stop", id, j.state));
+      }
+      stop_requested_ = true;
+      j.log.push_back("stop requested");
+      return j;
     }
-    stop_requested_ = true;
-    j.log.push_back("stop requested");
-    return j;
   }
+  // Not this run's (job() reads the catalog without the lock held).
   if (job(id)) throw HttpError(409, fmt::format("job {} ended before this server started: nothing to stop", id));
   throw HttpError(404, fmt::format("no job {}", id));
 }
