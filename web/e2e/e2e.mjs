@@ -637,7 +637,15 @@ async function journey(browser) {
       await p.getByTestId("guided-steps").waitFor({ timeout: 15000 });
       await p.waitForTimeout(500);
       const studioWidth = await p.evaluate(() => document.documentElement.scrollWidth);
+      // The Sources table keeps its last column (the transcript's source) on screen.
+      const lastColumn = await p.locator("[data-testid=transcript-source]").first().evaluate((el) => el.getBoundingClientRect().right);
+      check(`journey/phone: the Sources table's last column is on screen`, lastColumn <= 390, `right edge at ${lastColumn} px`);
       await p.screenshot({ path: join(outDir, "journey-11-phone-studio.png"), fullPage: true });
+      await p.goto(`${url}/#/talk`, { waitUntil: "load" });
+      await p.getByTestId("earlier-reply").first().waitFor({ timeout: 15000 });
+      const talkWidth = await p.evaluate(() => document.documentElement.scrollWidth);
+      check(`journey/phone: Talk shows the earlier conversation within the screen`, talkWidth <= 392, `${talkWidth} px`);
+      await p.screenshot({ path: join(outDir, "journey-13-phone-talk.png"), fullPage: true });
       await p.goto(`${url}/api/report`, { waitUntil: "load" });
       const reportWidth = await p.evaluate(() => document.documentElement.scrollWidth);
       await p.screenshot({ path: join(outDir, "journey-12-phone-report.png"), fullPage: true });
