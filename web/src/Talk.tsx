@@ -358,9 +358,22 @@ function SourcePlayer({ source, onClose }: { source: SourceRef; onClose: () => v
       v.currentTime = source.start_s;
       void v.play().catch(() => undefined);
     };
+    // The moment, not the rest of the video: it pauses once the source's passage has been said
+    // (the viewer can play on).
+    let paused = false;
+    const stopAtEnd = () => {
+      if (!paused && source.end_s > source.start_s && v.currentTime >= source.end_s + 0.3) {
+        paused = true;
+        v.pause();
+      }
+    };
     if (v.readyState >= 1) seek();
     else v.addEventListener("loadedmetadata", seek, { once: true });
-    return () => v.removeEventListener("loadedmetadata", seek);
+    v.addEventListener("timeupdate", stopAtEnd);
+    return () => {
+      v.removeEventListener("loadedmetadata", seek);
+      v.removeEventListener("timeupdate", stopAtEnd);
+    };
   }, [source]);
   const label = `${source.title || `source ${source.source_id}`} @ ${clock(source.start_s)}–${clock(source.end_s)}`;
   return (
