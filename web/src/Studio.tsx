@@ -435,6 +435,7 @@ function AddSources({ onJob, status }: { onJob: (job: Job) => void; status: Stat
   const [batchNote, setBatchNote] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const fileRef = useRef<HTMLInputElement>(null);
+  const [dragging, setDragging] = useState(false);
   const empty = status !== null && status.sources.length === 0;
 
   async function addUrl(e: React.FormEvent) {
@@ -523,7 +524,20 @@ function AddSources({ onJob, status }: { onJob: (job: Job) => void; status: Stat
           Add
         </button>
       </form>
-      <label className="dropzone">
+      <label
+        className={`dropzone${dragging ? " dragging" : ""}`}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setDragging(true);
+        }}
+        onDragLeave={() => setDragging(false)}
+        onDrop={(e) => {
+          // Files dropped together go as one batch, like files picked together.
+          e.preventDefault();
+          setDragging(false);
+          if (!busy) void upload(e.dataTransfer.files);
+        }}
+      >
         <input
           ref={fileRef}
           type="file"
@@ -534,7 +548,7 @@ function AddSources({ onJob, status }: { onJob: (job: Job) => void; status: Stat
           onChange={(e) => upload(e.target.files)}
         />
         <span>
-          <strong>Upload videos</strong> from this computer, with their captions (<code>.vtt</code>, <code>.srt</code>,
+          <strong>Upload videos</strong> (or drop them here) from this computer, with their captions (<code>.vtt</code>, <code>.srt</code>,
           same name as the video) if you have them
         </span>
       </label>
