@@ -64,12 +64,14 @@ void add_say_command(CLI::App& app, const GlobalOptions& globals) {
                       "espeak-ng voice, e.g. en-us+m3 (default: the one closest to the person's pitch)");
   command->add_option("--seed", options->say.seed, "Which of the person's head motions and blinks to use")
       ->capture_default_str();
-  command->add_flag("--no-synthetic-mark", [options](int64_t) { options->say.synthetic_mark = false; },
-                   "Leave out the small \"SYNTHETIC\" mark drawn in the picture's corner (the metadata still says so; "
-                   "the web app always keeps the mark)");
+  command->add_flag(
+      "--no-synthetic-mark", [options](int64_t) { options->say.synthetic_mark = false; },
+      "Leave out the small \"SYNTHETIC\" mark drawn in the picture's corner (the metadata still says so; "
+      "the web app always keeps the mark)");
   command->add_flag("--json", options->json, "Print what was written as JSON");
   command->footer(
-      "The video is marked synthetic in its picture (a small corner mark) and its metadata. The voice is the espeak-ng fallback voice until\n"
+      "The video is marked synthetic in its picture (a small corner mark) and its metadata. The voice is the espeak-ng "
+      "fallback voice until\n"
       "a voice is trained. Text is said sentence by sentence, so memory stays flat for long texts.");
   command->callback([options, &globals] {
     if (!options->text.empty() && !options->text_file.empty()) {

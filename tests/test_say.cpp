@@ -2,15 +2,13 @@
 // person's face whose mouth moves with the sound, audio and video in step, marked synthetic; a
 // WAV beside it; every bad input a clear message; and `dself eval say` figures.
 #include <gtest/gtest.h>
-
-#include <opencv2/imgproc.hpp>
 #include <signal.h>
 
 #include <algorithm>
 #include <cmath>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+#include <set>
 
 #include "face/face.h"
 #include "media/media.h"
@@ -114,7 +112,8 @@ TEST_F(Say, WritesASyntheticVideoWhoseMouthMovesWithTheSound) {
 // out only with --no-synthetic-mark (the rest of the picture is the same either way).
 TEST_F(Say, PictureCarriesAVisibleSyntheticMark) {
   const fs::path marked = dir_->path() / "marked.mp4", plain = dir_->path() / "plain.mp4";
-  for (const auto& [out, extra] : {std::pair{marked, std::string()}, std::pair{plain, std::string("--no-synthetic-mark")}}) {
+  for (const auto& [out, extra] :
+       {std::pair{marked, std::string()}, std::pair{plain, std::string("--no-synthetic-mark")}}) {
     std::vector<std::string> command = {"--avatar", avatar_, "say", "Hello.", "-o", out.string()};
     if (!extra.empty()) command.push_back(extra);
     auto result = test::run_dself(command);
@@ -132,7 +131,8 @@ TEST_F(Say, PictureCarriesAVisibleSyntheticMark) {
   double min_a, max_a;
   cv::minMaxLoc(corner_a, &min_a, &max_a);
   EXPECT_GT(max_a, 200) << "white letters in the corner";
-  EXPECT_GT(cv::norm(corner_a, corner_b, cv::NORM_L1) / corner_a.total(), 10.0) << "the corner differs from the unmarked picture";
+  EXPECT_GT(cv::norm(corner_a, corner_b, cv::NORM_L1) / corner_a.total(), 10.0)
+      << "the corner differs from the unmarked picture";
   // Away from the corner, the same picture (up to the encoder).
   cv::Mat face_a, face_b;
   cv::cvtColor(a.bgr(cv::Rect(w / 4, h / 4, w / 2, h / 2)), face_a, cv::COLOR_BGR2GRAY);

@@ -269,13 +269,15 @@ TEST_F(ServerTest, UploadsLandOnlyInTheWorkspaceAndAreIngested) {
   // The sample's video is a source of the avatar already: said before anything is stored.
   HttpResponse duplicate = post("/api/uploads?name=my%20clip.mp4", video, {{"Content-Type", "video/mp4"}});
   ASSERT_EQ(duplicate.status, 409) << duplicate.body;
-  EXPECT_NE(error_of(duplicate).find("my clip.mp4 is already in the avatar as source"), std::string::npos) << duplicate.body;
+  EXPECT_NE(error_of(duplicate).find("my clip.mp4 is already in the avatar as source"), std::string::npos)
+      << duplicate.body;
   EXPECT_GT(parse(duplicate.body)["duplicate"]["source_id"].get<int64_t>(), 0);
   EXPECT_FALSE(fs::exists(avatar_ / "uploads" / "my clip.mp4"));
 
   // A new file: stored, and (without ingest=0) ingested at once; this one is no video, and
   // ingest says so.
-  HttpResponse upload = post("/api/uploads?name=not%20a%20video.mp4", std::string(5000, 'v'), {{"Content-Type", "video/mp4"}});
+  HttpResponse upload =
+      post("/api/uploads?name=not%20a%20video.mp4", std::string(5000, 'v'), {{"Content-Type", "video/mp4"}});
   ASSERT_EQ(upload.status, 202) << upload.body;
   nlohmann::json job = parse(upload.body)["job"];
   EXPECT_EQ(job["kind"], "ingest");
@@ -318,7 +320,8 @@ TEST_F(ServerTest, UploadsTakeCaptionsWithTheirVideoAsOneJob) {
   EXPECT_EQ(parse(captions.body)["video"], "uploads/talk.mp4");
   EXPECT_EQ(read_bytes(avatar_ / "uploads" / "talk.en.vtt"), vtt);
 
-  HttpResponse started = post_json("/api/jobs", {{"kind", "ingest"}, {"sources", {"uploads/talk.mp4", "uploads/other.mp4"}}});
+  HttpResponse started =
+      post_json("/api/jobs", {{"kind", "ingest"}, {"sources", {"uploads/talk.mp4", "uploads/other.mp4"}}});
   ASSERT_EQ(started.status, 202) << started.body;
   nlohmann::json job = wait_job(parse(started.body)["job"]["id"].get<int64_t>());
   EXPECT_EQ(job["sources"].size(), 2u) << job.dump();
@@ -459,7 +462,8 @@ TEST_F(ServerTest, OneJobAtATimeWithEventsAndLogs) {
   HttpResponse page = get("/api/report");
   EXPECT_EQ(page.status, 200);
   EXPECT_NE(page.headers["content-type"].find("text/html"), std::string::npos);
-  nlohmann::json done = parse(get("/api/jobs/" + std::to_string(parse(report.body)["job"]["id"].get<int64_t>())).body)["job"];
+  nlohmann::json done =
+      parse(get("/api/jobs/" + std::to_string(parse(report.body)["job"]["id"].get<int64_t>())).body)["job"];
   EXPECT_EQ(done["progress"]["share"], 1.0) << done.dump();
   nlohmann::json jobs = parse(get("/api/jobs").body)["jobs"];
   ASSERT_GE(jobs.size(), 2u);
@@ -821,7 +825,8 @@ TEST(ServerJobs, HistorySurvivesARestartWithTheSameIds) {
     ASSERT_EQ(started.status, 202) << started.body;
     id = parse(started.body)["job"]["id"];
     ASSERT_TRUE(wait_until([&] {
-      nlohmann::json job = parse(client::http_request("127.0.0.1", server.port, "GET", "/api/jobs/" + std::to_string(id)).body);
+      nlohmann::json job =
+          parse(client::http_request("127.0.0.1", server.port, "GET", "/api/jobs/" + std::to_string(id)).body);
       return job.is_object() && job["job"]["state"] == "done";
     }));
     EXPECT_EQ(server.stop(), 0);
@@ -835,7 +840,8 @@ TEST(ServerJobs, HistorySurvivesARestartWithTheSameIds) {
   EXPECT_EQ(jobs[0]["state"], "done");
   HttpResponse one = client::http_request("127.0.0.1", again.port, "GET", "/api/jobs/" + std::to_string(id));
   EXPECT_EQ(one.status, 200) << one.body;
-  HttpResponse stop = client::http_request("127.0.0.1", again.port, "POST", "/api/jobs/" + std::to_string(id) + "/stop");
+  HttpResponse stop =
+      client::http_request("127.0.0.1", again.port, "POST", "/api/jobs/" + std::to_string(id) + "/stop");
   EXPECT_EQ(stop.status, 409) << stop.body;
   // A new job gets a new id, never one of the earlier ones.
   HttpResponse next = client::http_request("127.0.0.1", again.port, "POST", "/api/jobs", R"({"kind":"report"})",
@@ -868,12 +874,11 @@ TEST(ServerAccess, TokenIsRequiredWhenGiven) {
   with.close();
   // Pages the browser opens itself carry the token in their links: the report's pictures and
   // its way back, the source videos.
-  HttpResponse started = client::http_request("127.0.0.1", server.port, "POST", "/api/jobs", R"({"kind":"report"})",
-                                              {{"Content-Type", "application/json"}, {"Authorization", "Bearer s3cret"}});
+  HttpResponse started =
+      client::http_request("127.0.0.1", server.port, "POST", "/api/jobs", R"({"kind":"report"})",
+                           {{"Content-Type", "application/json"}, {"Authorization", "Bearer s3cret"}});
   ASSERT_EQ(started.status, 202) << started.body;
-  ASSERT_TRUE(wait_until([&] {
-    return get("/api/report?token=s3cret").status == 200;
-  }));
+  ASSERT_TRUE(wait_until([&] { return get("/api/report?token=s3cret").status == 200; }));
   HttpResponse report = get("/api/report?token=s3cret");
   size_t at = report.body.find("src='/api/report/faces/");
   ASSERT_NE(at, std::string::npos);

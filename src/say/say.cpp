@@ -1,16 +1,15 @@
 // `dself say`: split, say, animate, draw, write — one function per step.
 #include "say/say.h"
 
-#include <opencv2/imgproc.hpp>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
+#include <opencv2/imgproc.hpp>
 
 #include "core/catalog.h"
 #include "core/error.h"

@@ -1,4 +1,6 @@
 // Background jobs: the worker thread runs the stages' libraries and records what they say.
+#include "server/detail/jobs.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -12,9 +14,8 @@
 #include "core/workspace.h"
 #include "ingest/ingest.h"
 #include "prepare/prepare.h"
-#include "train/train.h"
 #include "server/detail/http.h"
-#include "server/detail/jobs.h"
+#include "train/train.h"
 
 namespace dself::server::detail {
 namespace fs = std::filesystem;
@@ -24,7 +25,7 @@ namespace {
 constexpr size_t kJobsKept = 50;        // finished jobs remembered (newest first)
 constexpr size_t kLogLinesKept = 2000;  // a job's log keeps its last lines
 constexpr double kProgressInterval_s = 0.25;
-constexpr int kCatalogJobsRead = 60;    // catalog rows read for the job history
+constexpr int kCatalogJobsRead = 60;          // catalog rows read for the job history
 const std::string kCatalogPrefix = "serve ";  // the catalog's command for a job of this server
 
 // Prepare's steps for one source, in the order it runs them (prepare.cpp's Progress tasks): the
@@ -73,19 +74,16 @@ std::string checked_source(const fs::path& avatar, const std::string& source) {
 }  // namespace
 
 nlohmann::json to_json(const JobRecord& job, bool with_log) {
-  nlohmann::json json = {{"id", job.id},
-                         {"kind", job.kind},
-                         {"state", job.state},
-                         {"progress",
-                          {{"done", job.done},
-                           {"total", job.total},
-                           {"label", job.label},
-                           {"share", job.share},
-                           {"eta_s", job.eta_s}}},
-                         {"started_at", job.started_at},
-                         {"finished_at", job.finished_at},
-                         {"error", job.error},
-                         {"sources", job.sources}};
+  nlohmann::json json = {
+      {"id", job.id},
+      {"kind", job.kind},
+      {"state", job.state},
+      {"progress",
+       {{"done", job.done}, {"total", job.total}, {"label", job.label}, {"share", job.share}, {"eta_s", job.eta_s}}},
+      {"started_at", job.started_at},
+      {"finished_at", job.finished_at},
+      {"error", job.error},
+      {"sources", job.sources}};
   if (job.kind == "train") {
     json["train"] = {{"model", job.train.model}, {"steps", job.train.steps}, {"time_budget_s", job.train.time_budget_s}};
   }
@@ -131,7 +129,8 @@ JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::stri
       throw HttpError(409, fmt::format("job {} is still running; one job at a time per avatar", pending_id_));
     }
     nlohmann::json arguments = {{"sources", checked}};
-    if (kind == "train") arguments["train"] = {{"model", train.model}, {"steps", train.steps}, {"time_budget_s", train.time_budget_s}};
+    if (kind == "train")
+      arguments["train"] = {{"model", train.model}, {"steps", train.steps}, {"time_budget_s", train.time_budget_s}};
     job.id = Catalog(options_.avatar).start_job(kCatalogPrefix + kind, arguments.dump());
     job.kind = kind;
     job.sources = checked;
@@ -316,7 +315,8 @@ void JobRunner::run(JobRecord& job) {
         }
       }
     }
-    double share = (static_cast<double>(std::min(units_done, units_total)) + current) / static_cast<double>(units_total);
+    double share =
+        (static_cast<double>(std::min(units_done, units_total)) + current) / static_cast<double>(units_total);
     return std::min(share, job.kind == "prepare" ? 0.97 : 1.0);
   };
   const auto job_start = std::chrono::steady_clock::now();
@@ -361,9 +361,15 @@ void JobRunner::run(JobRecord& job) {
       ingest::IngestReport report = ingest::ingest(job.sources, options, [&](const ingest::SourceResult& r) {
         ++units_done;
         switch (r.outcome) {
-          case ingest::Outcome::added: log(fmt::format("added {} as {}", r.title, r.video_path)); break;
-          case ingest::Outcome::already_present: log(fmt::format("present {}", r.title.empty() ? r.input : r.title)); break;
-          case ingest::Outcome::failed: log(fmt::format("failed {}: {}", r.input, r.message)); break;
+          case ingest::Outcome::added:
+            log(fmt::format("added {} as {}", r.title, r.video_path));
+            break;
+          case ingest::Outcome::already_present:
+            log(fmt::format("present {}", r.title.empty() ? r.input : r.title));
+            break;
+          case ingest::Outcome::failed:
+            log(fmt::format("failed {}: {}", r.input, r.message));
+            break;
         }
       });
       int failed = report.count(ingest::Outcome::failed);

@@ -18,15 +18,15 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "core/workspace.h"
+#include "persona/persona.h"
 #include "server/detail/http.h"
 #include "server/detail/jobs.h"
 #include "server/detail/live.h"
 #include "server/detail/static_files.h"
 #include "server/detail/voice_samples.h"
 #include "server/detail/workspace_files.h"
-#include "core/hash.h"
-#include "persona/persona.h"
 
 namespace dself::server {
 namespace fs = std::filesystem;
@@ -53,8 +53,8 @@ std::string lowercase(std::string text) {
 UploadKind checked_upload_name(const std::string& name) {
   static const std::vector<std::string> extensions = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg",
                                                       ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"};
-  static const std::vector<std::string> caption_like = {".ass", ".ssa", ".sub", ".sbv", ".ttml", ".dfxp", ".smi",
-                                                        ".lrc", ".txt", ".xml", ".json"};
+  static const std::vector<std::string> caption_like = {".ass", ".ssa", ".sub", ".sbv", ".ttml", ".dfxp",
+                                                        ".smi", ".lrc", ".txt", ".xml", ".json"};
   if (name.empty() || name.size() > 200 || name.front() == '.' || name.front() == '-') {
     throw HttpError(400, "give the file's name as ?name=FILE.mp4 (letters, digits, '.', '-', '_', ' ')");
   }
@@ -65,12 +65,12 @@ UploadKind checked_upload_name(const std::string& name) {
   std::string ext = lowercase(fs::path(name).extension().string());
   if (ext == ".vtt" || ext == ".srt") return UploadKind::captions;
   if (std::find(caption_like.begin(), caption_like.end(), ext) != caption_like.end()) {
-    throw HttpError(400, fmt::format("{}: {} captions are not supported; give WebVTT (.vtt) or SubRip (.srt) captions",
-                                     name, ext));
+    throw HttpError(
+        400, fmt::format("{}: {} captions are not supported; give WebVTT (.vtt) or SubRip (.srt) captions", name, ext));
   }
   if (std::find(extensions.begin(), extensions.end(), ext) == extensions.end()) {
-    throw HttpError(400, fmt::format("{}: upload a video file (.mp4, .mkv, .webm, .mov, ...) or its captions (.vtt, .srt)",
-                                     name));
+    throw HttpError(
+        400, fmt::format("{}: upload a video file (.mp4, .mkv, .webm, .mov, ...) or its captions (.vtt, .srt)", name));
   }
   return UploadKind::video;
 }
@@ -215,7 +215,8 @@ class Server {
     router->http_get("/api/conversations", api([this](const Request& r) { return conversations(r); }));
     router->http_get(R"(/api/conversations/:id(\d{1,15}))",
                      api_with_id([this](const Request& r, int64_t id) { return conversation(r, id); }));
-    router->http_get("/api/report", api([this](const Request& r) { return serve_report(r, options_.avatar, options_.token); }));
+    router->http_get("/api/report",
+                     api([this](const Request& r) { return serve_report(r, options_.avatar, options_.token); }));
     router->http_get(R"(/api/report/faces/:id(\d{1,15})/:file([A-Za-z0-9_./\-]{1,201}))",
                      [this](Request r, restinio::router::route_params_t p) {
                        int64_t id = restinio::cast_to<int64_t>(p["id"]);
@@ -228,7 +229,8 @@ class Server {
     router->http_get(R"(/api/sources/:id(\d{1,15})/video)", api_with_id([this](const Request& r, int64_t id) {
                        return serve_source_video(r, options_.avatar, id);
                      }));
-    router->http_get("/api/renders", api([this](const Request& r) { return reply_json(r, 200, list_renders(options_.avatar)); }));
+    router->http_get("/api/renders",
+                     api([this](const Request& r) { return reply_json(r, 200, list_renders(options_.avatar)); }));
     router->http_get("/api/models/voice/curve",
                      api([this](const Request& r) { return reply_json(r, 200, voice_curve(options_.avatar)); }));
     router->http_get("/api/voice/samples",
@@ -386,10 +388,12 @@ class Server {
     if (offset.has_value() != total.has_value()) throw HttpError(400, "give both offset and total (bytes), or neither");
     const uint64_t size = total ? *total : body.size();
     if (size > limit) {
-      throw HttpError(413, fmt::format("{}: the upload is {:.1f} MiB; at most {} MiB are accepted (dself serve --max-upload-mb)",
-                                       *name, size / 1048576.0, options_.max_upload_mb));
+      throw HttpError(
+          413, fmt::format("{}: the upload is {:.1f} MiB; at most {} MiB are accepted (dself serve --max-upload-mb)",
+                           *name, size / 1048576.0, options_.max_upload_mb));
     }
-    if (body.empty() && size == 0) throw HttpError(400, fmt::format("{}: the upload is empty: send the file's bytes as the body", *name));
+    if (body.empty() && size == 0)
+      throw HttpError(400, fmt::format("{}: the upload is empty: send the file's bytes as the body", *name));
     fs::path dir = workspace::uploads_dir(options_.avatar);
     fs::path partial_dir = dir / ".partial";
     fs::create_directories(partial_dir);
@@ -398,8 +402,8 @@ class Server {
 
     if (!total) {
       if (body.size() > kUploadPartBytes) {
-        throw HttpError(413, fmt::format("{}: send a file above {} MiB in parts (?offset=&total=)", *name,
-                                         kUploadPartBytes >> 20));
+        throw HttpError(
+            413, fmt::format("{}: send a file above {} MiB in parts (?offset=&total=)", *name, kUploadPartBytes >> 20));
       }
       write_file_atomic(partial, body);
     } else {
@@ -413,7 +417,8 @@ class Server {
         return reply_json(r, 409, answer);
       }
       if (*offset + body.size() > *total) {
-        throw HttpError(400, fmt::format("{}: the part ends at byte {}, past the total of {}", *name, *offset + body.size(), *total));
+        throw HttpError(400, fmt::format("{}: the part ends at byte {}, past the total of {}", *name,
+                                         *offset + body.size(), *total));
       }
       std::ofstream out(partial, *offset == 0 ? std::ios::binary | std::ios::trunc : std::ios::binary | std::ios::app);
       out.write(body.data(), static_cast<std::streamsize>(body.size()));
@@ -451,7 +456,9 @@ class Server {
                                          *name, stem));
       }
       fs::rename(partial, dir / *name);
-      return reply_json(r, 201, {{"file", "uploads/" + *name}, {"kind", "captions"}, {"video", "uploads/" + video.filename().string()}});
+      return reply_json(
+          r, 201,
+          {{"file", "uploads/" + *name}, {"kind", "captions"}, {"video", "uploads/" + video.filename().string()}});
     }
 
     // The same bytes as a source the avatar has: say so, and store nothing.
@@ -467,9 +474,10 @@ class Server {
       }
     }
     if (same) {
-      nlohmann::json answer = {{"error", fmt::format("{} is already in the avatar as source {} ({}): not stored again",
-                                                     *name, same->id, same->title.empty() ? same->origin : same->title)},
-                               {"duplicate", {{"source_id", same->id}, {"title", same->title}}}};
+      nlohmann::json answer = {
+          {"error", fmt::format("{} is already in the avatar as source {} ({}): not stored again", *name, same->id,
+                                same->title.empty() ? same->origin : same->title)},
+          {"duplicate", {{"source_id", same->id}, {"title", same->title}}}};
       return reply_json(r, 409, answer);
     }
     if (start_ingest && jobs_.busy()) throw HttpError(409, "a job is running; upload again when it has finished");
@@ -484,7 +492,9 @@ class Server {
     std::string file = "uploads/" + path.filename().string();
     if (!start_ingest) return reply_json(r, 201, {{"file", file}, {"kind", "video"}});
     try {
-      return reply_json(r, 202, {{"file", file}, {"kind", "video"}, {"job", to_json(jobs_.submit("ingest", {path.string()}), false)}});
+      return reply_json(
+          r, 202,
+          {{"file", file}, {"kind", "video"}, {"job", to_json(jobs_.submit("ingest", {path.string()}), false)}});
     } catch (...) {
       if (!stored) fs::remove(path, ec);
       throw;
@@ -683,9 +693,8 @@ void serve(const ServeOptions& given) {
   uint16_t bound_port = options.port;  // --port 0: the one the system picked
   settings.address(options.host)
       .port(options.port)
-      .acceptor_post_bind_hook([&bound_port](asio::ip::tcp::acceptor& acceptor) {
-        bound_port = acceptor.local_endpoint().port();
-      })
+      .acceptor_post_bind_hook(
+          [&bound_port](asio::ip::tcp::acceptor& acceptor) { bound_port = acceptor.local_endpoint().port(); })
       .request_handler(std::make_unique<RequestHandler>(server.routes()))
       // Bodies above one upload part are refused by closing the connection; a little room above
       // it lets the route answer 413 for a slightly larger one. RESTinio holds a body whole before

@@ -21,7 +21,8 @@ namespace {
 // Lets the report (written for a browser opening the workspace's report.html) read well inside the
 // app: a way back, tables and charts that scroll rather than widen the page on a phone.
 constexpr const char* kReportStyle =
-    "<link rel=icon href='data:,'><style>.dself-back{display:inline-block;margin:0 0 1rem;font:600 0.95rem system-ui,sans-serif;"
+    "<link rel=icon href='data:,'><style>.dself-back{display:inline-block;margin:0 0 1rem;font:600 0.95rem "
+    "system-ui,sans-serif;"
     "color:#4f46e5;text-decoration:none}.dself-back:hover{text-decoration:underline}"
     "table{display:block;overflow-x:auto;max-width:100%}figure{overflow-x:auto;max-width:100%}"
     "img{max-width:100%}.note{overflow-wrap:anywhere}th,td{white-space:nowrap}"
@@ -63,7 +64,8 @@ std::optional<std::pair<uint64_t, uint64_t>> parse_range(const std::string& head
   if (a.empty()) {
     if (!digits(b)) return std::nullopt;
     uint64_t n = std::stoull(b);
-    if (n == 0 || size == 0) throw HttpError(416, fmt::format("the range {} is outside the {} bytes of the video", header, size));
+    if (n == 0 || size == 0)
+      throw HttpError(416, fmt::format("the range {} is outside the {} bytes of the video", header, size));
     first = n >= size ? 0 : size - n;
     last = size - 1;
   } else {
@@ -83,8 +85,9 @@ Handled serve_report(const Request& request, const fs::path& avatar, const std::
   fs::path page = workspace::report_path(avatar);
   std::error_code ec;
   if (!fs::is_regular_file(page, ec)) {
-    throw HttpError(404, "no report yet: run prepare (it writes the report), start a \"report\" job (POST /api/jobs) "
-                         "or run `dself report`");
+    throw HttpError(404,
+                    "no report yet: run prepare (it writes the report), start a \"report\" job (POST /api/jobs) "
+                    "or run `dself report`");
   }
   std::string html = read_file(page);
   std::string query = token.empty() ? "" : "?token=" + url_encoded(token);
@@ -102,8 +105,8 @@ Handled serve_report(const Request& request, const fs::path& avatar, const std::
   size_t head_end = html.find("</head>");
   if (head_end != std::string::npos) html.insert(head_end, kReportStyle);
   size_t body = html.find("<body>");
-  std::string back = fmt::format("<a class=dself-back href='/{}#/studio' data-testid=report-back>&larr; Back to the Studio</a>",
-                                 query);
+  std::string back = fmt::format(
+      "<a class=dself-back href='/{}#/studio' data-testid=report-back>&larr; Back to the Studio</a>", query);
   if (body != std::string::npos) html.insert(body + 6, back);
   return request->create_response()
       .append_header(restinio::http_field::content_type, "text/html; charset=utf-8")
@@ -175,7 +178,8 @@ nlohmann::json list_renders(const fs::path& avatar) {
   std::vector<fs::path> videos;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::string name = entry.path().filename().string();
-    if (entry.path().extension() == ".mp4" && plain_name(name) && entry.is_regular_file(ec)) videos.push_back(entry.path());
+    if (entry.path().extension() == ".mp4" && plain_name(name) && entry.is_regular_file(ec))
+      videos.push_back(entry.path());
   }
   // Names are say-<UTC stamp>-<n>.mp4: newest first by name, then by n.
   std::sort(videos.begin(), videos.end(), [](const fs::path& a, const fs::path& b) {

@@ -37,8 +37,8 @@ struct JobRecord {
   int64_t done = 0;                  // progress of the current task
   int64_t total = 0;
   std::string label;
-  double share = -1;                 // the whole job's share done (0..1), across its steps; -1 unknown
-  double eta_s = -1;                 // seconds left for the whole job, from its pace so far; -1 unknown
+  double share = -1;  // the whole job's share done (0..1), across its steps; -1 unknown
+  double eta_s = -1;  // seconds left for the whole job, from its pace so far; -1 unknown
   std::string started_at;
   std::string finished_at;
   std::string error;
