@@ -4,7 +4,7 @@ DSELF := $(BUILD)/app/dself
 JOBS ?= $(shell nproc)
 DEMO ?= demo
 
-.PHONY: all setup build web test demo eval eval-voice bench fuzz clean
+.PHONY: all setup build web test demo eval eval-voice bench bench-train fuzz clean
 
 all: setup build web
 
@@ -70,6 +70,13 @@ bench: all
 	$(BUILD)/bench/bench_render /tmp/dself-bench-say/avatar
 	$(BUILD)/bench/bench_serve
 	$(BUILD)/bench/bench_vocoder
+
+# The voice's training time and peak memory against the amount of speech: sample persons of 5, 10
+# and 30 minutes of video (BENCH_TRAIN_MINUTES), each made, prepared and trained on 2 threads
+# (about an hour on 2 cores in all; docs/BENCHMARKS.md).
+BENCH_TRAIN_MINUTES ?= 5 10 30
+bench-train: all
+	bash scripts/bench_train.sh $(abspath $(DSELF)) /tmp/dself-bench-train $(EVAL_VOICE) $(JOBS) $(BENCH_TRAIN_MINUTES)
 
 clean:
 	rm -rf $(BUILD)

@@ -4,12 +4,9 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "core/fs.h"
-#include "core/workspace.h"
 #include "train/train.h"
 #include "voice/voice.h"
 
@@ -29,29 +26,7 @@ void add_eval_voice_command(CLI::App& eval, const GlobalOptions& globals) {
       ->capture_default_str();
   command->add_flag("--json", options->json, "Print the JSON document only (format: docs/FORMATS.md)");
   command->callback([options, &globals] {
-    const voice::PitchProfile person = voice::measure_avatar_pitch(globals.avatar);
-    std::unique_ptr<voice::Voice> fallback = voice::make_fallback_voice(person, options->evaluation.voice);
-    std::vector<voice::JudgedVoice> voices = {{"fallback", fallback.get()}};
-    std::unique_ptr<voice::Voice> trained;
-    std::string why;
-    const std::string state = train::model_state(globals.avatar, train::Model::voice, &why);
-    if (state == "current" || state == "stale") {
-      if (state == "stale") std::fprintf(stderr, "warning: the trained voice is stale: %s\n", why.c_str());
-      trained = voice::make_trained_voice(workspace::model_dir(globals.avatar, "voice"));
-      voices.push_back({"trained", trained.get()});
-    } else if (state == "broken") {
-      std::fprintf(stderr, "warning: the trained voice is not judged: %s\n", why.c_str());
-    }
-    nlohmann::json result = voice::evaluate_voices(globals.avatar, voices, options->evaluation);
-    // The headline of the voice that speaks (the trained one when there is one), flat, as status and
-    // the Studio's Models panel read it; the whole judgement beside it.
-    const nlohmann::json& speaking = result["voices"][trained ? "trained" : "fallback"];
-    for (const char* key : {"voice", "wer", "mcd_db", "f0_rmse_hz", "real_time_factor"}) {
-      if (speaking.contains(key)) result[key] = speaking[key];
-    }
-    result["fallback"] = !trained;
-    std::filesystem::create_directories(workspace::model_dir(globals.avatar, "voice"));
-    write_file_atomic(workspace::metrics_path(globals.avatar, "voice"), result.dump(2) + "\n");
+    nlohmann::json result = train::evaluate_voice(globals.avatar, options->evaluation);
     if (options->json) {
       std::printf("%s\n", result.dump(2).c_str());
       return;

@@ -13,6 +13,7 @@
 #include "core/workspace.h"
 #include "say/say.h"
 #include "speech/speech.h"
+#include "train/train.h"
 
 namespace dself::say {
 namespace {
@@ -84,13 +85,12 @@ nlohmann::json evaluate(const SayOptions& options, const fs::path& truth_dir) {
                                  options.avatar.string(), options.avatar.string()));
   }
   nlohmann::ordered_json result;
-  result["voice"] = guarded("voice", [&] { return voice::evaluate_voice(options.avatar); });
+  result["voice"] = guarded("voice", [&] { return train::evaluate_voice(options.avatar); });
   result["motion"] = guarded("motion", [&] { return motion::evaluate_motion(options.avatar, truth_dir); });
   result["lip_sync"] = guarded("lip sync", [&] { return lip_sync(*cast, options, texts); });
   result["reenactment"] = guarded("self-reenactment", [&] { return render::evaluate_reenactment(options.avatar); });
   result["targets"] = {{"face_found_share", 1.0}, {"mouth_error_iod_pct", 5.0}, {"opening_correlation", 0.9}};
 
-  write_metrics(options.avatar, "voice", result["voice"]);
   write_metrics(options.avatar, "motion", result["motion"]);
   write_metrics(options.avatar, "render", {{"lip_sync", result["lip_sync"]}, {"reenactment", result["reenactment"]}});
   return result;

@@ -41,7 +41,8 @@ std::string data_hash(const fs::path& avatar, Model model) {
 }
 
 ModelOutcome train_voice(const TrainOptions& options, Catalog& catalog, bool named) {
-  ModelOutcome outcome{Model::voice};
+  ModelOutcome outcome;
+  outcome.model = Model::voice;
   const std::string hash = data_hash(options.avatar, Model::voice);
   auto previous = catalog.stage_run(stage_name(Model::voice), 0);
   if (!options.force && previous && previous->input_hash == hash && model_files_present(options.avatar, Model::voice)) {

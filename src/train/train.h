@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/progress.h"
+#include "voice/voice.h"
 
 namespace dself::train {
 
@@ -43,5 +46,11 @@ std::vector<ModelOutcome> train(const TrainOptions& options);
 // Whether the model in the workspace was trained on the data there now: "none", "current",
 // "stale" (trained on other data) or "broken" (it cannot be loaded), with the reason in `why`.
 std::string model_state(const std::filesystem::path& avatar, Model model, std::string* why = nullptr);
+
+// `dself eval voice` (DESIGN.md §4): the trained voice (when there is one that loads) and the
+// fallback voice judged on the person's held-out recordings, with the vocoder's copy-synthesis
+// floor; the voice that speaks gives the flat headline (voice, wer, mcd_db, person_pitch, ...)
+// that `status` and the Studio read. Writes models/voice/metrics.json.
+nlohmann::json evaluate_voice(const std::filesystem::path& avatar, const voice::VoiceEvaluationOptions& options = {});
 
 }  // namespace dself::train
