@@ -379,7 +379,8 @@ class Server {
     auto number = [&](const char* key) -> std::optional<uint64_t> {
       std::optional<std::string> text = query_param(r, key);
       if (!text) return std::nullopt;
-      if (text->empty() || text->size() > 15 || !std::all_of(text->begin(), text->end(), ::isdigit)) {
+      if (text->empty() || text->size() > 15 ||
+          !std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; })) {
         throw HttpError(400, fmt::format("{}: \"{}\" is a number of bytes", key, *text));
       }
       return std::stoull(*text);
