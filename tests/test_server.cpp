@@ -688,5 +688,50 @@ TEST(ServerAccess, OtherAddressesNeedAToken) {
   EXPECT_NE(result.output.find("--token"), std::string::npos) << result.output;
 }
 
+// The openai engine streams through libcurl: a client leaving mid-reply stops the request from
+// inside curl's write callback (by saying "stop", not by throwing through C code), so curl closes
+// the connection to the LLM server at once, and the session ends cleanly.
+TEST(ServerOpenAi, AClientLeavingMidReplyStopsTheLlmRequest) {
+  TempDir dir;
+  fs::path avatar = copy_warmed_avatar(dir.path());
+  fs::create_directories(dir.path() / "record");
+  OpenAiStub stub(dir.path() / "record");
+  ServeProcess server(DSELF_BINARY, avatar,
+                      {"--engine", "openai", "--llm-url", stub.url(), "--llm-model", "endless"},
+                      dir.path() / "serve.log");
+  ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
+  WebSocketClient client;
+  ASSERT_EQ(client.open("127.0.0.1", server.port, "/api/live"), 101);
+  client.send_text(R"({"type": "message", "text": "Tell me about your work."})");
+  // Read until the LLM's text is arriving (the stub streams for a minute), then leave.
+  bool streaming = false;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (!streaming && Clock::now() < deadline && !client.closed()) {
+    auto message = client.receive(1);
+    if (message && !message->binary) streaming = parse(message->data).value("type", "") == "reply_delta";
+  }
+  ASSERT_TRUE(streaming) << read_bytes(dir.path() / "serve.log");
+  client.close();
+  // The stub sees its client (dself's curl) go away long before its minute is up.
+  EXPECT_TRUE(wait_until([&] { return fs::exists(dir.path() / "record" / "disconnected"); }, 20))
+      << read_bytes(dir.path() / "serve.log");
+  EXPECT_FALSE(fs::exists(dir.path() / "record" / "finished"));
+  EXPECT_TRUE(wait_until(
+      [&] { return read_bytes(dir.path() / "serve.log").find("left mid-reply") != std::string::npos; }, 10))
+      << read_bytes(dir.path() / "serve.log");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto metrics = parse(client::http_request("127.0.0.1", server.port, "GET", "/api/metrics").body);
+        return metrics.is_object() && metrics["server"]["live_sessions"] == 0;
+      },
+      10));
+  // Its place frees up for a new session.
+  WebSocketClient again;
+  ASSERT_EQ(again.open("127.0.0.1", server.port, "/api/live"), 101);
+  again.close();
+  EXPECT_TRUE(server.alive());
+  EXPECT_EQ(server.stop(), 0) << read_bytes(dir.path() / "serve.log");
+}
+
 }  // namespace
 }  // namespace dself::test

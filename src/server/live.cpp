@@ -36,7 +36,8 @@ constexpr size_t kMaxQueuedMessages = 4;       // messages waiting while a reply
 constexpr int kJpegQuality = 80;
 constexpr int kSampleRate = 16000;             // Hz of the PCM audio sent
 
-// Thrown inside a reply when the client has gone: unwinds the engine and the performer.
+// Thrown in the session's own code when the client has gone (never through a C library: the
+// chat engine is told to stop through its callback's result).
 struct Cancelled {};
 
 std::string extension_for(const std::string& mime) {
@@ -400,10 +401,14 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     if (conversation_id_ == 0) conversation_id_ = catalog_->start_conversation(engine_->name());
     history_.push_back({"user", text, {}});
     catalog_->add_message({conversation_id_, "user", text, "[]", ""});
+    // The engine may call this from inside a C library (libcurl): it says "stop" rather than
+    // throwing, and the session unwinds once the engine has returned.
     persona::Reply reply = engine_->reply(history_, [this](std::string_view piece) {
-      if (cancelled()) throw Cancelled{};
+      if (cancelled()) return false;
       send_json({{"type", "reply_delta"}, {"text", std::string(piece)}});
+      return true;
     });
+    if (reply.stopped || cancelled()) throw Cancelled{};
     send_json({{"type", "reply"}, {"text", reply.text}, {"sources", sources_json(reply.sources, true)}});
     history_.push_back({"assistant", reply.text, reply.sources});
     catalog_->add_message(
