@@ -688,6 +688,40 @@ TEST(ServerAccess, OtherAddressesNeedAToken) {
   EXPECT_NE(result.output.find("--token"), std::string::npos) << result.output;
 }
 
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size())) ++n;
+  return n;
+}
+
+// POST /api/say draws on the models the server keeps (loaded once, shared with live sessions),
+// not on models loaded again for every call (seconds each).
+TEST(ServerSay, SaysFromTheSharedModels) {
+  TempDir dir;
+  fs::path avatar = copy_warmed_avatar(dir.path());
+  ServeProcess server(DSELF_BINARY, avatar, {}, dir.path() / "serve.log");
+  ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
+  const std::string loading = "loading the avatar's voice, motion and face models";
+  for (const char* text : {"Hello there.", "Good morning to you."}) {
+    HttpResponse say = client::http_request("127.0.0.1", server.port, "POST", "/api/say",
+                                            nlohmann::json{{"text", text}}.dump(), {{"Content-Type", "application/json"}}, 120);
+    ASSERT_EQ(say.status, 200) << say.body;
+  }
+  EXPECT_EQ(count_of(read_bytes(dir.path() / "serve.log"), loading), 1u) << read_bytes(dir.path() / "serve.log");
+  // A live session uses the same models.
+  WebSocketClient live;
+  ASSERT_EQ(live.open("127.0.0.1", server.port, "/api/live"), 101);
+  bool hello = false;
+  for (int i = 0; i < 60 && !hello && !live.closed(); ++i) {
+    auto message = live.receive(1);
+    hello = message && !message->binary && parse(message->data).value("type", "") == "hello";
+  }
+  EXPECT_TRUE(hello);
+  live.close();
+  EXPECT_EQ(count_of(read_bytes(dir.path() / "serve.log"), loading), 1u) << read_bytes(dir.path() / "serve.log");
+  EXPECT_EQ(server.stop(), 0);
+}
+
 // The openai engine streams through libcurl: a client leaving mid-reply stops the request from
 // inside curl's write callback (by saying "stop", not by throwing through C code), so curl closes
 // the connection to the LLM server at once, and the session ends cleanly.

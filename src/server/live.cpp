@@ -88,7 +88,10 @@ struct SharedModels {
 
   std::shared_ptr<const say::Cast> load_cast() {
     std::lock_guard lock(cast_mutex);
-    if (!cast) cast = say::load_cast(say_options());
+    if (!cast) {
+      spdlog::info("loading the avatar's voice, motion and face models (shared by live sessions and /api/say)");
+      cast = say::load_cast(say_options());
+    }
     return cast;
   }
 
@@ -592,7 +595,9 @@ nlohmann::json LiveHub::say(const std::string& text) {
   std::string stamp = utc_now();
   stamp.erase(std::remove_if(stamp.begin(), stamp.end(), [](char c) { return c == ':' || c == '-'; }), stamp.end());
   std::string name = fmt::format("say-{}-{}.mp4", stamp, ++renders_);
-  say::SayResult result = say::say(text, workspace::renders_dir(options_.avatar) / name, {}, models_->say_options());
+  // The shared cast: loaded once, not per call (it took seconds: the motion model is learned).
+  say::SayResult result =
+      say::say(text, workspace::renders_dir(options_.avatar) / name, {}, models_->say_options(), models_->load_cast());
   return {{"video", "/api/renders/" + name},
           {"duration_s", result.duration_s},
           {"sentences", result.sentence_count},
