@@ -100,8 +100,12 @@ class ServerTest : public ::testing::Test {
     std::ofstream(web_ / "assets" / "app.js") << "console.log('dself');";
     std::ofstream(dir_->path() / "secret.txt") << "SECRET-OUTSIDE-WEB-ROOT";
     fs::create_symlink(dir_->path() / "secret.txt", web_ / "escape.txt");
+    // The test's yt-dlp holds its job running until the test opens its gate (a file), then fails:
+    // a test decides when the job ends instead of racing a fixed delay. (It gives up after 60 s.)
     fs::path slow = dir_->path() / "slow-yt-dlp";
-    std::ofstream(slow) << "#!/bin/sh\nsleep 3\necho 'ERROR: no such video' >&2\nexit 1\n";
+    std::ofstream(slow) << "#!/bin/sh\ni=0\nwhile [ ! -e '" << gate().string()
+                        << "' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
+                           "echo 'ERROR: no such video' >&2\nexit 1\n";
     fs::permissions(slow, fs::perms::owner_all);
     server_ = new ServeProcess(DSELF_BINARY, avatar_,
                                {"--web-root", web_.string(), "--max-upload-mb", "1", "--max-body-kb", "16",
@@ -119,6 +123,9 @@ class ServerTest : public ::testing::Test {
     EXPECT_EQ(status.status, 200) << "the server stopped serving: " << read_bytes(dir_->path() / "serve.log");
     EXPECT_TRUE(server_->alive());
   }
+
+  // While this file is absent, the test's yt-dlp waits.
+  static fs::path gate() { return dir_->path() / "yt-dlp-gate"; }
 
   static HttpResponse get(const std::string& target, const client::HeaderList& headers = {}) {
     return client::http_request("127.0.0.1", server_->port, "GET", target, {}, headers);
@@ -289,14 +296,16 @@ TEST_F(ServerTest, OneJobAtATimeWithEventsAndLogs) {
     nlohmann::json metrics = parse(get("/api/metrics").body);
     return metrics.is_object() && metrics["server"].value("event_subscribers", 0) >= 1;
   })) << get("/api/metrics").body;
-  // The test's yt-dlp takes 3 s and fails: time enough to be refused a second job.
+  // The test's yt-dlp waits for its gate: the first job is running while a second is refused.
   HttpResponse first = post_json("/api/sources", {{"url", "https://example.invalid/watch?v=none"}});
   ASSERT_EQ(first.status, 202) << first.body;
   int64_t id = parse(first.body)["job"]["id"].get<int64_t>();
   HttpResponse second = post_json("/api/jobs", {{"kind", "prepare"}});
   EXPECT_EQ(second.status, 409) << second.body;
   EXPECT_FALSE(error_of(second).empty());
+  std::ofstream(gate()) << "go\n";
   nlohmann::json job = wait_job(id);
+  fs::remove(gate());
   EXPECT_EQ(job["state"], "failed");
   EXPECT_FALSE(job["error"].get<std::string>().empty());
   EXPECT_TRUE(job["log"].is_array());
@@ -438,7 +447,7 @@ TEST_F(ServerTest, BadLiveMessagesAreAnsweredAndTheSessionGoesOn) {
 }
 
 // A job can be stopped: it ends "interrupted" at its next safe point (the test's yt-dlp, which
-// would take 3 s and then fail, is ended at once).
+// waits for a gate the test never opens, is ended at once).
 TEST_F(ServerTest, AJobCanBeStopped) {
   wait_idle();
   HttpResponse started = post_json("/api/sources", {{"url", "https://example.invalid/watch?v=stop"}});
