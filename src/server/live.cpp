@@ -20,6 +20,7 @@
 #include "media/media.h"
 #include "persona/persona.h"
 #include "server/detail/live.h"
+#include "server/detail/requests.h"
 #include "transcript/transcript.h"
 #include "say/say.h"
 #include "voice/voice.h"
@@ -327,28 +328,15 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
   }
 
   void handle(const std::string& raw) {
-    nlohmann::json message = nlohmann::json::parse(raw, nullptr, false);
-    if (message.is_discarded() || !message.is_object() || !message.contains("type") || !message["type"].is_string()) {
-      send_json({{"type", "error"}, {"error", "a message is a JSON object with a \"type\" (docs/API.md)"}});
-      return;
-    }
-    std::string type = message["type"];
     try {
-      if (type == "message") {
-        if (!message.contains("text") || !message["text"].is_string()) {
-          throw InputError("a \"message\" needs \"text\"");
-        }
-        converse(message["text"].get<std::string>());
-      } else if (type == "voice") {
-        if (!message.contains("audio_base64") || !message["audio_base64"].is_string()) {
-          throw InputError("a \"voice\" message needs \"audio_base64\"");
-        }
-        std::string text = transcribe(message["audio_base64"].get<std::string>(), message.value("mime", std::string()));
+      LiveMessage message = parse_live_message(raw);
+      if (message.type == LiveMessage::Type::message) {
+        converse(message.text);
+      } else {
+        std::string text = transcribe(message.audio_base64, message.mime);
         send_json({{"type", "transcript"}, {"text", text}});
         if (text.empty()) throw InputError("no words were heard in the voice message; try again closer to the microphone");
         converse(text);
-      } else {
-        throw InputError(fmt::format("unknown message type \"{}\": send \"message\" or \"voice\"", type));
       }
     } catch (const Cancelled&) {
       throw;
