@@ -15,6 +15,7 @@
 #include "core/fs.h"
 #include "support.h"
 #include "transcript/transcript.h"
+#include "voice/detail/model_config.h"
 #include "voice/voice.h"
 
 namespace dself::voice {
@@ -250,6 +251,42 @@ size_t word_edit_distance(const std::vector<std::string>& a, const std::vector<s
     }
   }
   return row[b.size()];
+}
+
+// The trained voice's config.json and normalization.json readers refuse what the model cannot
+// use, with the file's name (found by fuzz/fuzz_voice_config; the dropout input is its seed
+// fuzz/corpus/voice_config/regression-dropout-5.json).
+TEST(VoiceConfig, OutOfRangeValuesAreInputErrors) {
+  std::string config = read_file(std::filesystem::path(DSELF_TESTS_DIR) / ".." / "fuzz" / "corpus" / "voice_config" /
+                                 "regression-dropout-5.json");
+  try {
+    parse_voice_config(config, "models/voice/config.json");
+    ADD_FAILURE() << "dropout 5.1 was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("models/voice/config.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("dropout"), std::string::npos) << e.what();
+  }
+  nlohmann::json good = nlohmann::json::parse(config);
+  good["model"]["dropout"] = 0.1;
+  EXPECT_EQ(parse_voice_config(good.dump(), "config.json").model.dim, 192);
+  good["model"]["dropout"] = "much";
+  EXPECT_THROW(parse_voice_config(good.dump(), "config.json"), InputError);
+  EXPECT_THROW(parse_voice_config("[1, 2]", "config.json"), InputError);
+
+  nlohmann::json norm = {{"mcep_mean", std::vector<double>(25, 0.0)}, {"mcep_std", std::vector<double>(25, 1.0)},
+                         {"lf0_mean", 5.0}, {"lf0_std", 0.3},
+                         {"bap_mean", std::vector<double>(5, 0.0)}, {"bap_std", std::vector<double>(5, 1.0)}};
+  EXPECT_EQ(normalization_from_json(norm, "normalization.json").lf0_std, 0.3f);
+  for (auto [field, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"lf0_mean", 1e300}, {"lf0_std", 0.0}, {"lf0_std", -1.0}, {"lf0_std", "x"}}) {
+    nlohmann::json bad = norm;
+    bad[field] = value;
+    EXPECT_THROW(normalization_from_json(bad, "normalization.json"), InputError) << field << " = " << value;
+  }
+  nlohmann::json zero_std = norm;
+  zero_std["mcep_std"][3] = 0.0;
+  EXPECT_THROW(normalization_from_json(zero_std, "normalization.json"), InputError);
+  EXPECT_THROW(normalization_from_json(nlohmann::json::array(), "normalization.json"), InputError);
 }
 
 TEST(EvaluateVoice, ReportsIntelligibilitySpeedAndPitch) {
