@@ -81,8 +81,7 @@ void require_positive(const std::vector<float>& values, const std::string& where
 
 }  // namespace
 
-// Every value finite, the deviations above 0: the model divides by them (found by
-// fuzz/fuzz_voice_config: 1e300 was converted to float unchecked).
+// Every value finite and within float's range, the deviations above 0: the model divides by them.
 Normalization normalization_from_json(const nlohmann::json& json, const std::string& where) {
   if (!json.is_object()) throw InputError(fmt::format("{}: malformed normalisation stats: not a JSON object", where));
   Normalization n;
