@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
   auto wanted = [&](const std::string& part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
   const fs::path dir = fs::temp_directory_path() / "dself-bench-serve";
   const fs::path avatar = dir / "avatar";
-  std::printf("serve: live conversation on the sample person (extractive engine, fallback voice); %u hardware threads\n\n",
+  std::printf("serve on the sample person (extractive engine, fallback voice); %u hardware threads\n\n",
               std::thread::hardware_concurrency());
   if (!fs::exists(avatar / "dself.db")) {
     fs::create_directories(dir);
