@@ -206,15 +206,7 @@ class OpenAiEngine : public ChatEngine {
     headers.reset();
     stream.curl = nullptr;
     if (stream.failure) std::rethrow_exception(stream.failure);
-    if (stream.stopped) {
-      Reply stopped;
-      stopped.text = stream.reply;
-      stopped.kind = "answer";
-      stopped.stopped = true;
-      for (const auto& h : hits) stopped.sources.push_back(h.ref);
-      stopped.grounded = !hits.empty();
-      return stopped;
-    }
+    if (stream.stopped) return finished(stream, hits);
 
     if (!stream.malformed.empty()) {
       throw EnvironmentError(fmt::format("malformed stream from the LLM server at {}: {}", url, stream.malformed));
@@ -252,15 +244,21 @@ class OpenAiEngine : public ChatEngine {
                       "or [DONE]",
                       url));
     }
+    return finished(stream, hits);
+  }
+
+ private:
+  // The reply so far; stopped when the text callback said so (then it is what came before).
+  static Reply finished(const Stream& stream, const std::vector<Hit>& hits) {
     Reply reply;
     reply.text = stream.reply;
     reply.kind = "answer";
+    reply.stopped = stream.stopped;
     for (const auto& h : hits) reply.sources.push_back(h.ref);
     reply.grounded = !hits.empty();
     return reply;
   }
 
- private:
   const Memory& memory_;
   OpenAiOptions options_;
 };
