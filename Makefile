@@ -4,7 +4,7 @@ DSELF := $(BUILD)/app/dself
 JOBS ?= $(shell nproc)
 DEMO ?= demo
 
-.PHONY: all setup build web test demo eval eval-voice bench bench-train fuzz clean
+.PHONY: all setup build web test test-unit demo eval eval-voice bench bench-train fuzz clean
 
 all: setup build web
 
@@ -21,8 +21,11 @@ web: web/dist/index.html
 web/dist/index.html: $(WEB_SOURCES)
 	cd web && npm ci --no-audit --no-fund && npm run build
 
-# The default suite: every test labelled "unit" (plus the sample-person fixture they share).
+# The whole suite: the libraries' tests ("unit"), the real binary end to end ("e2e") and the
+# evaluations on the sample person ("eval"), with the fixtures they share. test-unit: the fast part.
 test: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|e2e|eval'
+test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
 # The main job on the sample person: make one, ingest and prepare it, train its voice, show what
@@ -87,7 +90,7 @@ clean:
 # Prints executions and crashes per target; fails when any target crashed.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= captions safetensors transcript_json dataset_json
+FUZZ_TARGETS ?= captions safetensors transcript_json dataset_json landmarks voice_config server_requests
 fuzz: setup
 	@# clang with libFuzzer and the sanitizer runtimes: only the fuzz build needs them.
 	dpkg-query -W -f='$${Status}\n' clang libclang-rt-14-dev 2>/dev/null | grep -c "install ok installed" | grep -qx 2 || \

@@ -56,9 +56,10 @@ void turn(Catalog& catalog, persona::ChatEngine& engine, int64_t conversation_id
   history.push_back({"user", message, {}});
   catalog.add_message({conversation_id, "user", message, "[]", ""});
   persona::Reply reply = engine.reply(history, [json](std::string_view piece) {
-    if (json) return;
+    if (json) return true;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
+    return true;
   });
   if (json) {
     std::printf("%s\n", reply_json(reply, conversation_id, engine.name()).dump().c_str());

@@ -119,6 +119,7 @@ int main() {
         double first = -1;
         engine->reply({{"user", q, {}}}, [&](std::string_view) {
           if (first < 0) first = seconds_since(start) * 1000;
+          return true;
         });
         first_ms.push_back(first < 0 ? seconds_since(start) * 1000 : first);
       }

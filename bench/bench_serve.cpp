@@ -1,13 +1,17 @@
-// `dself serve`'s live conversation on the sample person, with the extractive engine and the
-// fallback voice: time from a message to the first reply text, the first frame and the first
-// audio, and the sustained frame rate, for 1 and 4 clients at once. Prints a table; asserts
-// nothing. DSELF_BENCH_AVATAR=DIR uses a copy of a prepared avatar instead of making one.
+// `dself serve` on the sample person, with the extractive engine and the fallback voice:
+//   live      time from a message to the first reply text, the first frame and the first audio,
+//             and the sustained frame rate, for 1 and 4 clients at once;
+//   say       the latency of POST /api/say (a video of a short text, over HTTP);
+//   connects  the server's resident memory before and after 200 live sessions opened and closed.
+// Prints tables; asserts nothing. `bench_serve [live|say|connects]...` runs those parts (default:
+// all). DSELF_BENCH_AVATAR=DIR uses a copy of a prepared avatar instead of making one.
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -101,12 +105,84 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+// The resident memory of a process (VmRSS in /proc/PID/status), MiB; -1 when unknown.
+double rss_mib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  }
+  return -1;
+}
+
+int live_sessions(uint16_t port) {
+  auto metrics = nlohmann::json::parse(dself::client::http_request("127.0.0.1", port, "GET", "/api/metrics").body,
+                                       nullptr, false);
+  if (!metrics.is_object() || !metrics.contains("server")) return -1;
+  return metrics["server"].value("live_sessions", -1);
+}
+
+// POST /api/say, sequentially: the first call and the median of the others, ms.
+void bench_say(uint16_t port) {
+  const std::string text = "Hello there. I like to talk about trains.";
+  std::vector<double> ms;
+  for (int i = 0; i < 5; ++i) {
+    auto start = Clock::now();
+    auto response = dself::client::http_request("127.0.0.1", port, "POST", "/api/say",
+                                                nlohmann::json{{"text", text}}.dump(),
+                                                {{"Content-Type", "application/json"}}, 300);
+    if (response.status != 200) {
+      std::fprintf(stderr, "bench_serve: POST /api/say answered %d: %s\n", response.status, response.body.c_str());
+      return;
+    }
+    ms.push_back(ms_since(start, Clock::now()));
+  }
+  std::vector<double> rest(ms.begin() + 1, ms.end());
+  std::printf("POST /api/say (\"%s\", 2 sentences), sequential:\n", text.c_str());
+  std::printf("%-14s %14s %12s\n", "calls", "1st call ms", "median ms");
+  std::printf("%-14zu %14.0f %12.0f\n\n", ms.size(), ms[0], median(rest));
+}
+
+// 200 live sessions opened (each until its hello) and closed, one after another; the server's RSS.
+void bench_connects(uint16_t port, int pid) {
+  const int rounds = 200;
+  auto cycle = [&](int n) {
+    int failed = 0;
+    for (int i = 0; i < n; ++i) {
+      dself::client::WebSocketClient client;
+      if (client.open("127.0.0.1", port, "/api/live") != 101) {
+        ++failed;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      while (auto message = client.receive(60)) {
+        if (!message->binary && nlohmann::json::parse(message->data).value("type", "") == "hello") break;
+      }
+      client.close();
+    }
+    for (int i = 0; i < 200 && live_sessions(port) != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return failed;
+  };
+  cycle(5);  // the shared models and the allocator's pools settle first
+  double before = rss_mib(pid);
+  int failed = cycle(rounds);
+  double after = rss_mib(pid);
+  failed += cycle(rounds);
+  double after_twice = rss_mib(pid);
+  std::printf("live sessions opened and closed (each until its hello), server RSS:\n");
+  std::printf("%-10s %12s %16s %16s %8s\n", "sessions", "before MiB", "after 200 MiB", "after 400 MiB", "refused");
+  std::printf("%-10d %12.1f %16.1f %16.1f %8d\n\n", rounds, before, after, after_twice, failed);
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  std::vector<std::string> parts(argv + 1, argv + argc);
+  if (parts.empty()) parts = {"live", "say", "connects"};
+  auto wanted = [&](const std::string& part) { return std::find(parts.begin(), parts.end(), part) != parts.end(); };
   const fs::path dir = fs::temp_directory_path() / "dself-bench-serve";
   const fs::path avatar = dir / "avatar";
-  std::printf("serve: live conversation on the sample person (extractive engine, fallback voice); %u hardware threads\n\n",
+  std::printf("serve on the sample person (extractive engine, fallback voice); %u hardware threads\n\n",
               std::thread::hardware_concurrency());
   if (!fs::exists(avatar / "dself.db")) {
     fs::create_directories(dir);
@@ -130,6 +206,9 @@ int main() {
     std::fprintf(stderr, "bench_serve: dself serve did not start\n");
     return 1;
   }
+  if (wanted("say")) bench_say(port);
+  if (wanted("connects")) bench_connects(port, server.pid());
+  if (!wanted("live")) return 0;
   const std::vector<std::string> questions = {"What do you like to talk about?", "Tell me about your work.",
                                               "What did you learn this year?", "How do you start your day?"};
   // The first session loads (and may build) the models the others share.

@@ -6,6 +6,8 @@ It is not a language model: it streams a fixed reply. The model name picks the b
   status401  answers HTTP 401 with an OpenAI-style JSON error
   malformed  sends an event that is not JSON
   slow       waits 5 s before answering (for timeout tests)
+  endless    streams a piece every 0.1 s for 60 s; writes <record_dir>/disconnected when the client
+             closes the connection before the end (or <record_dir>/finished at the end)
 Each request body is written to <record_dir>/request.json. Prints the port it bound, then serves.
 Usage: openai_stub_server.py RECORD_DIR
 """
@@ -39,6 +41,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
+        if model == "endless":
+            try:
+                for i in range(600):
+                    chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "word%d " % i}}]}
+                    self.wfile.write(("data: " + json.dumps(chunk) + "\n\n").encode())
+                    self.wfile.flush()
+                    time.sleep(0.1)
+                self.wfile.write(b"data: [DONE]\n\n")
+                open(os.path.join(sys.argv[1], "finished"), "w").close()
+            except (BrokenPipeError, ConnectionResetError):
+                open(os.path.join(sys.argv[1], "disconnected"), "w").close()
+            return
         if model == "malformed":
             self.wfile.write(b"data: {this is not json\n\n")
             return

@@ -7,7 +7,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -79,6 +81,41 @@ int Background::wait() {
 
 std::string Background::output() const {
   std::ifstream in(log_, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+OpenAiStub::OpenAiStub(std::filesystem::path record_dir) : record_dir_(std::move(record_dir)) {
+  int out[2];
+  if (pipe(out) != 0) throw std::runtime_error("pipe failed");
+  std::string script = (std::filesystem::path(DSELF_TESTS_DIR) / "openai_stub_server.py").string();
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(out[1], STDOUT_FILENO);
+    close(out[0]);
+    close(out[1]);
+    execlp("python3", "python3", script.c_str(), record_dir_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  FILE* f = fdopen(out[0], "r");
+  char line[64] = {0};
+  if (!std::fgets(line, sizeof line, f)) {
+    std::fclose(f);
+    throw std::runtime_error("the OpenAI stub server did not start");
+  }
+  port_ = std::atoi(line);
+  std::fclose(f);
+}
+
+OpenAiStub::~OpenAiStub() {
+  kill(pid_, SIGTERM);
+  waitpid(pid_, nullptr, 0);
+}
+
+std::string OpenAiStub::url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+
+std::string OpenAiStub::request_json() const {
+  std::ifstream in(record_dir_ / "request.json", std::ios::binary);
   return {std::istreambuf_iterator<char>(in), {}};
 }
 

@@ -51,6 +51,26 @@ class Background {
   std::filesystem::path log_;
 };
 
+// tests/openai_stub_server.py on a free loopback port: a stand-in for a real OpenAI-compatible
+// server (no model; it streams a fixed reply, its model name picks the behaviour), so the openai
+// engine is tested without the internet. Stopped when the object dies.
+class OpenAiStub {
+ public:
+  explicit OpenAiStub(std::filesystem::path record_dir);
+  ~OpenAiStub();
+  OpenAiStub(const OpenAiStub&) = delete;
+  OpenAiStub& operator=(const OpenAiStub&) = delete;
+
+  std::string url() const;  // http://127.0.0.1:PORT/v1
+  std::string request_json() const;  // the last request, as the stub recorded it
+  const std::filesystem::path& record_dir() const { return record_dir_; }
+
+ private:
+  std::filesystem::path record_dir_;
+  int pid_ = -1;
+  int port_ = 0;
+};
+
 // Polls `condition` every 20 ms until it holds or `timeout_s` passes; whether it held.
 bool wait_until(const std::function<bool()>& condition, double timeout_s = 60);
 

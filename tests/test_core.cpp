@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/text.h"
 #include "core/progress.h"
 #include "core/subprocess.h"
 #include "core/workspace.h"
@@ -230,6 +231,21 @@ TEST(Progress, SinkSeesEveryFinishAndCounts) {
 
 namespace dself {
 namespace {
+
+TEST(Text, Utf8IsCheckedAndWindows1252Converted) {
+  EXPECT_TRUE(is_utf8("plain ascii"));
+  EXPECT_TRUE(is_utf8("caf\u00e9 \u20ac \U0001F600"));
+  EXPECT_FALSE(is_utf8("caf\xE9"));          // Latin-1
+  EXPECT_FALSE(is_utf8("\xC3"));              // cut short
+  EXPECT_FALSE(is_utf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(is_utf8("\xED\xA0\x80"));      // a surrogate
+  EXPECT_FALSE(is_utf8("\xF4\x90\x80\x80"));  // beyond U+10FFFF
+  EXPECT_EQ(windows1252_to_utf8("caf\xE9 \x80 \x9F"), "caf\u00e9 \u20ac \u0178");
+  EXPECT_EQ(windows1252_to_utf8("\x81"), "\uFFFD");  // undefined in Windows-1252
+  std::string every;
+  for (int b = 1; b < 256; ++b) every += static_cast<char>(b);
+  EXPECT_TRUE(is_utf8(windows1252_to_utf8(every)));
+}
 
 TEST(Catalog, MigratesAVersionOneCatalogKeepingItsRows) {
   test::TempDir dir;

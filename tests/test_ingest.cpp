@@ -205,6 +205,23 @@ TEST_F(IngestTest, InterruptedDownloadIsNotRegisteredAndTheNextRunGetsIt) {
   expect_catalog_matches_disk(avatar(), 2, true);
 }
 
+// Whether any process has `file` open (a link to it under /proc/PID/fd/).
+bool open_by_any_process(const fs::path& file) {
+  std::error_code ec;
+  const fs::path target = fs::canonical(file, ec);
+  if (ec) return false;
+  for (auto process = fs::directory_iterator("/proc", ec); !ec && process != fs::directory_iterator();
+       process.increment(ec)) {
+    std::error_code fd_ec;
+    for (auto fd = fs::directory_iterator(process->path() / "fd", fd_ec); !fd_ec && fd != fs::directory_iterator();
+         fd.increment(fd_ec)) {
+      std::error_code link_ec;
+      if (fs::read_symlink(fd->path(), link_ec) == target) return true;
+    }
+  }
+  return false;
+}
+
 TEST_F(IngestTest, KilledDuringDownloadRegistersNothingAndTheNextRunGetsIt) {
   HttpServer server(site());
   std::string playlist = server.url("playlist.html");
@@ -235,11 +252,9 @@ TEST_F(IngestTest, KilledDuringDownloadRegistersNothingAndTheNextRunGetsIt) {
   waitpid(pid, nullptr, 0);
   ASSERT_FALSE(part.empty()) << "no partial download appeared";
 
-  // yt-dlp died with dself: the partial file stops growing.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  int64_t size = file_size_or_zero(part);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(file_size_or_zero(part), size) << "yt-dlp goes on downloading after dself was killed";
+  // yt-dlp died with dself: soon no process has the partial file open (so it stops growing).
+  EXPECT_TRUE(test::wait_until([&] { return !open_by_any_process(part); }, 10))
+      << "yt-dlp goes on downloading after dself was killed";
   EXPECT_TRUE(Catalog(avatar()).sources().empty());
   EXPECT_TRUE(placed_videos(avatar()).empty());
 

@@ -138,7 +138,10 @@ TEST_F(PersonaTest, ExtractiveEngineAnswersGreetsThanksAndDeclines) {
   persona::Memory memory(avatar_);
   auto engine = persona::make_extractive_engine(memory);
   std::string streamed;
-  auto collect = [&](std::string_view piece) { streamed += piece; };
+  auto collect = [&](std::string_view piece) {
+    streamed += piece;
+    return true;
+  };
 
   auto truth = truth_sentences();
   std::string expected;
@@ -287,44 +290,8 @@ TEST_F(PersonaTest, EvalPersonaCommandPrintsJson) {
   EXPECT_GE(json["recall_at_5"].get<double>(), 0.9);
 }
 
-// tests/openai_stub_server.py on a free loopback port: a stand-in for a real OpenAI-compatible
-// server (no model; it streams a fixed reply), so the openai engine is tested without the internet.
-class StubServer {
- public:
-  explicit StubServer(const fs::path& record_dir) : record_dir_(record_dir) {
-    int out[2];
-    if (pipe(out) != 0) throw std::runtime_error("pipe failed");
-    std::string script = (fs::path(DSELF_TESTS_DIR) / "openai_stub_server.py").string();
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      close(out[0]);
-      close(out[1]);
-      execlp("python3", "python3", script.c_str(), record_dir.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(out[1]);
-    FILE* f = fdopen(out[0], "r");
-    char line[64] = {0};
-    if (!std::fgets(line, sizeof line, f)) throw std::runtime_error("the stub server did not start");
-    port_ = std::atoi(line);
-    std::fclose(f);
-  }
-  ~StubServer() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
-  nlohmann::json request() const {
-    std::ifstream in(record_dir_ / "request.json");
-    return nlohmann::json::parse(in);
-  }
-
- private:
-  fs::path record_dir_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+// The stub's last request, parsed.
+nlohmann::json request_of(const test::OpenAiStub& stub) { return nlohmann::json::parse(stub.request_json()); }
 
 test::CommandResult chat_openai(const std::string& avatar, const std::string& url, const std::string& model,
                                 const std::vector<std::string>& extra = {}) {
@@ -342,12 +309,12 @@ test::CommandResult chat_openai(const std::string& avatar, const std::string& ur
 
 TEST_F(PersonaTest, OpenAiEngineStreamsFromACompatibleServerGroundedInPassages) {
   test::TempDir record;
-  StubServer server(record.path());
+  test::OpenAiStub server(record.path());
   auto r = chat_openai(avatar_, server.url(), "ok");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "I bake bread every week.")) << r.output;
   EXPECT_TRUE(contains(r.output, "source:")) << r.output;
-  auto request = server.request();
+  auto request = request_of(server);
   EXPECT_EQ(request["path"], "/v1/chat/completions");
   EXPECT_EQ(request["authorization"], "Bearer test-key");
   EXPECT_EQ(request["body"]["stream"], true);
@@ -361,7 +328,7 @@ TEST_F(PersonaTest, OpenAiEngineStreamsFromACompatibleServerGroundedInPassages) 
 
 TEST_F(PersonaTest, OpenAiEngineErrorsSayWhatFailed) {
   test::TempDir record;
-  StubServer server(record.path());
+  test::OpenAiStub server(record.path());
   auto unauthorized = chat_openai(avatar_, server.url(), "status401");
   EXPECT_EQ(unauthorized.exit_code, 2);
   EXPECT_TRUE(contains(unauthorized.output, "HTTP 401")) << unauthorized.output;

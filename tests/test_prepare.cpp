@@ -83,6 +83,43 @@ TEST(Prepare, SamplePersonMeetsItsTargetsAndReRunsDoNothing) {
   EXPECT_LE(figures["face"]["landmark_error_iod_pct"].get<double>(), 3.0);
 }
 
+// A step's outputs damaged after it ran (a full disk, a bad copy) are made again, not reported
+// "up to date" forever while `say` and `chat` ask for a prepare that does nothing.
+TEST(Prepare, DamagedOutputsAreMadeAgain) {
+  test::TempDir dir;
+  const fs::path avatar = test::copy_avatar(dir.path());
+  const fs::path landmarks = avatar / "faces" / "1" / "landmarks.bin";
+  fs::resize_file(landmarks, fs::file_size(landmarks) / 2);
+  auto broken = test::run_dself({"--avatar", avatar.string(), "say", "Hello.", "-o", (dir / "before.mp4").string()});
+  ASSERT_NE(broken.exit_code, 0) << broken.output;
+
+  auto face = test::run_dself({"--avatar", avatar.string(), "prepare"});
+  ASSERT_EQ(face.exit_code, 0) << face.output;
+  EXPECT_TRUE(contains(face.output, "(done: face; up to date: audio, transcript, speech)")) << face.output;
+  EXPECT_TRUE(contains(face.output, "landmarks.bin")) << face.output;  // the warning names the file
+  auto say = test::run_dself({"--avatar", avatar.string(), "--quiet", "say", "Hello.", "-o", (dir / "after.mp4").string()});
+  EXPECT_EQ(say.exit_code, 0) << say.output;
+
+  // A truncated transcript, and the persona's index (built from the transcripts) gone.
+  const fs::path transcript = avatar / "transcripts" / "2.json";
+  fs::resize_file(transcript, fs::file_size(transcript) / 3);
+  fs::remove(avatar / "persona.db");
+  auto text = test::run_dself({"--avatar", avatar.string(), "prepare"});
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_TRUE(contains(text.output, "(done: transcript; up to date: audio, speech, face)")) << text.output;
+  EXPECT_TRUE(nlohmann::json::accept(read_file(transcript)));
+  auto chat = test::run_dself({"--avatar", avatar.string(), "--quiet", "chat", "Where are you filming from?"});
+  EXPECT_EQ(chat.exit_code, 0) << chat.output;
+
+  // A truncated WAV (its header claims more samples than are there) and a missing clip.
+  const fs::path wav = avatar / "audio" / "1.wav";
+  fs::resize_file(wav, fs::file_size(wav) - 1000);
+  auto audio = test::run_dself({"--avatar", avatar.string(), "prepare"});
+  ASSERT_EQ(audio.exit_code, 0) << audio.output;
+  EXPECT_TRUE(contains(audio.output, "(done: audio; up to date: transcript, speech, face)")) << audio.output;
+  EXPECT_EQ(fs::file_size(wav), fs::file_size(test::prepared_avatar_dir() / "audio" / "1.wav"));
+}
+
 TEST(Prepare, BadSourcesAreReportedOneByOneAndAFixResumes) {
   test::TempDir dir;
   const fs::path sample = test::sample_dir();

@@ -144,12 +144,10 @@ TEST(Render, TheLibraryIsKeptAndReused) {
   EXPECT_TRUE(std::filesystem::exists(json.parent_path() / "reference.png"));
   EXPECT_TRUE(std::filesystem::exists(json.parent_path() / "mouths.jpg"));
   auto written = std::filesystem::last_write_time(json);
-  auto start = std::chrono::steady_clock::now();
+  // How long a load takes is bench_render's figure ("load s"); here, that it read the library back.
   auto again = load_photoreal_model(shared().avatar);
-  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(std::filesystem::last_write_time(json), written) << "a second load rebuilt the library";
   EXPECT_EQ(describe(*again).dump(), describe(*shared().model).dump());
-  EXPECT_LT(load_s, 5.0);
   nlohmann::json d = describe(*again);
   EXPECT_GT(d["mouth_crops"].get<int>(), 20);
   // Other options are another library: it is built again.

@@ -321,6 +321,41 @@ TEST(SampleFace, DlibFindsOneFaceInEveryFrameWhereItWasCommanded) {
   EXPECT_GT(y_correlation, 0.6);
 }
 
+// Lip sync measured without dlib (which found the portrait's landmarks in the first place, so
+// dlib against dlib could agree on a shared mistake): the commanded inner-lip opening against the
+// share of dark pixels (the mouth's inside, not skin, lips or teeth) in a box around the commanded
+// mouth, frame by frame.
+TEST(SampleFace, TheMouthsDarkInsideFollowsTheCommandedOpening) {
+  json truth = truth_of(0);
+  media::VideoReader reader(test::sample_dir() / "video_000.mp4");
+  media::VideoFrame frame;
+  size_t frames = 0;
+  std::vector<double> commanded_opening, dark_share;
+  while (reader.read(frame)) {
+    ASSERT_LT(frames, truth["landmarks"].size());
+    std::array<cv::Point2f, 68> commanded = landmarks_at(truth, frames++);
+    const double iod = face::inter_ocular_distance(commanded);
+    std::vector<cv::Point2f> outer(commanded.begin() + 48, commanded.begin() + 60);
+    cv::Rect box = cv::boundingRect(outer) & cv::Rect(0, 0, frame.bgr.cols, frame.bgr.rows);
+    ASSERT_GT(box.area(), 0);
+    int dark = 0;
+    for (int y = box.y; y < box.y + box.height; ++y) {
+      for (int x = box.x; x < box.x + box.width; ++x) {
+        const cv::Vec3b& bgr = frame.bgr.at<cv::Vec3b>(y, x);
+        dark += std::max({bgr[0], bgr[1], bgr[2]}) < 80 ? 1 : 0;
+      }
+    }
+    commanded_opening.push_back(cv::norm(commanded[62] - commanded[66]) / iod);
+    dark_share.push_back(dark / (iod * iod));
+  }
+  ASSERT_GT(frames, 100u);
+  const double r = correlation(commanded_opening, dark_share);
+  std::printf("[ sample ] %zu frames: correlation of the commanded mouth opening with the dark pixels inside it %.3f\n",
+              frames, r);
+  RecordProperty("mouth_dark_pixels_correlation", std::to_string(r));
+  EXPECT_GT(r, 0.8);
+}
+
 // ---- bad inputs through the real binary ------------------------------------------------------
 
 TEST(SampleCli, UnknownVoiceNamesTheValidOnes) {

@@ -104,8 +104,12 @@ class ServerTest : public ::testing::Test {
     std::ofstream(web_ / "assets" / "app.js") << "console.log('dself');";
     std::ofstream(dir_->path() / "secret.txt") << "SECRET-OUTSIDE-WEB-ROOT";
     fs::create_symlink(dir_->path() / "secret.txt", web_ / "escape.txt");
+    // The test's yt-dlp holds its job running until the test opens its gate (a file), then fails:
+    // a test decides when the job ends instead of racing a fixed delay. (It gives up after 60 s.)
     fs::path slow = dir_->path() / "slow-yt-dlp";
-    std::ofstream(slow) << "#!/bin/sh\nsleep 3\necho 'ERROR: no such video' >&2\nexit 1\n";
+    std::ofstream(slow) << "#!/bin/sh\ni=0\nwhile [ ! -e '" << gate().string()
+                        << "' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
+                           "echo 'ERROR: no such video' >&2\nexit 1\n";
     fs::permissions(slow, fs::perms::owner_all);
     server_ = new ServeProcess(DSELF_BINARY, avatar_,
                                {"--web-root", web_.string(), "--max-upload-mb", "1", "--max-body-kb", "16",
@@ -123,6 +127,9 @@ class ServerTest : public ::testing::Test {
     EXPECT_EQ(status.status, 200) << "the server stopped serving: " << read_bytes(dir_->path() / "serve.log");
     EXPECT_TRUE(server_->alive());
   }
+
+  // While this file is absent, the test's yt-dlp waits.
+  static fs::path gate() { return dir_->path() / "yt-dlp-gate"; }
 
   static HttpResponse get(const std::string& target, const client::HeaderList& headers = {}) {
     return client::http_request("127.0.0.1", server_->port, "GET", target, {}, headers);
@@ -439,14 +446,16 @@ TEST_F(ServerTest, OneJobAtATimeWithEventsAndLogs) {
     nlohmann::json metrics = parse(get("/api/metrics").body);
     return metrics.is_object() && metrics["server"].value("event_subscribers", 0) >= 1;
   })) << get("/api/metrics").body;
-  // The test's yt-dlp takes 3 s and fails: time enough to be refused a second job.
+  // The test's yt-dlp waits for its gate: the first job is running while a second is refused.
   HttpResponse first = post_json("/api/sources", {{"url", "https://example.invalid/watch?v=none"}});
   ASSERT_EQ(first.status, 202) << first.body;
   int64_t id = parse(first.body)["job"]["id"].get<int64_t>();
   HttpResponse second = post_json("/api/jobs", {{"kind", "prepare"}});
   EXPECT_EQ(second.status, 409) << second.body;
   EXPECT_FALSE(error_of(second).empty());
+  std::ofstream(gate()) << "go\n";
   nlohmann::json job = wait_job(id);
+  fs::remove(gate());
   EXPECT_EQ(job["state"], "failed");
   EXPECT_FALSE(job["error"].get<std::string>().empty());
   EXPECT_TRUE(job["log"].is_array());
@@ -591,7 +600,7 @@ TEST_F(ServerTest, BadLiveMessagesAreAnsweredAndTheSessionGoesOn) {
 }
 
 // A job can be stopped: it ends "interrupted" at its next safe point (the test's yt-dlp, which
-// would take 3 s and then fail, is ended at once).
+// waits for a gate the test never opens, is ended at once).
 TEST_F(ServerTest, AJobCanBeStopped) {
   wait_idle();
   HttpResponse started = post_json("/api/sources", {{"url", "https://example.invalid/watch?v=stop"}});
@@ -901,6 +910,85 @@ TEST(ServerAccess, OtherAddressesNeedAToken) {
   CommandResult result = run_dself({"--avatar", (dir.path() / "avatar").string(), "serve", "--host", "0.0.0.0"});
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_NE(result.output.find("--token"), std::string::npos) << result.output;
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size())) ++n;
+  return n;
+}
+
+// POST /api/say draws on the models the server keeps (loaded once, shared with live sessions),
+// not on models loaded again for every call (seconds each).
+TEST(ServerSay, SaysFromTheSharedModels) {
+  TempDir dir;
+  fs::path avatar = copy_warmed_avatar(dir.path());
+  ServeProcess server(DSELF_BINARY, avatar, {}, dir.path() / "serve.log");
+  ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
+  const std::string loading = "loading the avatar's voice, motion and face models";
+  for (const char* text : {"Hello there.", "Good morning to you."}) {
+    HttpResponse say = client::http_request("127.0.0.1", server.port, "POST", "/api/say",
+                                            nlohmann::json{{"text", text}}.dump(), {{"Content-Type", "application/json"}}, 120);
+    ASSERT_EQ(say.status, 200) << say.body;
+  }
+  EXPECT_EQ(count_of(read_bytes(dir.path() / "serve.log"), loading), 1u) << read_bytes(dir.path() / "serve.log");
+  // A live session uses the same models.
+  WebSocketClient live;
+  ASSERT_EQ(live.open("127.0.0.1", server.port, "/api/live"), 101);
+  bool hello = false;
+  for (int i = 0; i < 60 && !hello && !live.closed(); ++i) {
+    auto message = live.receive(1);
+    hello = message && !message->binary && parse(message->data).value("type", "") == "hello";
+  }
+  EXPECT_TRUE(hello);
+  live.close();
+  EXPECT_EQ(count_of(read_bytes(dir.path() / "serve.log"), loading), 1u) << read_bytes(dir.path() / "serve.log");
+  EXPECT_EQ(server.stop(), 0);
+}
+
+// The openai engine streams through libcurl: a client leaving mid-reply stops the request from
+// inside curl's write callback (by saying "stop", not by throwing through C code), so curl closes
+// the connection to the LLM server at once, and the session ends cleanly.
+TEST(ServerOpenAi, AClientLeavingMidReplyStopsTheLlmRequest) {
+  TempDir dir;
+  fs::path avatar = copy_warmed_avatar(dir.path());
+  fs::create_directories(dir.path() / "record");
+  OpenAiStub stub(dir.path() / "record");
+  ServeProcess server(DSELF_BINARY, avatar,
+                      {"--engine", "openai", "--llm-url", stub.url(), "--llm-model", "endless"},
+                      dir.path() / "serve.log");
+  ASSERT_TRUE(server.ready) << read_bytes(dir.path() / "serve.log");
+  WebSocketClient client;
+  ASSERT_EQ(client.open("127.0.0.1", server.port, "/api/live"), 101);
+  client.send_text(R"({"type": "message", "text": "Tell me about your work."})");
+  // Read until the LLM's text is arriving (the stub streams for a minute), then leave.
+  bool streaming = false;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (!streaming && Clock::now() < deadline && !client.closed()) {
+    auto message = client.receive(1);
+    if (message && !message->binary) streaming = parse(message->data).value("type", "") == "reply_delta";
+  }
+  ASSERT_TRUE(streaming) << read_bytes(dir.path() / "serve.log");
+  client.close();
+  // The stub sees its client (dself's curl) go away long before its minute is up.
+  EXPECT_TRUE(wait_until([&] { return fs::exists(dir.path() / "record" / "disconnected"); }, 20))
+      << read_bytes(dir.path() / "serve.log");
+  EXPECT_FALSE(fs::exists(dir.path() / "record" / "finished"));
+  EXPECT_TRUE(wait_until(
+      [&] { return read_bytes(dir.path() / "serve.log").find("left mid-reply") != std::string::npos; }, 10))
+      << read_bytes(dir.path() / "serve.log");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto metrics = parse(client::http_request("127.0.0.1", server.port, "GET", "/api/metrics").body);
+        return metrics.is_object() && metrics["server"]["live_sessions"] == 0;
+      },
+      10));
+  // Its place frees up for a new session.
+  WebSocketClient again;
+  ASSERT_EQ(again.open("127.0.0.1", server.port, "/api/live"), 101);
+  again.close();
+  EXPECT_TRUE(server.alive());
+  EXPECT_EQ(server.stop(), 0) << read_bytes(dir.path() / "serve.log");
 }
 
 }  // namespace

@@ -114,6 +114,29 @@ TEST(Captions, AnotherLanguageIsRefused) {
   EXPECT_THROW(parse_captions(german, "de.srt"), InputError);
 }
 
+// Captions saved as Windows-1252 ("ANSI", what Windows editors write) are read as that: their
+// words come out as UTF-8 and the transcript can be written as JSON (it threw type_error.316 with
+// no file name). UTF-16 is refused naming the file and the fix.
+TEST(Captions, Windows1252IsReadAsUtf8AndUtf16IsRefused) {
+  const std::string cafe_1252 = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nA caf\xE9 \x93na\xEFve\x94\n";
+  auto t = parse_captions(cafe_1252, "cafe.vtt");
+  ASSERT_EQ(t.words.size(), 3u);
+  EXPECT_EQ(t.words[1].text, "caf\u00e9");
+  EXPECT_EQ(t.words[2].text, "\u201cna\u00efve\u201d");
+  EXPECT_NO_THROW(to_json(t).dump());
+  // UTF-8 as it is, byte for byte.
+  auto utf8 = parse_captions("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nA caf\u00e9\n", "cafe.vtt");
+  ASSERT_EQ(utf8.words.size(), 2u);
+  EXPECT_EQ(utf8.words[1].text, "caf\u00e9");
+  try {
+    parse_captions(std::string("\xFF\xFEW\0E\0B\0", 8), "wide.vtt");
+    ADD_FAILURE() << "UTF-16 was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("wide.vtt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("UTF-8"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Captions, JsonRoundTrip) {
   auto t = parse_captions("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello there\n", "a.vtt");
   auto back = transcript_from_json(to_json(t));

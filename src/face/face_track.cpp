@@ -275,26 +275,6 @@ void describe_frame(TrackedFrame& f, int width, int height, const TrackOptions& 
   if (f.sharpness < options.min_sharpness) f.flags |= kBlurry;
 }
 
-// ---------------------------------------------------------------------------------------------
-// landmarks.bin: a 40-byte header, then one fixed-size record per frame, little-endian.
-
-constexpr char kMagic[8] = {'D', 'S', 'E', 'L', 'F', 'L', 'M', '\0'};
-constexpr uint32_t kVersion = 1;
-constexpr uint32_t kRecordBytes = 8 + 4 + kLandmarkCount * 8 + 3 * 4 + 4 * 4 + 4 + 4;
-
-template <typename T>
-void put(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof value);
-}
-
-template <typename T>
-T get(const std::string& in, size_t& at) {
-  T value;
-  std::memcpy(&value, in.data() + at, sizeof value);
-  at += sizeof value;
-  return value;
-}
-
 }  // namespace
 
 double FaceTrack::found_share() const {
@@ -382,24 +362,7 @@ FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& de
 
 void write_face_track(const std::filesystem::path& dir, const FaceTrack& track, const TrackOptions& options) {
   std::filesystem::create_directories(dir / "references");
-  std::string bin(kMagic, sizeof kMagic);
-  put<uint32_t>(bin, kVersion);
-  put<uint32_t>(bin, static_cast<uint32_t>(track.frames.size()));
-  put<double>(bin, track.fps);
-  put<uint32_t>(bin, static_cast<uint32_t>(track.width));
-  put<uint32_t>(bin, static_cast<uint32_t>(track.height));
-  put<uint32_t>(bin, kLandmarkCount);
-  put<uint32_t>(bin, kRecordBytes);
-  for (const auto& f : track.frames) {
-    put<double>(bin, f.time_s);
-    put<uint32_t>(bin, f.flags);
-    for (const auto& p : f.points) put<float>(bin, p.x), put<float>(bin, p.y);
-    put<float>(bin, f.pose.yaw_deg), put<float>(bin, f.pose.pitch_deg), put<float>(bin, f.pose.roll_deg);
-    put<float>(bin, f.to_canonical.a), put<float>(bin, f.to_canonical.b);
-    put<float>(bin, f.to_canonical.tx), put<float>(bin, f.to_canonical.ty);
-    put<float>(bin, f.iod_px), put<float>(bin, f.sharpness);
-  }
-  write_file_atomic(dir / "landmarks.bin", bin);
+  write_file_atomic(dir / "landmarks.bin", landmarks_bytes(track));
 
   auto points_json = [](auto begin, auto end) {
     nlohmann::json xy = nlohmann::json::array();
@@ -470,39 +433,6 @@ void write_face_track(const std::filesystem::path& dir, const FaceTrack& track, 
   write_file_atomic(dir / "summary.json", summary.dump(1));
 }
 
-FaceTrack read_landmarks(const std::filesystem::path& path) {
-  std::string bin = read_file(path);
-  const size_t header_bytes = sizeof kMagic + 4 + 4 + 8 + 4 * 4;
-  if (bin.size() < header_bytes || std::memcmp(bin.data(), kMagic, sizeof kMagic) != 0) {
-    throw InputError(fmt::format("{} is not a dself landmarks file (bad header): run `dself prepare` again",
-                                 path.string()));
-  }
-  size_t at = sizeof kMagic;
-  uint32_t version = get<uint32_t>(bin, at);
-  uint32_t count = get<uint32_t>(bin, at);
-  FaceTrack track;
-  track.fps = get<double>(bin, at);
-  track.width = static_cast<int>(get<uint32_t>(bin, at));
-  track.height = static_cast<int>(get<uint32_t>(bin, at));
-  uint32_t landmarks = get<uint32_t>(bin, at);
-  uint32_t record = get<uint32_t>(bin, at);
-  if (version != kVersion || landmarks != kLandmarkCount || record != kRecordBytes ||
-      bin.size() != header_bytes + static_cast<size_t>(count) * record) {
-    throw InputError(fmt::format("{}: unsupported or truncated landmarks file (version {}, {} frames): run "
-                                 "`dself prepare` again",
-                                 path.string(), version, count));
-  }
-  track.frames.resize(count);
-  for (auto& f : track.frames) {
-    f.time_s = get<double>(bin, at);
-    f.flags = get<uint32_t>(bin, at);
-    for (auto& p : f.points) p.x = get<float>(bin, at), p.y = get<float>(bin, at);
-    f.pose.yaw_deg = get<float>(bin, at), f.pose.pitch_deg = get<float>(bin, at), f.pose.roll_deg = get<float>(bin, at);
-    f.to_canonical.a = get<float>(bin, at), f.to_canonical.b = get<float>(bin, at);
-    f.to_canonical.tx = get<float>(bin, at), f.to_canonical.ty = get<float>(bin, at);
-    f.iod_px = get<float>(bin, at), f.sharpness = get<float>(bin, at);
-  }
-  return track;
-}
+FaceTrack read_landmarks(const std::filesystem::path& path) { return parse_landmarks(read_file(path), path.string()); }
 
 }  // namespace dself::face

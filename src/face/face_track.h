@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -99,5 +101,10 @@ void write_face_track(const std::filesystem::path& dir, const FaceTrack& track, 
 
 // Reads landmarks.bin (frames only). Throws InputError naming the file when it is not one.
 FaceTrack read_landmarks(const std::filesystem::path& path);
+
+// landmarks.bin's bytes for a track's frames, and back (InputError naming `name` for bytes that
+// are not a whole landmarks file of this version).
+std::string landmarks_bytes(const FaceTrack& track);
+FaceTrack parse_landmarks(std::string_view bytes, const std::string& name);
 
 }  // namespace dself::face

@@ -196,6 +196,10 @@ bool captions_look_valid(const fs::path& path, std::string& why_not) {
   std::string head(4096, '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));
   head.resize(static_cast<size_t>(in.gcount()));
+  if (head.starts_with("\xFF\xFE") || head.starts_with("\xFE\xFF")) {
+    why_not = "it is UTF-16 text: save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`) and ingest it again";
+    return false;
+  }
   if (head.find('\0') != std::string::npos) {
     why_not = "it is not text";
     return false;

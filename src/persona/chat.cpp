@@ -91,7 +91,11 @@ class ExtractiveEngine : public ChatEngine {
     while (pos < r.text.size()) {
       size_t end = r.text.find_first_of(".?!", pos);
       end = end == std::string::npos ? r.text.size() : end + 1;
-      if (on_text) on_text(std::string_view(r.text).substr(pos, end - pos));
+      if (on_text && !on_text(std::string_view(r.text).substr(pos, end - pos))) {
+        r.text.resize(end);
+        r.stopped = true;
+        break;
+      }
       pos = end;
     }
     return r;

@@ -4,7 +4,9 @@
 // "data: {chunk}" lines with choices[0].delta.content, ending with "data: [DONE]").
 #include <curl/curl.h>
 #include <cmath>
+#include <exception>
 #include <fmt/format.h>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +48,33 @@ std::string system_prompt(const PersonaCard& card, const std::vector<Hit>& hits)
   return p;
 }
 
+// libcurl once per process: curl_global_init is not thread-safe, and live sessions make engines
+// on their own threads. ref: https://curl.se/libcurl/c/curl_global_init.html ("call it once,
+// before any other thread"). A function-local static is initialised exactly once (C++11).
+void init_curl_once() {
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (rc != CURLE_OK) {
+    throw EnvironmentError(fmt::format("cannot start libcurl: {}", curl_easy_strerror(rc)));
+  }
+}
+
+struct CurlEasyDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+struct CurlListDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
+using CurlList = std::unique_ptr<curl_slist, CurlListDeleter>;
+
+// Appends a header; the list is freed by its owner whatever happens.
+void append_header(CurlList& list, const std::string& header) {
+  curl_slist* longer = curl_slist_append(list.get(), header.c_str());
+  if (!longer) throw std::bad_alloc();
+  list.release();
+  list.reset(longer);
+}
+
 struct Stream {
   std::string url;
   CURL* curl = nullptr;
@@ -56,6 +85,8 @@ struct Stream {
   std::string malformed;   // why the stream was not understood
   long status = 0;
   bool done = false;
+  bool stopped = false;          // the text callback asked to stop
+  std::exception_ptr failure;    // thrown while handling a chunk: rethrown once curl has returned
 
   // One line of the event stream; returns false to abort the transfer.
   bool line(std::string text) {
@@ -85,29 +116,42 @@ struct Stream {
       if (choice.contains("delta") && choice["delta"].contains("content") && choice["delta"]["content"].is_string()) {
         std::string piece = choice["delta"]["content"].get<std::string>();
         reply += piece;
-        if (*on_text && !piece.empty()) (*on_text)(piece);
+        if (*on_text && !piece.empty() && !(*on_text)(piece)) {
+          stopped = true;
+          return false;
+        }
       }
     }
     return true;
   }
 
-  static size_t write(char* data, size_t size, size_t n, void* self_ptr) {
+  // libcurl's write callback: C code calls it, so nothing may unwind out of it; returning a
+  // count other than `bytes` aborts the transfer (CURLE_WRITE_ERROR).
+  static size_t write(char* data, size_t size, size_t n, void* self_ptr) noexcept {
     auto* self = static_cast<Stream*>(self_ptr);
-    size_t bytes = size * n;
-    if (self->status == 0) curl_easy_getinfo(self->curl, CURLINFO_RESPONSE_CODE, &self->status);
-    if (self->status < 200 || self->status >= 300) {
-      if (self->error_body.size() < 2000) self->error_body.append(data, bytes);
+    try {
+      return self->take(data, size * n);
+    } catch (...) {
+      self->failure = std::current_exception();
+      return 0;
+    }
+  }
+
+  size_t take(char* data, size_t bytes) {
+    if (status == 0) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status >= 300) {
+      if (error_body.size() < 2000) error_body.append(data, bytes);
       return bytes;
     }
-    self->pending.append(data, bytes);
+    pending.append(data, bytes);
     size_t start = 0;
     while (true) {
-      size_t end = self->pending.find('\n', start);
+      size_t end = pending.find('\n', start);
       if (end == std::string::npos) break;
-      if (!self->line(self->pending.substr(start, end - start))) return 0;
+      if (!line(pending.substr(start, end - start))) return 0;
       start = end + 1;
     }
-    self->pending.erase(0, start);
+    pending.erase(0, start);
     return bytes;
   }
 };
@@ -115,7 +159,7 @@ struct Stream {
 class OpenAiEngine : public ChatEngine {
  public:
   OpenAiEngine(const Memory& memory, OpenAiOptions options) : memory_(memory), options_(std::move(options)) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    init_curl_once();
   }
   std::string name() const override { return "openai"; }
 
@@ -138,15 +182,16 @@ class OpenAiEngine : public ChatEngine {
     Stream stream;
     stream.url = url;
     stream.on_text = &on_text;
-    stream.curl = curl_easy_init();
-    if (!stream.curl) throw EnvironmentError("cannot start an HTTP client (curl_easy_init failed)");
-    std::string payload = body.dump();
-    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-    headers = curl_slist_append(headers, "Accept: text/event-stream");
-    if (!options_.api_key.empty())
-      headers = curl_slist_append(headers, ("Authorization: Bearer " + options_.api_key).c_str());
+    CurlEasy curl(curl_easy_init());
+    if (!curl) throw EnvironmentError("cannot start an HTTP client (curl_easy_init failed)");
+    stream.curl = curl.get();
+    std::string payload = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    CurlList headers;
+    append_header(headers, "Content-Type: application/json");
+    append_header(headers, "Accept: text/event-stream");
+    if (!options_.api_key.empty()) append_header(headers, "Authorization: Bearer " + options_.api_key);
     curl_easy_setopt(stream.curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(stream.curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(stream.curl, CURLOPT_HTTPHEADER, headers.get());
     curl_easy_setopt(stream.curl, CURLOPT_POSTFIELDS, payload.c_str());
     curl_easy_setopt(stream.curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(payload.size()));
     curl_easy_setopt(stream.curl, CURLOPT_WRITEFUNCTION, &Stream::write);
@@ -156,8 +201,12 @@ class OpenAiEngine : public ChatEngine {
     curl_easy_setopt(stream.curl, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(stream.curl);
     if (stream.status == 0) curl_easy_getinfo(stream.curl, CURLINFO_RESPONSE_CODE, &stream.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(stream.curl);
+    // The connection closes now (not when the reply is returned): the server stops generating.
+    curl.reset();
+    headers.reset();
+    stream.curl = nullptr;
+    if (stream.failure) std::rethrow_exception(stream.failure);
+    if (stream.stopped) return finished(stream, hits);
 
     if (!stream.malformed.empty()) {
       throw EnvironmentError(fmt::format("malformed stream from the LLM server at {}: {}", url, stream.malformed));
@@ -195,15 +244,21 @@ class OpenAiEngine : public ChatEngine {
                       "or [DONE]",
                       url));
     }
+    return finished(stream, hits);
+  }
+
+ private:
+  // The reply so far; stopped when the text callback said so (then it is what came before).
+  static Reply finished(const Stream& stream, const std::vector<Hit>& hits) {
     Reply reply;
     reply.text = stream.reply;
     reply.kind = "answer";
+    reply.stopped = stream.stopped;
     for (const auto& h : hits) reply.sources.push_back(h.ref);
     reply.grounded = !hits.empty();
     return reply;
   }
 
- private:
   const Memory& memory_;
   OpenAiOptions options_;
 };

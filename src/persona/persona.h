@@ -178,17 +178,21 @@ struct Reply {
   std::vector<SourceRef> sources;
   bool grounded = false;  // false: a canned answer (not talked about it, another language)
   std::string kind;       // "answer", "greeting", "thanks", "unknown", "language"
+  bool stopped = false;   // the text callback asked to stop: text is what came before
 };
 
-// Called with each piece of reply text as it is produced.
-using TextCallback = std::function<void(std::string_view piece)>;
+// Called with each piece of reply text as it is produced; returns true to go on, false to stop
+// the reply (as whisper.cpp's abort callback does). Engines call it from inside C libraries
+// (libcurl's write callback), so it must not throw.
+using TextCallback = std::function<bool(std::string_view piece)>;
 
 // A way of answering as the person.
 class ChatEngine {
  public:
   virtual ~ChatEngine() = default;
   virtual std::string name() const = 0;
-  // Answers the last user message of history, streaming text through on_text.
+  // Answers the last user message of history, streaming text through on_text; when on_text
+  // returns false, stops and returns what it had with Reply::stopped set.
   virtual Reply reply(const std::vector<Message>& history, const TextCallback& on_text) = 0;
 };
 

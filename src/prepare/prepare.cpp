@@ -1,6 +1,7 @@
 #include "prepare/prepare.h"
 
 #include <chrono>
+#include <cstring>
 #include <optional>
 
 #include <fmt/format.h>
@@ -45,6 +46,28 @@ std::vector<SourceFiles> list_sources(const Catalog& catalog) {
   return result;
 }
 
+// Whether a WAV file is whole: RIFF/WAVE, and its data chunk ends within the file (a truncated
+// file's header claims more than is there). ref: http://soundfile.sapp.org/doc/WaveFormat/
+bool wav_is_whole(const std::filesystem::path& path) {
+  std::string bytes = read_file(path);
+  if (bytes.size() < 12 || bytes.compare(0, 4, "RIFF") != 0 || bytes.compare(8, 4, "WAVE") != 0) return false;
+  size_t at = 12;
+  while (at + 8 <= bytes.size()) {
+    uint32_t size = 0;
+    std::memcpy(&size, bytes.data() + at + 4, 4);  // little-endian, as the host (static_assert in media)
+    if (bytes.compare(at, 4, "data") == 0) return at + 8 + static_cast<size_t>(size) <= bytes.size();
+    at += 8 + static_cast<size_t>(size) + (size & 1);
+  }
+  return false;
+}
+
+// Throws InputError naming the file unless it is a JSON document.
+nlohmann::json read_json(const std::filesystem::path& path) {
+  nlohmann::json json = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (json.is_discarded()) throw InputError(fmt::format("{} is not whole JSON", path.string()));
+  return json;
+}
+
 // The recogniser takes a second to load: load it once, and only if some source needs it.
 class LazyRecognizer {
  public:
@@ -73,7 +96,7 @@ struct Tools {
 };
 
 // One source's run through the steps: each step is skipped when the catalog says it finished
-// with the same input hash and its output is on disk.
+// with the same input hash and its outputs are on disk and readable (a damaged one is made again).
 class SourcePreparer {
  public:
   SourcePreparer(const PrepareOptions& options, Catalog& catalog, const SourceFiles& files,
@@ -84,10 +107,10 @@ class SourcePreparer {
     outcome_.source_id = files_.source.id;
     outcome_.title = files_.source.title.empty() ? files_.source.origin : files_.source.title;
     try {
-      step(Step::audio, audio_path(), [&] { return extract_audio(); });
-      step(Step::transcript, transcript_path(), [&] { return make_transcript(); });
-      step(Step::speech, workspace::utterances_path(options_.avatar, files_.source.id), [&] { return make_speech_dataset(); });
-      step(Step::face, workspace::face_summary_path(options_.avatar, files_.source.id), [&] { return make_face_track(); });
+      step(Step::audio, [&] { return extract_audio(); });
+      step(Step::transcript, [&] { return make_transcript(); });
+      step(Step::speech, [&] { return make_speech_dataset(); });
+      step(Step::face, [&] { return make_face_track(); });
       outcome_.succeeded = true;
     } catch (const Stopped&) {
       throw;
@@ -134,14 +157,65 @@ class SourcePreparer {
     return hash_bytes(inputs);
   }
 
+  // Throws (InputError, naming the file) unless the step's outputs are all there and readable,
+  // so that a file truncated or garbled since (a full disk, a bad copy) is made again rather than
+  // kept as "up to date" forever. Reads what the next stages read, not more: the landmarks and
+  // JSON files in full, the WAV's header against its size, the clips' presence.
+  void check_outputs(Step s) const {
+    switch (s) {
+      case Step::audio:
+        if (!wav_is_whole(audio_path())) throw InputError(fmt::format("{} is not a whole WAV file", audio_path().string()));
+        return;
+      case Step::transcript:
+        transcript::transcript_from_json(read_json(transcript_path()));
+        return;
+      case Step::speech: {
+        speech::SpeechDataset dataset = speech::read_dataset(speech_dir());
+        for (const auto& u : dataset.utterances) {
+          std::filesystem::path clip = speech_dir() / u.wav;
+          if (!std::filesystem::is_regular_file(clip)) throw InputError(fmt::format("{} is missing", clip.string()));
+        }
+        return;
+      }
+      case Step::face: {
+        read_json(workspace::face_summary_path(options_.avatar, files_.source.id));
+        face::read_landmarks(workspace::landmarks_path(options_.avatar, files_.source.id));
+        nlohmann::json references = read_json(face_dir() / "references" / "references.json");
+        if (references.contains("references") && references["references"].is_array()) {
+          for (const auto& r : references["references"]) {
+            std::filesystem::path png = face_dir() / r.value("file", std::string());
+            if (!std::filesystem::is_regular_file(png)) throw InputError(fmt::format("{} is missing", png.string()));
+          }
+        }
+        nlohmann::json mouths = read_json(face_dir() / "mouths.json");
+        std::string atlas = mouths.value("atlas", std::string());
+        if (!atlas.empty() && !std::filesystem::is_regular_file(face_dir() / atlas)) {
+          throw InputError(fmt::format("{} is missing", (face_dir() / atlas).string()));
+        }
+        return;
+      }
+    }
+  }
+
+  // Whether the step's outputs can be used as they are; says why not when they cannot.
+  bool outputs_usable(Step s) const {
+    try {
+      check_outputs(s);
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::warn("prepare: the {} step of {} is made again: {}", step_name(s), files_.video.path, describe(e));
+      return false;
+    }
+  }
+
   // Runs body unless the step is up to date; body returns a summary of what it made (counts),
   // kept in the catalog for `dself status`.
-  void step(Step s, const std::filesystem::path& output, const std::function<nlohmann::json()>& body) {
+  void step(Step s, const std::function<nlohmann::json()>& body) {
     stop_if_requested(options_.should_stop, "prepare");
     const std::string stage = std::string("prepare.") + step_name(s);
     const std::string hash = input_hash(s);
     auto previous = catalog_.stage_run(stage, files_.source.id);
-    if (previous && previous->input_hash == hash && std::filesystem::exists(output)) {
+    if (previous && previous->input_hash == hash && outputs_usable(s)) {
       outcome_.skipped.push_back(step_name(s));
       return;
     }

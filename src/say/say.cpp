@@ -236,6 +236,11 @@ void draw_synthetic_mark(cv::Mat& frame) {
 }  // namespace
 
 SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, const SayOptions& options) {
+  return say(text, out, wav, options, nullptr);
+}
+
+SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, const SayOptions& options,
+              std::shared_ptr<const Cast> cast) {
   std::vector<std::string> sentences = voice::split_sentences(text);
   if (sentences.empty()) {
     throw InputError("nothing to say: the text has no words (only whitespace or punctuation)");
@@ -247,7 +252,7 @@ SayResult say(std::string_view text, const fs::path& out, const fs::path& wav, c
     throw InputError(fmt::format("--size {}: give an even number of pixels from 64 to 2048", options.size));
   }
 
-  auto cast = load_cast(options);
+  if (!cast) cast = load_cast(options);
   Performer performer(cast, options);
   media::EncoderOptions encoder;
   encoder.width = encoder.height = options.size;

@@ -100,6 +100,10 @@ struct SayResult {
 // Throws InputError for text with nothing to say, an unwritable output, an unprepared avatar.
 SayResult say(std::string_view text, const std::filesystem::path& out, const std::filesystem::path& wav,
               const SayOptions& options);
+// The same on a cast already loaded (the server's, shared with its live sessions): nothing is
+// loaded again. The cast must have been loaded with the same options' size.
+SayResult say(std::string_view text, const std::filesystem::path& out, const std::filesystem::path& wav,
+              const SayOptions& options, std::shared_ptr<const Cast> cast);
 
 // `dself eval say`: lip sync by re-detection on rendered frames, self-reenactment PSNR/SSIM,
 // and (with `truth_dir`, a sample person's --out) the motion's landmark distance to the truth.

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "server/detail/http.h"
+#include "server/detail/requests.h"
 
 namespace dself::server::detail {
 namespace {
@@ -123,9 +124,7 @@ nlohmann::json json_body(const Request& request, size_t max_bytes) {
   if (type.rfind("application/json", 0) != 0) {
     throw HttpError(415, "send the body as JSON with Content-Type: application/json");
   }
-  nlohmann::json json = nlohmann::json::parse(body, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) throw HttpError(400, "the body is not a JSON object");
-  return json;
+  return parse_json_object(body);
 }
 
 std::optional<std::string> query_param(const Request& request, std::string_view name) {

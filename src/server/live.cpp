@@ -20,6 +20,7 @@
 #include "media/media.h"
 #include "persona/persona.h"
 #include "server/detail/live.h"
+#include "server/detail/requests.h"
 #include "transcript/transcript.h"
 #include "say/say.h"
 #include "voice/voice.h"
@@ -36,7 +37,8 @@ constexpr size_t kMaxQueuedMessages = 4;       // messages waiting while a reply
 constexpr int kJpegQuality = 80;
 constexpr int kSampleRate = 16000;             // Hz of the PCM audio sent
 
-// Thrown inside a reply when the client has gone: unwinds the engine and the performer.
+// Thrown in the session's own code when the client has gone (never through a C library: the
+// chat engine is told to stop through its callback's result).
 struct Cancelled {};
 
 std::string extension_for(const std::string& mime) {
@@ -87,7 +89,10 @@ struct SharedModels {
 
   std::shared_ptr<const say::Cast> load_cast() {
     std::lock_guard lock(cast_mutex);
-    if (!cast) cast = say::load_cast(say_options());
+    if (!cast) {
+      spdlog::info("loading the avatar's voice, motion and face models (shared by live sessions and /api/say)");
+      cast = say::load_cast(say_options());
+    }
     return cast;
   }
 
@@ -323,28 +328,15 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
   }
 
   void handle(const std::string& raw) {
-    nlohmann::json message = nlohmann::json::parse(raw, nullptr, false);
-    if (message.is_discarded() || !message.is_object() || !message.contains("type") || !message["type"].is_string()) {
-      send_json({{"type", "error"}, {"error", "a message is a JSON object with a \"type\" (docs/API.md)"}});
-      return;
-    }
-    std::string type = message["type"];
     try {
-      if (type == "message") {
-        if (!message.contains("text") || !message["text"].is_string()) {
-          throw InputError("a \"message\" needs \"text\"");
-        }
-        converse(message["text"].get<std::string>());
-      } else if (type == "voice") {
-        if (!message.contains("audio_base64") || !message["audio_base64"].is_string()) {
-          throw InputError("a \"voice\" message needs \"audio_base64\"");
-        }
-        std::string text = transcribe(message["audio_base64"].get<std::string>(), message.value("mime", std::string()));
+      LiveMessage message = parse_live_message(raw);
+      if (message.type == LiveMessage::Type::message) {
+        converse(message.text);
+      } else {
+        std::string text = transcribe(message.audio_base64, message.mime);
         send_json({{"type", "transcript"}, {"text", text}});
         if (text.empty()) throw InputError("no words were heard in the voice message; try again closer to the microphone");
         converse(text);
-      } else {
-        throw InputError(fmt::format("unknown message type \"{}\": send \"message\" or \"voice\"", type));
       }
     } catch (const Cancelled&) {
       throw;
@@ -400,10 +392,14 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     if (conversation_id_ == 0) conversation_id_ = catalog_->start_conversation(engine_->name());
     history_.push_back({"user", text, {}});
     catalog_->add_message({conversation_id_, "user", text, "[]", ""});
+    // The engine may call this from inside a C library (libcurl): it says "stop" rather than
+    // throwing, and the session unwinds once the engine has returned.
     persona::Reply reply = engine_->reply(history_, [this](std::string_view piece) {
-      if (cancelled()) throw Cancelled{};
+      if (cancelled()) return false;
       send_json({{"type", "reply_delta"}, {"text", std::string(piece)}});
+      return true;
     });
+    if (reply.stopped || cancelled()) throw Cancelled{};
     send_json({{"type", "reply"}, {"text", reply.text}, {"sources", sources_json(reply.sources, true)}});
     history_.push_back({"assistant", reply.text, reply.sources});
     catalog_->add_message(
@@ -587,7 +583,9 @@ nlohmann::json LiveHub::say(const std::string& text) {
   std::string stamp = utc_now();
   stamp.erase(std::remove_if(stamp.begin(), stamp.end(), [](char c) { return c == ':' || c == '-'; }), stamp.end());
   std::string name = fmt::format("say-{}-{}.mp4", stamp, ++renders_);
-  say::SayResult result = say::say(text, workspace::renders_dir(options_.avatar) / name, {}, models_->say_options());
+  // The shared cast: loaded once, not per call (it took seconds: the motion model is learned).
+  say::SayResult result =
+      say::say(text, workspace::renders_dir(options_.avatar) / name, {}, models_->say_options(), models_->load_cast());
   return {{"video", "/api/renders/" + name},
           {"duration_s", result.duration_s},
           {"sentences", result.sentence_count},

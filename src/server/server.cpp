@@ -24,6 +24,7 @@
 #include "server/detail/http.h"
 #include "server/detail/jobs.h"
 #include "server/detail/live.h"
+#include "server/detail/requests.h"
 #include "server/detail/static_files.h"
 #include "server/detail/voice_samples.h"
 #include "server/detail/workspace_files.h"
@@ -351,12 +352,7 @@ class Server {
   }
 
   Handled add_source(const Request& r) {
-    nlohmann::json body = json_body(r, options_.max_body_kb * 1024);
-    if (!body.contains("url") || !body["url"].is_string()) throw HttpError(400, "give {\"url\": \"https://...\"}");
-    std::string url = body["url"];
-    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
-      throw HttpError(400, fmt::format("{}: give an http(s) URL of a video or a playlist", url));
-    }
+    std::string url = parse_source_request(json_body(r, options_.max_body_kb * 1024));
     return reply_json(r, 202, {{"job", to_json(jobs_.submit("ingest", {url}), false)}});
   }
 
@@ -503,37 +499,12 @@ class Server {
   }
 
   Handled start_job(const Request& r) {
-    nlohmann::json body = json_body(r, options_.max_body_kb * 1024);
-    if (!body.contains("kind") || !body["kind"].is_string()) {
-      throw HttpError(400, "give {\"kind\": \"ingest\" | \"prepare\" | \"report\" | \"train\"}");
-    }
+    JobRequest request = parse_job_request(json_body(r, options_.max_body_kb * 1024));
     TrainRequest train;
-    if (body.contains("model")) {
-      if (!body["model"].is_string()) throw HttpError(400, "\"model\" is \"voice\" or \"all\"");
-      train.model = body["model"].get<std::string>();
-    }
-    if (body.contains("steps")) {
-      if (!body["steps"].is_number_integer() || body["steps"].get<int64_t>() < 1 || body["steps"].get<int64_t>() > 10000000) {
-        throw HttpError(400, "\"steps\" is a whole number of training steps from 1 to 10000000");
-      }
-      train.steps = body["steps"].get<int>();
-    }
-    if (body.contains("time_budget_s")) {
-      if (!body["time_budget_s"].is_number() || !(body["time_budget_s"].get<double>() > 0) ||
-          body["time_budget_s"].get<double>() > 7 * 86400) {
-        throw HttpError(400, "\"time_budget_s\" is the seconds training may take, above 0 and at most a week");
-      }
-      train.time_budget_s = body["time_budget_s"].get<double>();
-    }
-    std::vector<std::string> sources;
-    if (body.contains("sources")) {
-      if (!body["sources"].is_array()) throw HttpError(400, "\"sources\" is a list of URLs or uploaded files");
-      for (const auto& s : body["sources"]) {
-        if (!s.is_string()) throw HttpError(400, "\"sources\" is a list of URLs or uploaded files");
-        sources.push_back(s.get<std::string>());
-      }
-    }
-    return reply_json(r, 202, {{"job", to_json(jobs_.submit(body["kind"].get<std::string>(), sources, train), false)}});
+    if (request.model) train.model = *request.model;
+    if (request.steps) train.steps = *request.steps;
+    if (request.time_budget_s) train.time_budget_s = *request.time_budget_s;
+    return reply_json(r, 202, {{"job", to_json(jobs_.submit(request.kind, request.sources, train), false)}});
   }
 
   Handled list_jobs(const Request& r) {
@@ -561,9 +532,7 @@ class Server {
   }
 
   Handled say(const Request& r) {
-    nlohmann::json body = json_body(r, options_.max_body_kb * 1024);
-    if (!body.contains("text") || !body["text"].is_string()) throw HttpError(400, "give {\"text\": \"...\"}");
-    std::string text = body["text"];
+    std::string text = parse_say_request(json_body(r, options_.max_body_kb * 1024));
     // The render runs on a thread of its own; the answer goes out from there when it is done.
     bool started = renders_.start([this, r, text] {
       guarded(r, [&] {

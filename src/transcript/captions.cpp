@@ -8,9 +8,11 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/text.h"
 #include "transcript/transcript.h"
 
 namespace dself::transcript {
@@ -301,6 +303,21 @@ bool looks_english(const std::vector<Word>& words) {
 }  // namespace
 
 Transcript parse_captions(std::string_view text, const std::string& name) {
+  if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF")) {
+    throw InputError(fmt::format("{}: the captions are UTF-16 text; save them as UTF-8 (e.g. `iconv -f UTF-16 -t "
+                                 "UTF-8 FILE > FILE.utf8`) and ingest them again",
+                                 name));
+  }
+  // Captions saved by Windows editors are often Windows-1252 ("ANSI"): not UTF-8, they are read as
+  // that rather than refused (every later stage, JSON included, needs UTF-8).
+  std::string converted;
+  if (!is_utf8(text)) {
+    spdlog::warn("{}: the captions are not UTF-8; reading them as Windows-1252 (Latin-1). If the text looks "
+                 "wrong, save the file as UTF-8",
+                 name);
+    converted = windows1252_to_utf8(text);
+    text = converted;
+  }
   CaptionFile file = parse_file(text, name);
   if (!file.language.empty() && file.language.rfind("en", 0) != 0) {
     throw InputError(fmt::format("{}: the captions are in '{}', not English: remove them or prepare with "

@@ -15,34 +15,6 @@ namespace dself::voice {
 
 namespace F = torch::nn::functional;
 
-nlohmann::json to_json(const AcousticModelOptions& o) {
-  return {{"phone_count", o.phone_count},       {"dim", o.dim},
-          {"encoder_layers", o.encoder_layers}, {"decoder_layers", o.decoder_layers},
-          {"kernel_size", o.kernel_size},       {"predictor_dim", o.predictor_dim},
-          {"reduction", o.reduction},           {"dropout", o.dropout}};
-}
-
-AcousticModelOptions model_options_from_json(const nlohmann::json& json, const std::string& where) {
-  AcousticModelOptions o;
-  auto get = [&](const char* key, int64_t lo, int64_t hi) {
-    if (!json.contains(key) || !json.at(key).is_number_integer())
-      throw InputError(fmt::format("{}: model.{} is missing or not an integer", where, key));
-    const int64_t v = json.at(key).get<int64_t>();
-    if (v < lo || v > hi) throw InputError(fmt::format("{}: model.{} = {} is outside {}..{}", where, key, v, lo, hi));
-    return v;
-  };
-  o.phone_count = get("phone_count", 2, 1000);
-  o.dim = get("dim", 4, 4096);
-  o.encoder_layers = get("encoder_layers", 0, 64);
-  o.decoder_layers = get("decoder_layers", 0, 64);
-  o.kernel_size = get("kernel_size", 1, 31);
-  if (o.kernel_size % 2 == 0) throw InputError(fmt::format("{}: model.kernel_size must be odd", where));
-  o.predictor_dim = get("predictor_dim", 4, 4096);
-  o.reduction = get("reduction", 1, 16);
-  o.dropout = json.value("dropout", 0.1);
-  return o;
-}
-
 FrameIndex frame_index(const torch::Tensor& durations, int64_t frame_count) {
   const auto d = durations.to(torch::kCPU).contiguous();
   const int64_t batch = d.size(0), phone_count = d.size(1);

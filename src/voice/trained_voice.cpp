@@ -42,20 +42,13 @@ LoadedModel load_model(const fs::path& model_dir) {
   if (!fs::exists(config_path))
     throw InputError(fmt::format("{} is missing: no trained voice there (run `dself train voice`)",
                                  config_path.string()));
-  const json config = read_json(config_path);
+  const VoiceConfig config = parse_voice_config(read_file(config_path), config_path.string());
+  if (config.phones != phone_names())
+    throw InputError(fmt::format("{}: the model's phone set is not this dself's; train the voice again",
+                                 config_path.string()));
   LoadedModel loaded;
-  try {
-    if (config.at("format") != "dself-voice")
-      throw InputError(fmt::format("{}: not a dself voice model (format {})", config_path.string(),
-                                   config.at("format").dump()));
-    if (config.at("phones").get<std::vector<std::string>>() != phone_names())
-      throw InputError(fmt::format("{}: the model's phone set is not this dself's; train the voice again",
-                                   config_path.string()));
-    loaded.speech_s = config.at("speech_s").get<double>();
-  } catch (const json::exception& e) {
-    throw InputError(fmt::format("{}: malformed voice config: {}", config_path.string(), e.what()));
-  }
-  const AcousticModelOptions options = model_options_from_json(config.at("model"), config_path.string());
+  loaded.speech_s = config.speech_s;
+  const AcousticModelOptions& options = config.model;
   const fs::path norm_path = model_dir / "normalization.json";
   loaded.normalization = normalization_from_json(read_json(norm_path), norm_path.string());
   loaded.model = AcousticModel(options);

@@ -237,29 +237,6 @@ std::pair<double, double> speech_seconds(const fs::path& avatar) {
   return {train, held_out};
 }
 
-nlohmann::json to_json(const Normalization& n) {
-  return {{"mcep_mean", n.mcep_mean}, {"mcep_std", n.mcep_std}, {"lf0_mean", n.lf0_mean},
-          {"lf0_std", n.lf0_std},     {"bap_mean", n.bap_mean}, {"bap_std", n.bap_std}};
-}
-
-Normalization normalization_from_json(const nlohmann::json& json, const std::string& where) {
-  try {
-    Normalization n;
-    n.mcep_mean = json.at("mcep_mean").get<std::vector<float>>();
-    n.mcep_std = json.at("mcep_std").get<std::vector<float>>();
-    n.lf0_mean = json.at("lf0_mean").get<float>();
-    n.lf0_std = json.at("lf0_std").get<float>();
-    n.bap_mean = json.at("bap_mean").get<std::vector<float>>();
-    n.bap_std = json.at("bap_std").get<std::vector<float>>();
-    if (n.mcep_mean.size() != kMcepDims || n.mcep_std.size() != kMcepDims || n.bap_mean.size() != kBapDims ||
-        n.bap_std.size() != kBapDims)
-      throw InputError(fmt::format("{}: normalisation vectors of the wrong length", where));
-    return n;
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: malformed normalisation stats: {}", where, e.what()));
-  }
-}
-
 namespace {
 
 // An utterance's phones on the frame grid: aligned phone times rounded to 5 ms frames, pauses

@@ -92,6 +92,7 @@ class ServeProcess {
   // SIGTERM, and the exit status (waiting up to 20 s, then SIGKILL).
   int stop();
   bool alive() const;
+  int pid() const { return pid_; }
 
   uint16_t port = 0;
   bool ready = false;

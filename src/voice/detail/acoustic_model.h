@@ -9,6 +9,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "voice/detail/model_config.h"
+
 namespace dself::voice {
 
 // Categorical context of each phone (columns of the context tensor); index 0 is padding in all.
@@ -20,31 +22,7 @@ constexpr int64_t kContextSizes[kContextColumnCount] = {5, 6, 6, 8, 5};
 constexpr int64_t kPaddingPhone = 0;
 constexpr int64_t kSilencePhone = 1;
 
-// Per-frame outputs, in this order: mel-cepstrum c0..c24, log-F0 (interpolated through unvoiced
-// frames), voicing logit, band aperiodicity.
-constexpr int64_t kMcepDims = 25;
-constexpr int64_t kLf0Index = 25;
-constexpr int64_t kVoicingIndex = 26;
-constexpr int64_t kBapIndex = 27;
-constexpr int64_t kBapDims = 5;
-constexpr int64_t kFrameDims = 32;
 
-// config.json's "model" object, one field each:
-//   {"phone_count": 41, "dim": 192, "encoder_layers": 4, "decoder_layers": 4, "kernel_size": 5,
-//    "predictor_dim": 128, "reduction": 4, "dropout": 0.1}
-struct AcousticModelOptions {
-  int64_t phone_count = 41;    // phone vocabulary: padding, "sil", 39 ARPAbet
-  int64_t dim = 192;           // channels of encoder and decoder
-  int64_t encoder_layers = 4;  // residual conv blocks over phones
-  int64_t decoder_layers = 4;  // residual conv blocks over decoder steps
-  int64_t kernel_size = 5;     // of every encoder/decoder conv
-  int64_t predictor_dim = 128; // channels of the duration, pitch and energy predictors
-  int64_t reduction = 4;       // frames per decoder step (docs/VOICE.md: 4 = 20 ms steps)
-  double dropout = 0.1;
-};
-nlohmann::json to_json(const AcousticModelOptions& options);
-// Throws InputError naming `where` for missing or out-of-range fields.
-AcousticModelOptions model_options_from_json(const nlohmann::json& json, const std::string& where);
 
 // A batch: B utterances padded to N phones and T frames (T a multiple of `reduction`).
 struct AcousticBatch {

@@ -54,16 +54,7 @@ std::vector<FrontItem> front_end(const speech::Phonemizer& phonemizer, std::stri
 // ---------------------------------------------------------------------------------------------
 // Training data
 
-// Feature normalisation (train split only): means and standard deviations per target column.
-// normalization.json: {"mcep_mean": [25], "mcep_std": [25], "lf0_mean": x, "lf0_std": x,
-//                      "bap_mean": [5], "bap_std": [5]}
-struct Normalization {
-  std::vector<float> mcep_mean, mcep_std;
-  float lf0_mean = 0, lf0_std = 1;
-  std::vector<float> bap_mean, bap_std;
-};
-nlohmann::json to_json(const Normalization& n);
-Normalization normalization_from_json(const nlohmann::json& json, const std::string& where);
+// Feature normalisation: Normalization (voice/detail/model_config.h).
 
 // One utterance as the model learns it.
 struct VoiceExample {
