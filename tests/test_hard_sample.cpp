@@ -5,12 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <set>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/fs.h"
 #include "face/face.h"
+#include "face/face_track.h"
+#include "face/identity.h"
 #include "media/media.h"
 #include "support.h"
 
@@ -148,6 +153,171 @@ TEST(HardSampleCli, TheGuestNeedsAVoiceOfTheirOwn) {
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_NE(result.output.find("--guest-voice awb"), std::string::npos) << result.output;
   EXPECT_FALSE(fs::exists(tmp / "out" / "video_000.mp4"));
+}
+
+}  // namespace
+}  // namespace dself
+
+namespace dself {
+namespace {
+
+// Who a tracked face is, from the truth: the host when its nose is at the host's commanded nose,
+// the guest when its centre is at the guest's, else nobody (-1).
+int who_is(const json& truth, int64_t frame, const std::array<cv::Point2f, 68>& points) {
+  cv::Point2f centre = face::centroid(points, 0, 68);
+  double iod = face::inter_ocular_distance(points);
+  const json& host = truth["landmarks"][frame];
+  if (!host.empty()) {
+    std::array<cv::Point2f, 68> h;
+    for (int i = 0; i < 68; ++i) h[i] = {host[2 * i].get<float>(), host[2 * i + 1].get<float>()};
+    if (cv::norm(face::centroid(h, 0, 68) - centre) < 0.5 * iod) return 0;
+  }
+  const json& guest = truth["guest_faces"][frame];
+  if (!guest.empty() && cv::norm(cv::Point2f(guest[0].get<float>(), guest[1].get<float>()) - centre) < 0.5 * iod) return 1;
+  return -1;
+}
+
+// The shot a frame is in by the truth, or -1 inside a dissolve.
+int truth_shot(const json& truth, int64_t frame) {
+  int index = 0;
+  for (const json& shot : truth["shots"]) {
+    int64_t start = shot["start_frame"], end = shot["end_frame"];
+    if (start <= frame && frame < end) return frame - start < shot["fade_frames"].get<int64_t>() ? -1 : index;
+    ++index;
+  }
+  return -1;
+}
+
+TEST(HardSampleTracks, ShotsFoundTracksNeverCrossThemAndFacesGroupByPerson) {
+  json truth = hard_truth();
+  face::FaceDetector detector;
+  face::FaceTrack found = face::find_tracks(test::hard_sample_dir() / "video_000.mp4", detector);
+  // Every true shot change is found: a cut within a frame, a dissolve within its span.
+  int missed = 0;
+  for (size_t s = 1; s < truth["shots"].size(); ++s) {
+    int64_t start = truth["shots"][s]["start_frame"], fade = truth["shots"][s]["fade_frames"];
+    bool hit = false;
+    for (const auto& shot : found.shots) hit = hit || (shot.start_frame >= start - 12 && shot.start_frame <= start + fade + 1);
+    missed += hit ? 0 : 1;
+  }
+  int extra = static_cast<int>(found.shots.size()) - static_cast<int>(truth["shots"].size());
+  std::printf("[ hard sample ] %zu true shots, %zu found, %d changes missed\n", truth["shots"].size(), found.shots.size(),
+              missed);
+  EXPECT_EQ(missed, 0);
+  EXPECT_LE(extra, 2);
+
+  int crossing = 0, mixed = 0;
+  std::vector<face::TrackAppearance> appearances;
+  std::vector<int> person;
+  for (const auto& track : found.tracks) {
+    std::set<int> shots, people;
+    for (size_t i = 0; i < track.frames.size(); ++i) {
+      int64_t f = track.first_frame + static_cast<int64_t>(i);
+      int s = truth_shot(truth, f);
+      if (s >= 0) shots.insert(s);
+      people.insert(who_is(truth, f, track.frames[i].points));
+    }
+    crossing += shots.size() > 1 ? 1 : 0;
+    mixed += people.size() > 1 ? 1 : 0;
+    appearances.push_back({track.descriptor, 0, track.first_frame, track.end_frame(),
+                           static_cast<int64_t>(track.frames.size())});
+    person.push_back(*people.begin());
+  }
+  EXPECT_EQ(crossing, 0) << "tracks crossing a true shot change";
+  EXPECT_EQ(mixed, 0) << "tracks following two people";
+  // Appearance: one person's tracks near each other, the two people far apart.
+  float same_max = 0, other_min = 1;
+  for (size_t i = 0; i < appearances.size(); ++i) {
+    for (size_t j = i + 1; j < appearances.size(); ++j) {
+      if (appearances[i].descriptor.empty() || appearances[j].descriptor.empty() || person[i] < 0 || person[j] < 0) continue;
+      float d = face::descriptor_distance(appearances[i].descriptor, appearances[j].descriptor);
+      if (person[i] == person[j]) same_max = std::max(same_max, d);
+      else other_min = std::min(other_min, d);
+    }
+  }
+  std::printf("[ hard sample ] %zu tracks: appearance distance within a person <= %.3f, between people >= %.3f\n",
+              appearances.size(), same_max, other_min);
+  std::vector<int> groups = face::cluster_identities(appearances);
+  std::map<int, std::set<int>> people_of_group;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    if (groups[i] >= 0 && person[i] >= 0) people_of_group[groups[i]].insert(person[i]);
+  }
+  EXPECT_EQ(people_of_group.size(), 2u);
+  for (const auto& [group, people] : people_of_group) EXPECT_EQ(people.size(), 1u) << "group " << group;
+}
+
+}  // namespace
+}  // namespace dself
+
+namespace dself {
+namespace {
+
+// The hard sample through ingest and prepare: two identities, the host chosen (they speak most on
+// screen), and what is kept is the host alone; --person 2 makes the avatar of the guest.
+TEST(HardSamplePrepare, TheAvatarIsMadeOfThePersonAndOnlyOfThem) {
+  test::TempDir tmp;
+  const std::string avatar = (tmp / "avatar").string();
+  auto ingest = test::run_dself({"--quiet", "--avatar", avatar, "ingest", test::hard_sample_dir().string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  auto prepare = test::run_dself({"--quiet", "--avatar", avatar, "prepare"});
+  ASSERT_EQ(prepare.exit_code, 0) << prepare.output;
+  json identities = json::parse(read_file(tmp / "avatar" / "faces" / "identities.json"));
+  ASSERT_EQ(identities["identities"].size(), 2u) << identities.dump(1);
+  EXPECT_EQ(identities["person"], 1);
+  EXPECT_EQ(identities["chosen_by"], "speaks most on screen");
+  EXPECT_GT(identities["identities"][0]["speaking_s"].get<double>(),
+            1.5 * identities["identities"][1]["speaking_s"].get<double>());
+  EXPECT_TRUE(fs::exists(tmp / "avatar" / "faces" / "identities" / "1.png"));
+
+  auto eval = test::run_dself({"--quiet", "--avatar", avatar, "eval", "prepare", "--truth",
+                               test::hard_sample_dir().string(), "--faces-only", "--json"});
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  json who = json::parse(eval.output.substr(eval.output.find('{')))["who"];
+  std::printf("[ hard sample ] prepare: identity purity %.4f, person's frames kept %.4f, %lld shot-crossing tracks\n",
+              who["identity_purity"].get<double>(), who["person_kept"].get<double>(),
+              who["shot_crossing_tracks"].get<long long>());
+  EXPECT_GE(who["identity_purity"].get<double>(), 0.99);
+  EXPECT_GE(who["person_kept"].get<double>(), 0.90);
+  EXPECT_EQ(who["shot_crossing_tracks"], 0);
+
+  // The guest instead: only the face step runs again, and what is kept is no longer the host.
+  auto guest = test::run_dself({"--avatar", avatar, "prepare", "--person", "2"});
+  ASSERT_EQ(guest.exit_code, 0) << guest.output;
+  EXPECT_NE(guest.output.find("up to date: audio, transcript, speech, tracks"), std::string::npos) << guest.output;
+  eval = test::run_dself({"--quiet", "--avatar", avatar, "eval", "prepare", "--truth", test::hard_sample_dir().string(),
+                          "--faces-only", "--json"});
+  who = json::parse(eval.output.substr(eval.output.find('{')))["who"];
+  EXPECT_LT(who["identity_purity"].get<double>(), 0.01) << "--person 2 still kept the host";
+  EXPECT_GT(who["kept_frames"].get<int>(), 100);
+
+  auto wrong = test::run_dself({"--quiet", "--avatar", avatar, "prepare", "--person", "3"});
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.output;
+  EXPECT_NE(wrong.output.find("--person 3: there are 2 identities"), std::string::npos) << wrong.output;
+}
+
+// Two people who speak on screen about as long as each other: prepare does not guess.
+TEST(HardSamplePrepare, NoOneDominatesSoPrepareAsksForPerson) {
+  test::TempDir tmp;
+  for (auto [name, face, voice] : {std::tuple{"grace", "/usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg", "rms"},
+                                   std::tuple{"eileen", "/usr/lib/python3/dist-packages/skimage/data/astronaut.png", "slt"}}) {
+    auto made = test::run_dself({"--quiet", "sample", "--out", (tmp / name).string(), "--face", face, "--voice", voice,
+                                 "--minutes", "0.2", "--videos", "1", "--seed", "2"});
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+  }
+  const std::string avatar = (tmp / "avatar").string();
+  fs::rename(tmp / "eileen" / "video_000.mp4", tmp / "eileen" / "video_100.mp4");
+  auto ingest = test::run_dself({"--quiet", "--avatar", avatar, "ingest", (tmp / "grace" / "video_000.mp4").string(),
+                                 (tmp / "eileen" / "video_100.mp4").string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  auto prepare = test::run_dself({"--quiet", "--avatar", avatar, "prepare"});
+  EXPECT_EQ(prepare.exit_code, 1) << prepare.output;
+  EXPECT_NE(prepare.output.find("2 people appear and no one of them dominates"), std::string::npos) << prepare.output;
+  EXPECT_NE(prepare.output.find("--person 2: on screen"), std::string::npos) << prepare.output;
+  json identities = json::parse(read_file(tmp / "avatar" / "faces" / "identities.json"));
+  EXPECT_EQ(identities["person"], 0);
+  EXPECT_EQ(identities["chosen_by"], "undecided");
+  auto chosen = test::run_dself({"--quiet", "--avatar", avatar, "prepare", "--person", "2"});
+  EXPECT_EQ(chosen.exit_code, 0) << chosen.output;
 }
 
 }  // namespace
