@@ -322,3 +322,39 @@ TEST(HardSamplePrepare, NoOneDominatesSoPrepareAsksForPerson) {
 
 }  // namespace
 }  // namespace dself
+
+namespace dself {
+namespace {
+
+// A real clip no one here made (OpenCV's Megamind.avi: an animated scene, two characters, three
+// cuts, music): its cuts are found, its two characters are two identities, and as both speak on
+// screen prepare asks which one is the person; --person 2 then prepares the other.
+TEST(RealVideo, MegamindHasTwoIdentitiesAndPrepareSaysSo) {
+  const fs::path clip = "/usr/share/doc/opencv-doc/examples/data/Megamind.avi";
+  ASSERT_TRUE(fs::exists(clip)) << "opencv-doc is not installed (make setup)";
+  test::TempDir tmp;
+  const std::string avatar = (tmp / "avatar").string();
+  auto ingest = test::run_dself({"--quiet", "--avatar", avatar, "ingest", clip.string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+  auto prepare = test::run_dself({"--quiet", "--avatar", avatar, "prepare"});
+  EXPECT_EQ(prepare.exit_code, 1) << prepare.output;
+  EXPECT_NE(prepare.output.find("2 people appear and no one of them dominates"), std::string::npos) << prepare.output;
+  json identities = json::parse(read_file(tmp / "avatar" / "faces" / "identities.json"));
+  ASSERT_EQ(identities["identities"].size(), 2u) << identities.dump(1);
+  json tracks = json::parse(read_file(tmp / "avatar" / "faces" / "1" / "tracks.json"));
+  // Cuts at about 4.0, 6.2 and 8.0 s (frames 98, 154, 200 at 23.98 fps).
+  int cuts = 0;
+  for (const json& shot : tracks["shots"]) {
+    int64_t start = shot[0];
+    for (int64_t cut : {98, 154, 200}) cuts += std::abs(start - cut) <= 2 ? 1 : 0;
+  }
+  EXPECT_EQ(cuts, 3) << tracks["shots"].dump();
+  auto chosen = test::run_dself({"--quiet", "--avatar", avatar, "prepare", "--person", "2"});
+  EXPECT_EQ(chosen.exit_code, 0) << chosen.output;
+  json summary = json::parse(read_file(tmp / "avatar" / "faces" / "1" / "summary.json"));
+  EXPECT_GT(summary["found_share"].get<double>(), 0.15);
+  EXPECT_LT(summary["found_share"].get<double>(), 0.85) << "one identity cannot be on screen all the time";
+}
+
+}  // namespace
+}  // namespace dself

@@ -63,10 +63,10 @@ struct MouthCrop {
 
 // Where the shots change: a cut between two frames, or a dissolve over several.
 struct ShotOptions {
-  double cut_distance = 0.30;      // colour-histogram distance between two frames that is a cut (0..1)
+  double cut_distance = 0.30;      // colour-layout distance between two frames that is a cut (0..1)
   int dissolve_span = 10;          // frames over which a dissolve is looked for
   double dissolve_distance = 0.35;  // distance across the span that is a dissolve...
-  double dissolve_step = 0.015;    // ...when most steps inside it change at least this much
+  double dissolve_step = 0.03;     // ...when most steps inside it change at least this much
 };
 
 // One shot: [start_frame, end_frame); the first fade_frames are a dissolve from the shot before,
