@@ -268,6 +268,14 @@ TEST(HardSamplePrepare, TheAvatarIsMadeOfThePersonAndOnlyOfThem) {
   EXPECT_GT(identities["identities"][0]["speaking_s"].get<double>(),
             1.5 * identities["identities"][1]["speaking_s"].get<double>());
   EXPECT_TRUE(fs::exists(tmp / "avatar" / "faces" / "identities" / "1.png"));
+  auto status = test::run_dself({"--avatar", avatar, "status"});
+  EXPECT_NE(status.output.find("identities 2; the person is 1 (speaks most on screen)"), std::string::npos)
+      << status.output;
+  auto report = test::run_dself({"--quiet", "--avatar", avatar, "report"});
+  ASSERT_EQ(report.exit_code, 0) << report.output;
+  std::string page = read_file(tmp / "avatar" / "report.html");
+  EXPECT_NE(page.find("<h2>Who is who</h2>"), std::string::npos);
+  EXPECT_NE(page.find("<td>1 (the person)</td><td><img src='faces/identities/1.png'"), std::string::npos);
 
   auto eval = test::run_dself({"--quiet", "--avatar", avatar, "eval", "prepare", "--truth",
                                test::hard_sample_dir().string(), "--faces-only", "--json"});
