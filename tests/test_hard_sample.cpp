@@ -219,6 +219,7 @@ TEST(HardSampleTracks, ShotsFoundTracksNeverCrossThemAndFacesGroupByPerson) {
     }
     crossing += shots.size() > 1 ? 1 : 0;
     mixed += people.size() > 1 ? 1 : 0;
+    if (track.frames.size() >= 10) EXPECT_FALSE(track.descriptor.empty()) << "track at frame " << track.first_frame;
     appearances.push_back({track.descriptor, 0, track.first_frame, track.end_frame(),
                            static_cast<int64_t>(track.frames.size())});
     person.push_back(*people.begin());

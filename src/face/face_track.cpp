@@ -409,6 +409,9 @@ class ShotDetector {
     return false;
   }
 
+  // The shot the latest frame is in (an index into the shots found so far).
+  int current() const { return static_cast<int>(shots_.size()) - 1; }
+
   std::vector<Shot> finish(int64_t frame_count) {
     shots_.back().end_frame = frame_count;
     return shots_;
@@ -520,10 +523,8 @@ FaceTrack find_tracks(const std::filesystem::path& video, const FaceDetector& de
   media::VideoFrame frame;
   cv::Mat gray;
   for (; reader.read(frame); ++index) {
-    if (shots.observe(frame.bgr, index)) {
-      live.clear();  // no track crosses a shot change
-      ++current_shot;
-    }
+    if (shots.observe(frame.bgr, index)) live.clear();  // no track crosses a shot change
+    current_shot = shots.current();
     // Follow each face from its last landmarks; a fit that jumps or changes size is lost.
     std::vector<std::optional<FaceLandmarks>> faces(live.size());
     std::vector<bool> detected(live.size(), false);
