@@ -151,6 +151,7 @@ struct FaceTally {
 struct WhoTally {
   int64_t kept = 0;
   int64_t kept_person = 0;
+  int64_t kept_person_on_screen = 0;  // ...outside dissolves, as person_on_screen counts
   int64_t person_on_screen = 0;
   int64_t tracks = 0;
   int64_t crossing_tracks = 0;
@@ -186,6 +187,7 @@ struct WhoTally {
       if (cv::norm(face::centroid(f.points, 0, face::kLandmarkCount) - face::centroid(expected, 0, face::kLandmarkCount)) <
           0.5 * iod) {
         ++kept_person;
+        if (truth_shot(truth, static_cast<int64_t>(i)) >= 0) ++kept_person_on_screen;
       }
     }
     true_shots += truth.contains("shots") ? static_cast<int64_t>(truth["shots"].size()) : 1;
@@ -202,7 +204,7 @@ struct WhoTally {
   }
   nlohmann::json json() const {
     return {{"identity_purity", kept ? static_cast<double>(kept_person) / static_cast<double>(kept) : 0.0},
-            {"person_kept", person_on_screen ? static_cast<double>(kept_person) / static_cast<double>(person_on_screen)
+            {"person_kept", person_on_screen ? static_cast<double>(kept_person_on_screen) / static_cast<double>(person_on_screen)
                                              : 0.0},
             {"kept_frames", kept},
             {"person_frames_kept", kept_person},
