@@ -27,6 +27,10 @@ void add_prepare_command(CLI::App& app, const GlobalOptions& globals) {
   command->add_option("--pocketsphinx-model", options->pocketsphinx_model,
                       "PocketSphinx model directory (en-us/, en-us.lm.bin, cmudict-en-us.dict)")
       ->capture_default_str();
+  command->add_option("--person", options->person,
+                      "The identity the avatar is made of, by its number in `dself status` or the report (default: "
+                      "the one who speaks most on screen, when one dominates)")
+      ->check(CLI::Range(1, 1000000));
   command->footer(
       "Steps already done for unchanged inputs are skipped, so a re-run does only what is missing.\n"
       "A source that fails is reported and the others go on. Exit status: 0 when every source is\n"

@@ -25,6 +25,13 @@ void add_sample_command(CLI::App& app, const GlobalOptions&) {
       ->capture_default_str();
   command->add_option("--size", options->size, "Width and height of the videos in pixels (even)")
       ->capture_default_str();
+  command->add_flag("--hard", options->hard,
+                    "The hard sample: an interview with a guest (cut-aways, two-shots), b-roll without faces and "
+                    "music under an intro; the truth says who is on screen and who speaks");
+  command->add_option("--guest-face", options->guest_face, "With --hard: the guest's portrait (one face)")
+      ->capture_default_str();
+  command->add_option("--guest-voice", options->guest_voice,
+                      "With --hard: the guest's flite voice (default slt, or awb when --voice is slt)");
   command->callback([options] {
     sample::SampleResult result = sample::make_sample(*options);
     double seconds = 0;

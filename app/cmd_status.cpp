@@ -8,6 +8,7 @@
 #include "app/commands.h"
 #include "core/catalog.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/workspace.h"
 #include "server/server.h"
 
@@ -73,6 +74,19 @@ void print_text(const nlohmann::json& status) {
                 static_cast<long long>(phones), reasons.empty() ? "nothing" : reasons.c_str());
     std::printf("         face on %lld of %lld frames (%.1f%%)\n", static_cast<long long>(face_frames),
                 static_cast<long long>(frames), 100.0 * face_frames / frames);
+  }
+  if (status.contains("identities")) {
+    const auto& who = status["identities"];
+    int person = who.value("person", 0);
+    std::printf("identities %zu; %s\n", who["identities"].size(),
+                person > 0 ? fmt::format("the person is {} ({})", person, who.value("chosen_by", "")).c_str()
+                           : "no one dominates: choose with `dself prepare --person N`");
+    for (const auto& identity : who["identities"]) {
+      std::printf("  %3d  on screen %s, speaking on screen %s, %d tracks%s\n", identity["number"].get<int>(),
+                  format_duration(identity["screen_s"].get<double>()).c_str(),
+                  format_duration(identity["speaking_s"].get<double>()).c_str(), identity["tracks"].get<int>(),
+                  identity["number"].get<int>() == person ? "  (the person)" : "");
+    }
   }
   std::map<std::string, int> done_per_stage;
   for (const auto& run : status["stages"]) ++done_per_stage[run["stage"].get<std::string>()];
@@ -155,6 +169,9 @@ void add_status_command(CLI::App& app, const GlobalOptions& globals) {
     workspace::require_avatar(globals.avatar);
     Catalog catalog(globals.avatar);
     nlohmann::json status = server::status_document(globals.avatar, catalog);
+    // Who is who (prepare's faces/identities.json): each identity's screen time, and the person.
+    std::filesystem::path identities = workspace::faces_root(globals.avatar) / "identities.json";
+    if (std::filesystem::exists(identities)) status["identities"] = nlohmann::json::parse(read_file(identities));
     if (options->json) {
       std::printf("%s\n", status.dump(2).c_str());
     } else {

@@ -24,11 +24,12 @@ packages=(
   librestinio-dev libasio-dev libhttp-parser-dev
   # the web UI's end-to-end tests drive Debian's Chromium
   chromium
-  # the sample person: voices and a public-domain portrait
-  flite1-dev python-matplotlib-data
+  # the sample person: voices and public-domain portraits (the hard sample's guest: skimage's astronaut.png)
+  flite1-dev python-matplotlib-data python3-skimage
   # tests: GoogleTest, Google Benchmark, a loopback HTTP server for yt-dlp
   libgtest-dev libgmock-dev libbenchmark-dev python3
-  # a real video without a face (vtest.avi), for bad-input tests
+  # a real video without a face (vtest.avi), for bad-input tests; Megamind.avi (two characters, cuts);
+  # the hard sample's b-roll pictures
   opencv-doc
 )
 

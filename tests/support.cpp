@@ -130,6 +130,8 @@ bool wait_until(const std::function<bool()>& condition, double timeout_s) {
 
 std::filesystem::path sample_dir() { return DSELF_SAMPLE_DIR; }
 
+std::filesystem::path hard_sample_dir() { return DSELF_HARD_SAMPLE_DIR; }
+
 std::filesystem::path prepared_avatar_dir() { return DSELF_PREPARED_AVATAR_DIR; }
 
 std::filesystem::path voice_avatar_dir() { return DSELF_VOICE_AVATAR_DIR; }

@@ -77,6 +77,10 @@ bool wait_until(const std::function<bool()>& condition, double timeout_s = 60);
 // The sample person made once per test run by the CTest fixture (2 videos, 0.5 minutes).
 std::filesystem::path sample_dir();
 
+// The hard sample person made once per test run (hard_sample_person fixture: --hard, one
+// video of about 50 s, seed 5).
+std::filesystem::path hard_sample_dir();
+
 // That sample person ingested and prepared (the prepared_avatar fixture); read-only: copy it
 // (copy_avatar) before writing into it.
 std::filesystem::path prepared_avatar_dir();

@@ -184,9 +184,9 @@ TEST(Prepare, BadSourcesAreReportedOneByOneAndAFixResumes) {
   auto again = test::run_dself({"--avatar", avatar, "prepare"});
   EXPECT_EQ(again.exit_code, 1) << again.output;
   EXPECT_TRUE(contains(again.output, "prepare: 2 prepared, 4 failed")) << again.output;
-  EXPECT_TRUE(contains(again.output, "prepared bad_captions (done: transcript, speech, face; up to date: audio)"))
+  EXPECT_TRUE(contains(again.output, "prepared bad_captions (done: transcript, speech, tracks, face; up to date: audio)"))
       << again.output;
-  EXPECT_TRUE(contains(again.output, "prepared good (done: -; up to date: audio, transcript, speech, face)"))
+  EXPECT_TRUE(contains(again.output, "prepared good (done: -; up to date: audio, transcript, speech, tracks, face)"))
       << again.output;
 }
 

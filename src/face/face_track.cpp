@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <optional>
 
@@ -14,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "face/identity.h"
 #include "media/media.h"
 
 namespace dself::face {
@@ -275,6 +277,25 @@ void describe_frame(TrackedFrame& f, int width, int height, const TrackOptions& 
   if (f.sharpness < options.min_sharpness) f.flags |= kBlurry;
 }
 
+template <typename T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+template <typename T>
+T get(const std::string& in, size_t& at) {
+  T value;
+  std::memcpy(&value, in.data() + at, sizeof value);
+  at += sizeof value;
+  return value;
+}
+
+void write_png(const std::filesystem::path& path, const cv::Mat& image) {
+  std::vector<uchar> png;
+  cv::imencode(".png", image, png);
+  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
+}
+
 }  // namespace
 
 double FaceTrack::found_share() const {
@@ -283,80 +304,331 @@ double FaceTrack::found_share() const {
   return static_cast<double>(found) / static_cast<double>(frames.size());
 }
 
-FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& detector, const TrackOptions& options,
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Shots: a colour signature per frame (hue x saturation and value histograms in each cell of a
+// 4 x 4 grid over a 64 px thumbnail: where the colours are, not only which, so that a cut between
+// two shots of one scene shows); a cut is a big jump between two frames, a dissolve a big change
+// across a few frames made of many steady smaller ones. Measured in docs/FACES.md.
+
+constexpr int kShotGrid = 4;
+constexpr int64_t kMinShotFrames = 5;
+constexpr int kCellBins = 16 * 4 + 8;
+using Signature = std::array<float, kShotGrid * kShotGrid * kCellBins>;
+
+Signature signature(const cv::Mat& bgr) {
+  cv::Mat small, hsv;
+  cv::resize(bgr, small, cv::Size(64, 64), 0, 0, cv::INTER_AREA);
+  cv::cvtColor(small, hsv, cv::COLOR_BGR2HSV);
+  Signature s{};
+  const int cell = 64 / kShotGrid;
+  for (int y = 0; y < hsv.rows; ++y) {
+    for (int x = 0; x < hsv.cols; ++x) {
+      const cv::Vec3b& v = hsv.at<cv::Vec3b>(y, x);
+      float* h = s.data() + ((y / cell) * kShotGrid + x / cell) * kCellBins;
+      h[std::min(15, v[0] * 16 / 180) * 4 + std::min(3, v[1] / 64)] += 1;
+      h[64 + std::min(7, v[2] / 32)] += 1;
+    }
+  }
+  for (float& value : s) value /= cell * cell;
+  return s;
+}
+
+// Half the L1 distance of each histogram, averaged over histograms and cells: 0 the same, 1
+// nothing in common.
+float signature_distance(const Signature& a, const Signature& b) {
+  float d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d += std::abs(a[i] - b[i]);
+  return d / (4 * kShotGrid * kShotGrid);
+}
+
+class ShotDetector {
+ public:
+  explicit ShotDetector(const ShotOptions& options) : options_(options) { shots_.push_back(Shot{}); }
+
+  // Whether a shot change was found at this frame (a cut here, or a dissolve ending here).
+  bool observe(const cv::Mat& bgr, int64_t index) {
+    Signature now = signature(bgr);
+    float step = recent_.empty() ? 0 : signature_distance(recent_.back(), now);
+    steps_.push_back(step);
+    recent_.push_back(now);
+    if (static_cast<int>(recent_.size()) > options_.dissolve_span + 1) recent_.pop_front(), steps_.pop_front();
+    if (step > options_.cut_distance) {
+      // Jumps a few frames apart are one quick dissolve, not shots of a frame or two.
+      Shot& current = shots_.back();
+      if (shots_.size() > 1 && index - current.start_frame < kMinShotFrames) {
+        current.fade_frames = index - current.start_frame + 1;
+      } else {
+        start_shot(index, 0);
+      }
+      recent_.assign(1, now);
+      steps_.assign(1, 0.0f);
+      return true;
+    }
+    int span = options_.dissolve_span;
+    if (static_cast<int>(recent_.size()) == span + 1 && index - shots_.back().start_frame > 2 * span) {
+      int moving = 0;
+      for (size_t i = 1; i < steps_.size(); ++i) moving += steps_[i] >= options_.dissolve_step ? 1 : 0;
+      if (signature_distance(recent_.front(), recent_.back()) > options_.dissolve_distance && moving * 10 >= span * 7) {
+        start_shot(index - span, span + 1);
+        recent_.assign(1, now);
+        steps_.assign(1, 0.0f);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // The shot the latest frame is in (an index into the shots found so far).
+  int current() const { return static_cast<int>(shots_.size()) - 1; }
+
+  std::vector<Shot> finish(int64_t frame_count) {
+    shots_.back().end_frame = frame_count;
+    return shots_;
+  }
+
+ private:
+  void start_shot(int64_t start, int64_t fade) {
+    shots_.back().end_frame = start;
+    shots_.push_back(Shot{start, start, fade});
+  }
+
+  ShotOptions options_;
+  std::deque<Signature> recent_;
+  std::deque<float> steps_;
+  std::vector<Shot> shots_;
+};
+
+int shot_of(const std::vector<Shot>& shots, int64_t frame) {
+  auto it = std::upper_bound(shots.begin(), shots.end(), frame, [](int64_t f, const Shot& s) { return f < s.start_frame; });
+  return static_cast<int>(std::max<std::ptrdiff_t>(0, it - shots.begin() - 1));
+}
+
+// A face being followed while the frames stream by.
+struct LiveTrack {
+  size_t track = 0;  // index into the tracks found so far
+  BoxTracker box;
+  Points previous{};
+  int since_detection = 0;
+  std::vector<float> look;  // appearance at the last detection: a fit that drifts from it is lost
+};
+
+// Appearance sampled while streaming, summed per (track, shot): a dissolve found a few frames
+// late splits a track afterwards, and each piece keeps its own appearance.
+struct Appearance {
+  std::vector<double> sum;
+  int count = 0;
+  float best_sharpness = -1;
+  cv::Mat thumbnail;
+};
+
+cv::Mat canonical_thumbnail(const cv::Mat& bgr, const Points& points, int size) {
+  Similarity t = to_canonical(points, size);
+  cv::Matx23f affine(t.a, -t.b, t.tx, t.b, t.a, t.ty);
+  cv::Mat out;
+  cv::warpAffine(bgr, out, affine, cv::Size(size, size), cv::INTER_AREA, cv::BORDER_REPLICATE);
+  return out;
+}
+
+// Splits tracks where a shot changes and drops their frames inside dissolves; smooths and
+// describes each piece.
+std::vector<Track> split_at_shots(std::vector<Track>& raw, const std::vector<Shot>& shots,
+                                  std::map<std::pair<size_t, int>, Appearance>& appearances, int width, int height,
+                                  const TrackOptions& options) {
+  std::vector<Track> pieces;
+  for (size_t t = 0; t < raw.size(); ++t) {
+    Track* piece = nullptr;
+    for (size_t i = 0; i < raw[t].frames.size(); ++i) {
+      int64_t f = raw[t].first_frame + static_cast<int64_t>(i);
+      int s = shot_of(shots, f);
+      bool dissolving = f - shots[s].start_frame < shots[s].fade_frames;
+      if (dissolving) {
+        piece = nullptr;
+        continue;
+      }
+      if (piece == nullptr || piece->shot != s || piece->end_frame() != f) {
+        pieces.push_back(Track{s, f, {}, {}, {}});
+        piece = &pieces.back();
+        auto found = appearances.find({t, s});
+        if (found != appearances.end() && found->second.count > 0) {
+          piece->descriptor.assign(found->second.sum.begin(), found->second.sum.end());
+          double norm = 0;
+          for (float v : piece->descriptor) norm += static_cast<double>(v) * v;
+          for (float& v : piece->descriptor) v = static_cast<float>(v / std::sqrt(std::max(norm, 1e-12)));
+          piece->thumbnail = found->second.thumbnail;
+        }
+      }
+      piece->frames.push_back(raw[t].frames[i]);
+    }
+  }
+  for (Track& piece : pieces) {
+    smooth(piece.frames, options.smoothing_radius);
+    for (auto& f : piece.frames) {
+      f.flags &= kFaceFound | kDetected;
+      describe_frame(f, width, height, options);
+    }
+  }
+  std::sort(pieces.begin(), pieces.end(), [](const Track& a, const Track& b) {
+    return a.first_frame != b.first_frame ? a.first_frame < b.first_frame : a.shot < b.shot;
+  });
+  return pieces;
+}
+
+}  // namespace
+
+FaceTrack find_tracks(const std::filesystem::path& video, const FaceDetector& detector, const TrackOptions& options,
                       const FrameProgress& progress) {
   media::VideoReader reader(video);
   const media::MediaInfo& info = reader.info();
-  FaceTrack track;
-  track.width = info.width;
-  track.height = info.height;
-  track.fps = info.fps;
-  ReferencePicker references(options.reference_count, info.frame_count);
-  MouthCollector mouths(options);
-
-  bool tracking = false;
-  BoxTracker box_tracker;
-  Points previous{};
-  int since_detection = 0;
+  FaceTrack result;
+  result.width = info.width;
+  result.height = info.height;
+  result.fps = info.fps;
+  ShotDetector shots(options.shots);
+  std::vector<Track> raw;
+  std::map<std::pair<size_t, int>, Appearance> appearances;
+  std::vector<LiveTrack> live;
+  int current_shot = 0;
+  int64_t index = 0;
   media::VideoFrame frame;
   cv::Mat gray;
-  while (reader.read(frame)) {
-    TrackedFrame tracked;
-    tracked.time_s = frame.time_s;
-    std::optional<FaceLandmarks> face;
-    if (tracking) {
-      face = detector.fit(frame.bgr, box_tracker.follow(previous));
-      cv::Point2f moved = centroid(face->points, 0, kLandmarkCount) - centroid(previous, 0, kLandmarkCount);
-      double iod = inter_ocular_distance(previous);
-      double size_change = landmark_box(face->points).area() / std::max(1.0f, landmark_box(previous).area());
-      if (cv::norm(moved) > options.max_jump_iod * iod || size_change < 0.7 || size_change > 1.4) face.reset();
+  for (; reader.read(frame); ++index) {
+    if (shots.observe(frame.bgr, index)) live.clear();  // no track crosses a shot change
+    current_shot = shots.current();
+    // Follow each face from its last landmarks; a fit that jumps or changes size is lost.
+    std::vector<std::optional<FaceLandmarks>> faces(live.size());
+    std::vector<bool> detected(live.size(), false);
+    bool detect_now = live.empty();
+    for (size_t i = 0; i < live.size(); ++i) {
+      faces[i] = detector.fit(frame.bgr, live[i].box.follow(live[i].previous));
+      cv::Point2f moved = centroid(faces[i]->points, 0, kLandmarkCount) - centroid(live[i].previous, 0, kLandmarkCount);
+      double iod = inter_ocular_distance(live[i].previous);
+      double size_change = landmark_box(faces[i]->points).area() / std::max(1.0f, landmark_box(live[i].previous).area());
+      // A fit that jumps, changes size or no longer looks like the face detected (the shot
+      // dissolved into something else) is lost.
+      if (cv::norm(moved) > options.max_jump_iod * iod || size_change < 0.7 || size_change > 1.4 ||
+          descriptor_distance(face_descriptor(frame.bgr, faces[i]->points), live[i].look) > options.max_drift) {
+        faces[i].reset();
+        detect_now = true;
+      }
+      if (live[i].since_detection >= options.redetect_every) detect_now = true;
     }
-    if (!face || since_detection >= options.redetect_every) {
+    if (detect_now) {
       DetectOptions detect;
       detect.detect_scale = options.detect_scale;
       std::vector<FaceLandmarks> found = detector.detect(frame.bgr, detect);
-      const FaceLandmarks* chosen = nullptr;
-      if (tracking) {
-        // Stay with the same person: the detection that overlaps the track most.
+      std::vector<bool> used(found.size(), false);
+      // Each followed face takes the detection that overlaps it most: the same person.
+      for (size_t i = 0; i < live.size(); ++i) {
         double best = 0.3;
-        for (const auto& candidate : found) {
-          double overlap = iou(landmark_box(candidate.points), landmark_box(face ? face->points : previous));
-          if (overlap > best) best = overlap, chosen = &candidate;
+        int chosen = -1;
+        cv::Rect2f where = landmark_box(faces[i] ? faces[i]->points : live[i].previous);
+        for (size_t j = 0; j < found.size(); ++j) {
+          double overlap = used[j] ? 0 : iou(landmark_box(found[j].points), where);
+          if (overlap > best) best = overlap, chosen = static_cast<int>(j);
         }
-      } else {
-        for (const auto& candidate : found) {
-          if (!chosen || candidate.box.area() > chosen->box.area()) chosen = &candidate;
+        if (chosen >= 0) {
+          used[chosen] = true;
+          faces[i] = found[chosen];
+          live[i].box.detected(found[chosen].box, found[chosen].points);
+          live[i].since_detection = 0;
+          live[i].look = face_descriptor(frame.bgr, found[chosen].points);
+          detected[i] = true;
         }
       }
-      if (chosen) {
-        face = *chosen;
-        box_tracker.detected(chosen->box, chosen->points);
-        since_detection = 0;
-        tracked.flags |= kDetected;
+      // Faces no track follows start tracks of their own.
+      for (size_t j = 0; j < found.size(); ++j) {
+        if (used[j]) continue;
+        bool taken = false;
+        for (const auto& f : faces) taken = taken || (f && iou(landmark_box(f->points), landmark_box(found[j].points)) > 0.3);
+        if (taken) continue;
+        LiveTrack track;
+        track.track = raw.size();
+        track.box.detected(found[j].box, found[j].points);
+        track.look = face_descriptor(frame.bgr, found[j].points);
+        raw.push_back(Track{current_shot, index, {}, {}, {}});
+        live.push_back(track);
+        faces.push_back(found[j]);
+        detected.push_back(true);
       }
     }
-    tracking = face.has_value();
-    if (face) {
-      ++since_detection;
-      previous = face->points;
-      tracked.points = face->points;
-      tracked.flags |= kFaceFound;
-      cv::cvtColor(frame.bgr, gray, cv::COLOR_BGR2GRAY);
-      tracked.sharpness = sharpness(gray, cv::Rect(landmark_box(face->points)));
-      describe_frame(tracked, track.width, track.height, options);
+    if (!live.empty()) cv::cvtColor(frame.bgr, gray, cv::COLOR_BGR2GRAY);
+    std::vector<LiveTrack> still;
+    for (size_t i = 0; i < live.size(); ++i) {
+      if (!faces[i]) continue;  // lost: the track ends
+      LiveTrack& l = live[i];
+      ++l.since_detection;
+      l.previous = faces[i]->points;
+      TrackedFrame tracked;
+      tracked.time_s = frame.time_s;
+      tracked.points = faces[i]->points;
+      tracked.flags = kFaceFound | (detected[i] ? kDetected : 0u);
+      tracked.sharpness = sharpness(gray, cv::Rect(landmark_box(faces[i]->points)));
+      Track& track = raw[l.track];
+      if (static_cast<int>(track.frames.size()) % options.descriptor_every == 0) {
+        Appearance& a = appearances[{l.track, current_shot}];
+        std::vector<float> d = face_descriptor(frame.bgr, tracked.points);
+        if (a.sum.empty()) a.sum.assign(d.size(), 0.0);
+        for (size_t k = 0; k < d.size(); ++k) a.sum[k] += d[k];
+        ++a.count;
+        if (tracked.sharpness > a.best_sharpness) {
+          a.best_sharpness = tracked.sharpness;
+          a.thumbnail = canonical_thumbnail(frame.bgr, tracked.points, options.thumbnail_size);
+        }
+      }
+      track.frames.push_back(tracked);
+      still.push_back(l);
+    }
+    live = std::move(still);
+    if (progress) progress(index + 1, info.frame_count);
+  }
+  result.frame_count = index;
+  result.shots = shots.finish(index);
+  result.tracks = split_at_shots(raw, result.shots, appearances, result.width, result.height, options);
+  return result;
+}
+
+void follow_tracks(const std::filesystem::path& video, FaceTrack& track, const std::vector<int>& chosen,
+                   const TrackOptions& options, const FrameProgress& progress) {
+  media::VideoReader reader(video);
+  const media::MediaInfo& info = reader.info();
+  // For each frame, the chosen face (the biggest where two chosen tracks share a frame).
+  std::map<int64_t, const TrackedFrame*> person;
+  for (int t : chosen) {
+    const Track& piece = track.tracks.at(static_cast<size_t>(t));
+    for (size_t i = 0; i < piece.frames.size(); ++i) {
+      const TrackedFrame* f = &piece.frames[i];
+      auto [it, inserted] = person.emplace(piece.first_frame + static_cast<int64_t>(i), f);
+      if (!inserted && f->iod_px > it->second->iod_px) it->second = f;
+    }
+  }
+  ReferencePicker references(options.reference_count, info.frame_count);
+  MouthCollector mouths(options);
+  track.frames.clear();
+  media::VideoFrame frame;
+  for (int64_t index = 0; reader.read(frame); ++index) {
+    TrackedFrame tracked;
+    tracked.time_s = frame.time_s;
+    auto found = person.find(index);
+    if (found != person.end()) {
+      tracked = *found->second;
       references.offer(frame, tracked);
       mouths.offer(frame, tracked);
     }
     track.frames.push_back(tracked);
-    if (progress) progress(static_cast<int64_t>(track.frames.size()), info.frame_count);
-  }
-  smooth(track.frames, options.smoothing_radius);
-  for (auto& f : track.frames) {
-    f.flags &= kFaceFound | kDetected;
-    describe_frame(f, track.width, track.height, options);
+    if (progress) progress(index + 1, info.frame_count);
   }
   track.references = references.take();
   track.mouths = mouths.take();
+}
+
+FaceTrack track_faces(const std::filesystem::path& video, const FaceDetector& detector, const TrackOptions& options,
+                      const FrameProgress& progress) {
+  FaceTrack track = find_tracks(video, detector, options, progress);
+  std::vector<int> all(track.tracks.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  follow_tracks(video, track, all, options);
   return track;
 }
 
@@ -368,11 +640,6 @@ void write_face_track(const std::filesystem::path& dir, const FaceTrack& track, 
     nlohmann::json xy = nlohmann::json::array();
     for (auto p = begin; p != end; ++p) xy.push_back(std::round(p->x * 100) / 100), xy.push_back(std::round(p->y * 100) / 100);
     return xy;
-  };
-  auto write_png = [](const std::filesystem::path& path, const cv::Mat& image) {
-    std::vector<uchar> png;
-    cv::imencode(".png", image, png);
-    write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
   };
 
   nlohmann::json references = nlohmann::json::array();
@@ -434,5 +701,102 @@ void write_face_track(const std::filesystem::path& dir, const FaceTrack& track, 
 }
 
 FaceTrack read_landmarks(const std::filesystem::path& path) { return parse_landmarks(read_file(path), path.string()); }
+
+// tracks.bin: "DSELFTK\0", version, track count, record size; then each track's frames in
+// track order, as landmarks.bin's records (tracks.json says how many each has).
+constexpr char kTracksMagic[8] = {'D', 'S', 'E', 'L', 'F', 'T', 'K', '\0'};
+constexpr uint32_t kTracksVersion = 1;
+
+void write_tracks(const std::filesystem::path& dir, const FaceTrack& track, const TrackOptions& options) {
+  std::filesystem::create_directories(dir);
+  std::string bin(kTracksMagic, sizeof kTracksMagic);
+  put<uint32_t>(bin, kTracksVersion);
+  put<uint32_t>(bin, static_cast<uint32_t>(track.tracks.size()));
+  put<uint32_t>(bin, kFrameRecordBytes);
+  for (const Track& t : track.tracks) {
+    for (const auto& f : t.frames) put_frame_record(bin, f);
+  }
+  write_file_atomic(dir / "tracks.bin", bin);
+
+  const int size = options.thumbnail_size, columns = 16;
+  if (!track.tracks.empty()) {
+    int rows = (static_cast<int>(track.tracks.size()) + columns - 1) / columns;
+    cv::Mat atlas(rows * size, columns * size, CV_8UC3, cv::Scalar(0, 0, 0));
+    for (size_t i = 0; i < track.tracks.size(); ++i) {
+      const cv::Mat& thumb = track.tracks[i].thumbnail;
+      if (thumb.empty() || thumb.size() != cv::Size(size, size)) continue;
+      thumb.copyTo(atlas(cv::Rect(static_cast<int>(i) % columns * size, static_cast<int>(i) / columns * size, size, size)));
+    }
+    write_png(dir / "tracks.png", atlas);
+  }
+  nlohmann::json shots = nlohmann::json::array();
+  for (const Shot& shot : track.shots) shots.push_back({shot.start_frame, shot.end_frame, shot.fade_frames});
+  nlohmann::json tracks = nlohmann::json::array();
+  for (const Track& t : track.tracks) {
+    nlohmann::json descriptor = nlohmann::json::array();
+    for (float v : t.descriptor) descriptor.push_back(std::round(v * 1e5) / 1e5);
+    tracks.push_back({{"shot", t.shot}, {"first_frame", t.first_frame}, {"frames", t.frames.size()},
+                      {"descriptor", descriptor}});
+  }
+  write_file_atomic(dir / "tracks.json", nlohmann::json{{"format", "dself-face-tracks"},
+                                                        {"version", 1},
+                                                        {"frames", track.frame_count},
+                                                        {"fps", track.fps},
+                                                        {"width", track.width},
+                                                        {"height", track.height},
+                                                        {"thumbnail_size", size},
+                                                        {"thumbnail_columns", columns},
+                                                        {"shots", shots},
+                                                        {"tracks", tracks}}
+                                             .dump());
+}
+
+FaceTrack read_tracks(const std::filesystem::path& dir) {
+  auto bad = [&](const std::string& what) {
+    return InputError(fmt::format("{}: {}: run `dself prepare` again", (dir / "tracks.json").string(), what));
+  };
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(read_file(dir / "tracks.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw bad(e.what());
+  }
+  if (json.value("format", "") != "dself-face-tracks" || json.value("version", 0) != 1) throw bad("not a tracks file");
+  FaceTrack track;
+  track.frame_count = json.at("frames").get<int64_t>();
+  track.fps = json.at("fps").get<double>();
+  track.width = json.at("width").get<int>();
+  track.height = json.at("height").get<int>();
+  for (const auto& s : json.at("shots")) track.shots.push_back(Shot{s[0].get<int64_t>(), s[1].get<int64_t>(), s[2].get<int64_t>()});
+  std::string bin = read_file(dir / "tracks.bin");
+  const size_t header_bytes = sizeof kTracksMagic + 3 * 4;
+  if (bin.size() < header_bytes || std::memcmp(bin.data(), kTracksMagic, sizeof kTracksMagic) != 0) {
+    throw bad("tracks.bin has a bad header");
+  }
+  size_t at = sizeof kTracksMagic;
+  uint32_t version = get<uint32_t>(bin, at), count = get<uint32_t>(bin, at), record = get<uint32_t>(bin, at);
+  size_t frames = 0;
+  for (const auto& t : json.at("tracks")) frames += t.at("frames").get<size_t>();
+  if (version != kTracksVersion || record != kFrameRecordBytes || count != json.at("tracks").size() ||
+      bin.size() != header_bytes + frames * record) {
+    throw bad("tracks.bin does not match tracks.json");
+  }
+  cv::Mat atlas;
+  if (std::filesystem::exists(dir / "tracks.png")) atlas = cv::imread((dir / "tracks.png").string(), cv::IMREAD_COLOR);
+  int size = json.value("thumbnail_size", 64), columns = json.value("thumbnail_columns", 16);
+  for (const auto& t : json.at("tracks")) {
+    Track piece;
+    piece.shot = t.at("shot").get<int>();
+    piece.first_frame = t.at("first_frame").get<int64_t>();
+    piece.descriptor = t.at("descriptor").get<std::vector<float>>();
+    size_t n = t.at("frames").get<size_t>();
+    for (size_t i = 0; i < n; ++i) piece.frames.push_back(get_frame_record(bin, at));
+    int i = static_cast<int>(track.tracks.size());
+    cv::Rect cell(i % columns * size, i / columns * size, size, size);
+    if (!atlas.empty() && (cell & cv::Rect(0, 0, atlas.cols, atlas.rows)) == cell) piece.thumbnail = atlas(cell).clone();
+    track.tracks.push_back(std::move(piece));
+  }
+  return track;
+}
 
 }  // namespace dself::face

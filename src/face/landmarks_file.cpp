@@ -18,7 +18,6 @@ namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'E', 'L', 'F', 'L', 'M', '\0'};
 constexpr uint32_t kVersion = 1;
-constexpr uint32_t kRecordBytes = 8 + 4 + kLandmarkCount * 8 + 3 * 4 + 4 * 4 + 4 + 4;
 
 template <typename T>
 void put(std::string& out, T value) {
@@ -35,6 +34,28 @@ T get(std::string_view in, size_t& at) {
 
 }  // namespace
 
+void put_frame_record(std::string& bin, const TrackedFrame& f) {
+  put<double>(bin, f.time_s);
+  put<uint32_t>(bin, f.flags);
+  for (const auto& p : f.points) put<float>(bin, p.x), put<float>(bin, p.y);
+  put<float>(bin, f.pose.yaw_deg), put<float>(bin, f.pose.pitch_deg), put<float>(bin, f.pose.roll_deg);
+  put<float>(bin, f.to_canonical.a), put<float>(bin, f.to_canonical.b);
+  put<float>(bin, f.to_canonical.tx), put<float>(bin, f.to_canonical.ty);
+  put<float>(bin, f.iod_px), put<float>(bin, f.sharpness);
+}
+
+TrackedFrame get_frame_record(std::string_view bin, size_t& at) {
+  TrackedFrame f;
+  f.time_s = get<double>(bin, at);
+  f.flags = get<uint32_t>(bin, at);
+  for (auto& p : f.points) p.x = get<float>(bin, at), p.y = get<float>(bin, at);
+  f.pose.yaw_deg = get<float>(bin, at), f.pose.pitch_deg = get<float>(bin, at), f.pose.roll_deg = get<float>(bin, at);
+  f.to_canonical.a = get<float>(bin, at), f.to_canonical.b = get<float>(bin, at);
+  f.to_canonical.tx = get<float>(bin, at), f.to_canonical.ty = get<float>(bin, at);
+  f.iod_px = get<float>(bin, at), f.sharpness = get<float>(bin, at);
+  return f;
+}
+
 std::string landmarks_bytes(const FaceTrack& track) {
   std::string bin(kMagic, sizeof kMagic);
   put<uint32_t>(bin, kVersion);
@@ -43,16 +64,8 @@ std::string landmarks_bytes(const FaceTrack& track) {
   put<uint32_t>(bin, static_cast<uint32_t>(track.width));
   put<uint32_t>(bin, static_cast<uint32_t>(track.height));
   put<uint32_t>(bin, kLandmarkCount);
-  put<uint32_t>(bin, kRecordBytes);
-  for (const auto& f : track.frames) {
-    put<double>(bin, f.time_s);
-    put<uint32_t>(bin, f.flags);
-    for (const auto& p : f.points) put<float>(bin, p.x), put<float>(bin, p.y);
-    put<float>(bin, f.pose.yaw_deg), put<float>(bin, f.pose.pitch_deg), put<float>(bin, f.pose.roll_deg);
-    put<float>(bin, f.to_canonical.a), put<float>(bin, f.to_canonical.b);
-    put<float>(bin, f.to_canonical.tx), put<float>(bin, f.to_canonical.ty);
-    put<float>(bin, f.iod_px), put<float>(bin, f.sharpness);
-  }
+  put<uint32_t>(bin, kFrameRecordBytes);
+  for (const auto& f : track.frames) put_frame_record(bin, f);
   return bin;
 }
 
@@ -71,22 +84,14 @@ FaceTrack parse_landmarks(std::string_view bin, const std::string& name) {
   track.height = static_cast<int>(get<uint32_t>(bin, at));
   uint32_t landmarks = get<uint32_t>(bin, at);
   uint32_t record = get<uint32_t>(bin, at);
-  if (version != kVersion || landmarks != kLandmarkCount || record != kRecordBytes ||
+  if (version != kVersion || landmarks != kLandmarkCount || record != kFrameRecordBytes ||
       bin.size() != header_bytes + static_cast<size_t>(count) * record) {
     throw InputError(fmt::format("{}: unsupported or truncated landmarks file (version {}, {} frames): run "
                                  "`dself prepare` again",
                                  name, version, count));
   }
   track.frames.resize(count);
-  for (auto& f : track.frames) {
-    f.time_s = get<double>(bin, at);
-    f.flags = get<uint32_t>(bin, at);
-    for (auto& p : f.points) p.x = get<float>(bin, at), p.y = get<float>(bin, at);
-    f.pose.yaw_deg = get<float>(bin, at), f.pose.pitch_deg = get<float>(bin, at), f.pose.roll_deg = get<float>(bin, at);
-    f.to_canonical.a = get<float>(bin, at), f.to_canonical.b = get<float>(bin, at);
-    f.to_canonical.tx = get<float>(bin, at), f.to_canonical.ty = get<float>(bin, at);
-    f.iod_px = get<float>(bin, at), f.sharpness = get<float>(bin, at);
-  }
+  for (auto& f : track.frames) f = get_frame_record(bin, at);
   return track;
 }
 

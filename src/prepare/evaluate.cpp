@@ -1,5 +1,7 @@
 // dself eval prepare: the prepare stage measured against a sample person's ground truth.
 #include <fstream>
+#include <memory>
+#include <set>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -113,10 +115,10 @@ struct FaceTally {
   void add_source(const face::FaceTrack& track, const nlohmann::json& truth) {
     const auto& commanded = truth.at("landmarks");
     size_t n = std::min(track.frames.size(), commanded.size());
-    frames += static_cast<int64_t>(commanded.size());
+    for (const auto& row : commanded) frames += row.empty() ? 0 : 1;  // the hard sample: the person off screen
     for (size_t i = 0; i < n; ++i) {
       const auto& f = track.frames[i];
-      if (!(f.flags & face::kFaceFound)) continue;
+      if (!(f.flags & face::kFaceFound) || commanded[i].empty()) continue;
       std::array<cv::Point2f, face::kLandmarkCount> expected;
       for (int k = 0; k < face::kLandmarkCount; ++k) {
         expected[k] = {commanded[i][2 * k].get<float>(), commanded[i][2 * k + 1].get<float>()};
@@ -141,9 +143,93 @@ struct FaceTally {
   }
 };
 
+// Who is who against the truth: each frame the face track keeps is the person's (the sample's
+// host: its centre within half an inter-ocular distance of the commanded face's) or not;
+// identity purity = the person's kept frames / kept frames; person kept = the person's kept
+// frames / frames where the truth shows the person (dissolves left out); a track crosses a shot
+// when its frames fall in two true shots.
+struct WhoTally {
+  int64_t kept = 0;
+  int64_t kept_person = 0;
+  int64_t kept_person_on_screen = 0;  // ...outside dissolves, as person_on_screen counts
+  int64_t person_on_screen = 0;
+  int64_t tracks = 0;
+  int64_t crossing_tracks = 0;
+  int64_t true_shots = 0;
+  int64_t found_shots = 0;
+
+  static int truth_shot(const nlohmann::json& truth, int64_t frame) {
+    if (!truth.contains("shots")) return 0;
+    int index = 0;
+    for (const auto& shot : truth["shots"]) {
+      int64_t start = shot["start_frame"], end = shot["end_frame"];
+      if (start <= frame && frame < end) return frame - start < shot["fade_frames"].get<int64_t>() ? -1 : index;
+      ++index;
+    }
+    return -1;
+  }
+
+  void add_source(const face::FaceTrack& person, const face::FaceTrack& found, const nlohmann::json& truth) {
+    const auto& commanded = truth.at("landmarks");
+    for (size_t i = 0; i < commanded.size(); ++i) {
+      if (!commanded[i].empty() && truth_shot(truth, static_cast<int64_t>(i)) >= 0) ++person_on_screen;
+    }
+    for (size_t i = 0; i < person.frames.size() && i < commanded.size(); ++i) {
+      const auto& f = person.frames[i];
+      if (!(f.flags & face::kFaceFound)) continue;
+      ++kept;
+      if (commanded[i].empty()) continue;
+      std::array<cv::Point2f, face::kLandmarkCount> expected;
+      for (int k = 0; k < face::kLandmarkCount; ++k) {
+        expected[k] = {commanded[i][2 * k].get<float>(), commanded[i][2 * k + 1].get<float>()};
+      }
+      double iod = face::inter_ocular_distance(expected);
+      if (cv::norm(face::centroid(f.points, 0, face::kLandmarkCount) - face::centroid(expected, 0, face::kLandmarkCount)) <
+          0.5 * iod) {
+        ++kept_person;
+        if (truth_shot(truth, static_cast<int64_t>(i)) >= 0) ++kept_person_on_screen;
+      }
+    }
+    true_shots += truth.contains("shots") ? static_cast<int64_t>(truth["shots"].size()) : 1;
+    found_shots += static_cast<int64_t>(found.shots.size());
+    for (const auto& track : found.tracks) {
+      ++tracks;
+      std::set<int> shots;
+      for (int64_t f = track.first_frame; f < track.end_frame(); ++f) {
+        int s = truth_shot(truth, f);
+        if (s >= 0) shots.insert(s);
+      }
+      crossing_tracks += shots.size() > 1 ? 1 : 0;
+    }
+  }
+  nlohmann::json json() const {
+    return {{"identity_purity", kept ? static_cast<double>(kept_person) / static_cast<double>(kept) : 0.0},
+            {"person_kept", person_on_screen ? static_cast<double>(kept_person_on_screen) / static_cast<double>(person_on_screen)
+                                             : 0.0},
+            {"kept_frames", kept},
+            {"person_frames_kept", kept_person},
+            {"person_frames_on_screen", person_on_screen},
+            {"tracks", tracks},
+            {"shot_crossing_tracks", crossing_tracks},
+            {"true_shots", true_shots},
+            {"found_shots", found_shots}};
+  }
+};
+
+// The tally with the identities prepare found (faces/identities.json).
+nlohmann::json who_json(nlohmann::json tally, const std::filesystem::path& avatar) {
+  std::filesystem::path path = workspace::faces_root(avatar) / "identities.json";
+  if (std::filesystem::exists(path)) {
+    nlohmann::json identities = nlohmann::json::parse(read_file(path));
+    tally["identities"] = identities["identities"].size();
+    tally["person"] = identities["person"];
+  }
+  return tally;
+}
+
 }  // namespace
 
-nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir) {
+nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir, bool faces_only) {
   if (!std::filesystem::is_directory(truth_dir)) {
     throw InputError(fmt::format("--truth {}: not a directory; give the --out directory of `dself sample`",
                                  truth_dir.string()));
@@ -152,7 +238,9 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
   Catalog catalog(options.avatar);
   transcript::PocketSphinxOptions sphinx;
   sphinx.model_dir = options.pocketsphinx_model;
-  transcript::PocketSphinxRecognizer recognizer(sphinx);
+  std::unique_ptr<transcript::PocketSphinxRecognizer> recognizer;
+  if (!faces_only) recognizer = std::make_unique<transcript::PocketSphinxRecognizer>(sphinx);
+  WhoTally who;
 
   WerTally captions, pocketsphinx;
   AlignmentTally alignment;
@@ -171,10 +259,13 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
     if (!std::filesystem::exists(audio)) {
       throw InputError(fmt::format("source {} has no audio yet: run `dself prepare` first", source.id));
     }
-    std::vector<std::string> recognised = words_of(recognizer.transcribe(media::decode_audio(audio, 16000)));
-    row["pocketsphinx_wer"] = transcript::word_error_rate(reference, recognised);
-    pocketsphinx.add(reference, recognised);
+    if (!faces_only) {
+      std::vector<std::string> recognised = words_of(recognizer->transcribe(media::decode_audio(audio, 16000)));
+      row["pocketsphinx_wer"] = transcript::word_error_rate(reference, recognised);
+      pocketsphinx.add(reference, recognised);
+    }
     for (const MediaFile& file : catalog.media(source.id)) {
+      if (faces_only) break;
       if (file.role != "captions") continue;
       std::vector<std::string> from_captions = words_of(transcript::read_captions(options.avatar / file.path));
       row["captions_wer"] = transcript::word_error_rate(reference, from_captions);
@@ -182,7 +273,7 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
       break;
     }
     std::filesystem::path speech = workspace::speech_dir(options.avatar, source.id);
-    if (std::filesystem::exists(speech / "utterances.json")) {
+    if (!faces_only && std::filesystem::exists(speech / "utterances.json")) {
       AlignmentTally one;
       speech::SpeechDataset dataset = speech::read_dataset(speech);
       one.add_source(dataset, truth);
@@ -196,6 +287,14 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
       one.add_source(track, truth);
       faces.add_source(track, truth);
       row["face"] = one.json();
+      std::filesystem::path dir = workspace::face_dir(options.avatar, source.id);
+      if (std::filesystem::exists(dir / "tracks.json")) {
+        face::FaceTrack tracks = face::read_tracks(dir);
+        WhoTally one_who;
+        one_who.add_source(track, tracks, truth);
+        who.add_source(track, tracks, truth);
+        row["who"] = one_who.json();
+      }
     }
     per_source.push_back(row);
   }
@@ -209,7 +308,9 @@ nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::pa
           {"stt", {{"captions", captions.json()}, {"pocketsphinx", pocketsphinx.json()}}},
           {"alignment", alignment.json()},
           {"face", faces.json()},
-          {"librivox", {{"pocketsphinx", librivox_wer(recognizer)}}},
+          {"who", who_json(who.json(), options.avatar)},
+          {"librivox", {{"pocketsphinx", faces_only ? nlohmann::json{{"skipped", "--faces-only"}}
+                                                    : librivox_wer(*recognizer)}}},
           {"sources", per_source}};
 }
 

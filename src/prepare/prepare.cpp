@@ -1,7 +1,9 @@
 #include "prepare/prepare.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include <fmt/format.h>
@@ -16,6 +18,7 @@
 #include "core/workspace.h"
 #include "face/face_track.h"
 #include "media/media.h"
+#include "prepare/identity.h"
 #include "speech/speech.h"
 #include "transcript/transcript.h"
 
@@ -25,7 +28,7 @@ namespace {
 constexpr int audio_rate = 16000;  // Hz: what the recognisers, aligner and voice models take
 
 // Bump a step's version when its output changes for the same input, so that old results are redone.
-constexpr const char* step_versions[] = {"audio-1", "transcript-1", "speech-1", "face-1"};
+constexpr const char* step_versions[] = {"audio-1", "transcript-1", "speech-1", "tracks-1", "face-2"};
 
 struct SourceFiles {
   Source source;
@@ -103,29 +106,50 @@ class SourcePreparer {
                  LazyRecognizer& recognizer, Tools& tools)
       : options_(options), catalog_(catalog), files_(files), recognizer_(recognizer), tools_(tools) {}
 
-  SourceOutcome run() {
+  // The steps before the identities are known; whether they all succeeded.
+  bool run_before_identities() {
     outcome_.source_id = files_.source.id;
     outcome_.title = files_.source.title.empty() ? files_.source.origin : files_.source.title;
-    try {
+    return attempt([&] {
       step(Step::audio, [&] { return extract_audio(); });
       step(Step::transcript, [&] { return make_transcript(); });
       step(Step::speech, [&] { return make_speech_dataset(); });
-      step(Step::face, [&] { return make_face_track(); });
+      step(Step::tracks, [&] { return find_face_tracks(); });
+    });
+  }
+
+  // The person's face track, from the person's tracks in this source.
+  SourceOutcome run_face(int person, const std::vector<int>& person_tracks) {
+    person_ = person;
+    person_tracks_ = person_tracks;
+    if (attempt([&] {
+          step(Step::face, [&] { return make_face_track(); });
+        })) {
       outcome_.succeeded = true;
-    } catch (const Stopped&) {
-      throw;
-    } catch (const std::exception& e) {
-      outcome_.error = describe(e);
-      outcome_.error_kind = kind_of(e);
     }
     return outcome_;
   }
+
+  const SourceOutcome& outcome() const { return outcome_; }
 
  private:
   std::filesystem::path audio_path() const { return workspace::audio_path(options_.avatar, files_.source.id); }
   std::filesystem::path transcript_path() const { return workspace::transcript_path(options_.avatar, files_.source.id); }
   std::filesystem::path speech_dir() const { return workspace::speech_dir(options_.avatar, files_.source.id); }
   std::filesystem::path face_dir() const { return workspace::face_dir(options_.avatar, files_.source.id); }
+
+  bool attempt(const std::function<void()>& steps) {
+    try {
+      steps();
+      return true;
+    } catch (const Stopped&) {
+      throw;
+    } catch (const std::exception& e) {
+      outcome_.error = describe(e);
+      outcome_.error_kind = kind_of(e);
+      return false;
+    }
+  }
 
   std::string engine_for_source() const {
     switch (options_.stt) {
@@ -147,7 +171,14 @@ class SourcePreparer {
   // The face track reads only the video; the others form a chain audio → transcript → speech.
   std::string input_hash(Step s) const {
     std::string inputs = files_.video.content_hash;
-    if (s == Step::face) return hash_bytes(inputs + "|" + step_versions[static_cast<int>(Step::face)]);
+    // The tracks read only the video; the face reads them and which of them are the person's.
+    if (s == Step::tracks) return hash_bytes(inputs + "|" + step_versions[static_cast<int>(Step::tracks)]);
+    if (s == Step::face) {
+      inputs += std::string("|") + step_versions[static_cast<int>(Step::tracks)] + "|" +
+                step_versions[static_cast<int>(Step::face)] + fmt::format("|person {}|", person_);
+      for (int t : person_tracks_) inputs += fmt::format("{},", t);
+      return hash_bytes(inputs);
+    }
     for (int i = 0; i <= static_cast<int>(s); ++i) inputs += std::string("|") + step_versions[i];
     if (s >= Step::transcript) {
       std::string engine = engine_for_source();
@@ -177,6 +208,9 @@ class SourcePreparer {
         }
         return;
       }
+      case Step::tracks:
+        face::read_tracks(face_dir());
+        return;
       case Step::face: {
         read_json(workspace::face_summary_path(options_.avatar, files_.source.id));
         face::read_landmarks(workspace::landmarks_path(options_.avatar, files_.source.id));
@@ -318,28 +352,49 @@ class SourcePreparer {
             {"dropped", dataset.dropped}};
   }
 
-  nlohmann::json make_face_track() {
+  nlohmann::json find_face_tracks() {
     face::TrackOptions track_options;
-    Progress progress(fmt::format("face track {}", outcome_.title), 0, "frames", options_.progress);
-    face::FaceTrack track = face::track_faces(options_.avatar / files_.video.path, tools_.face_detector, track_options,
+    Progress progress(fmt::format("face tracks {}", outcome_.title), 0, "frames", options_.progress);
+    face::FaceTrack track = face::find_tracks(options_.avatar / files_.video.path, tools_.face_detector, track_options,
                                               [&](int64_t done, int64_t count) {
                                                 stop_if_requested(options_.should_stop, "prepare");
                                                 progress.set_total(count);
                                                 progress.set_done(done);
                                               });
-    if (track.found_share() == 0) {
+    if (track.tracks.empty()) {
       throw InputError(fmt::format("no face was found in {} ({} frames): the avatar needs videos where the "
                                    "person's face is visible, frontal and not too small",
-                                   files_.video.path, track.frames.size()));
+                                   files_.video.path, track.frame_count));
     }
+    std::filesystem::remove(face_dir() / "tracks.json");
+    face::write_tracks(face_dir(), track, track_options);
+    return {{"frames", track.frame_count}, {"shots", track.shots.size()}, {"tracks", track.tracks.size()}};
+  }
+
+  nlohmann::json make_face_track() {
+    face::TrackOptions track_options;
+    face::FaceTrack track = face::read_tracks(face_dir());
+    Progress progress(fmt::format("face track {}", outcome_.title), 0, "frames", options_.progress);
+    face::follow_tracks(options_.avatar / files_.video.path, track, person_tracks_, track_options,
+                        [&](int64_t done, int64_t count) {
+                          stop_if_requested(options_.should_stop, "prepare");
+                          progress.set_total(count);
+                          progress.set_done(done);
+                        });
     // Remove the summary first so that a crash while writing leaves the step not done.
     std::filesystem::remove(workspace::face_summary_path(options_.avatar, files_.source.id));
     face::write_face_track(face_dir(), track, track_options);
-    size_t found = 0;
+    size_t found = 0, all_faces = 0;
     for (const auto& f : track.frames) found += (f.flags & face::kFaceFound) ? 1 : 0;
+    for (const auto& t : track.tracks) all_faces += t.frames.size();
     return {{"frames", track.frames.size()},
             {"face_frames", found},
             {"found_share", track.found_share()},
+            {"person", person_},
+            {"person_tracks", person_tracks_.size()},
+            {"tracks", track.tracks.size()},
+            {"shots", track.shots.size()},
+            {"other_face_frames", all_faces >= found ? all_faces - found : 0},
             {"references", track.references.size()},
             {"mouth_crops", track.mouths.size()}};
   }
@@ -351,6 +406,8 @@ class SourcePreparer {
   Tools& tools_;
   SourceOutcome outcome_;
   std::optional<std::vector<float>> audio_;
+  int person_ = 0;
+  std::vector<int> person_tracks_;
 };
 
 }  // namespace
@@ -363,6 +420,8 @@ const char* step_name(Step step) {
       return "transcript";
     case Step::speech:
       return "speech";
+    case Step::tracks:
+      return "tracks";
     case Step::face:
       return "face";
   }
@@ -390,12 +449,31 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
   LazyRecognizer recognizer(options.pocketsphinx_model);
   Tools tools(options);
   try {
+    std::vector<std::unique_ptr<SourcePreparer>> preparers;
+    std::vector<int64_t> tracked;
     for (size_t i = 0; i < sources.size(); ++i) {
       stop_if_requested(options.should_stop, "prepare");
       spdlog::info("prepare [{}/{}] {}", i + 1, sources.size(),
                    sources[i].source.title.empty() ? sources[i].video.path : sources[i].source.title);
-      SourcePreparer preparer(options, catalog, sources[i], recognizer, tools);
-      report.sources.push_back(preparer.run());
+      preparers.push_back(std::make_unique<SourcePreparer>(options, catalog, sources[i], recognizer, tools));
+      if (preparers.back()->run_before_identities()) tracked.push_back(sources[i].source.id);
+    }
+    // Who is who, over every source whose faces were tracked; then each source's person.
+    PersonChoice choice;
+    if (!tracked.empty()) {
+      try {
+        choice = choose_person(options.avatar, tracked, options.person);
+      } catch (const InputError& e) {
+        catalog.finish_job(job, false, e.what());
+        throw;
+      }
+      spdlog::info("prepare: the person is identity {} of {}", choice.person, choice.identities["identities"].size());
+    }
+    for (auto& preparer : preparers) {
+      stop_if_requested(options.should_stop, "prepare");
+      int64_t id = preparer->outcome().source_id;
+      bool ready = std::find(tracked.begin(), tracked.end(), id) != tracked.end();
+      report.sources.push_back(ready ? preparer->run_face(choice.person, choice.tracks[id]) : preparer->outcome());
       if (on_outcome) on_outcome(report.sources.back());
     }
   } catch (const Stopped& e) {

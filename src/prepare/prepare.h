@@ -27,6 +27,8 @@ struct PrepareOptions {
   std::filesystem::path avatar = "avatar";
   SttEngine stt = SttEngine::automatic;
   std::filesystem::path pocketsphinx_model = "/usr/share/pocketsphinx/model/en-us";  // Debian's en-us model
+  int person = 0;  // --person N: the identity the avatar is made of (1-based, as `status` lists them);
+                   // 0: the one who speaks most on screen, when one dominates
   ProgressSink progress;  // every step's progress (besides the display)
   // Asked between sources, steps, frames, utterances and recognition chunks: when it says so,
   // the step in progress is abandoned (it stays not done), the job is marked "interrupted" and
@@ -35,7 +37,9 @@ struct PrepareOptions {
 };
 
 // The steps, in order; each writes its own directory of the workspace (core/workspace.h).
-enum class Step { audio, transcript, speech, face };
+// tracks: shots and every face followed through them; face: the person's face (after the
+// identities of all sources are known, faces/identities.json).
+enum class Step { audio, transcript, speech, tracks, face };
 const char* step_name(Step step);
 
 struct SourceOutcome {
@@ -56,7 +60,9 @@ struct PrepareReport {
 using OutcomeListener = std::function<void(const SourceOutcome&)>;
 
 // Prepares every source in the catalog, one after another; a source that fails is reported
-// and the others go on. Records the run as a "prepare" job. Throws InputError when the
+// and the others go on. Between the tracks and the face steps the faces of all sources are
+// grouped by identity and the person chosen (prepare/identity.h); when no one dominates and no
+// --person was given, throws InputError listing the identities (faces/identities.json written). Records the run as a "prepare" job. Throws InputError when the
 // avatar has no sources, EnvironmentError when another prepare is working on it (one at a
 // time: workspace::Lock "prepare"), Stopped when options.should_stop said so.
 PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome = {});
@@ -69,6 +75,8 @@ std::filesystem::path write_report(const PrepareOptions& options);
 // Measures the prepared avatar against a sample person's ground truth (the --out directory of
 // `dself sample`): word error rate per engine, phone-boundary error, face found share and
 // landmark error. The document's fields are described in docs/FORMATS.md.
-nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir);
+// With the hard sample: identity purity of the frames kept, the person's frames kept and tracks
+// that cross a true shot change ("who"). faces_only: skip speech recognition and alignment.
+nlohmann::json evaluate(const PrepareOptions& options, const std::filesystem::path& truth_dir, bool faces_only = false);
 
 }  // namespace dself::prepare

@@ -68,6 +68,30 @@ std::string face_report_section(const PrepareOptions& options, int64_t source_id
   return html;
 }
 
+// Who is who: each identity's thumbnail, screen time and time speaking on screen; which one
+// the avatar is made of (faces/identities.json), or that prepare is waiting for --person.
+std::string identities_section(const PrepareOptions& options) {
+  std::filesystem::path path = workspace::faces_root(options.avatar) / "identities.json";
+  if (!std::filesystem::exists(path)) return "";
+  nlohmann::json identities = nlohmann::json::parse(read_file(path));
+  int person = identities.value("person", 0);
+  std::string html = "<h2>Who is who</h2><p class=note>";
+  html += person > 0 ? fmt::format("The avatar is made of identity {} ({}); frames of the others are left out.",
+                                    person, escape(identities.value("chosen_by", "")))
+                     : "No one dominates: choose the person with <code>dself prepare --person N</code>.";
+  html += "</p><table><tr><th>identity</th><th>face</th><th>on screen</th><th>speaking on screen</th><th>tracks</th></tr>";
+  for (const auto& identity : identities["identities"]) {
+    int number = identity["number"];
+    std::string thumbnail = identity.value("thumbnail", "");
+    html += fmt::format("<tr><td>{}{}</td><td>{}</td><td class=n>{:.1f} s</td><td class=n>{:.1f} s</td><td class=n>{}</td></tr>",
+                        number, number == person ? " (the person)" : "",
+                        thumbnail.empty() ? "–" : fmt::format("<img src='faces/{}' alt='identity {}' width=64 height=64>", escape(thumbnail), number),
+                        identity["screen_s"].get<double>(), identity["speaking_s"].get<double>(),
+                        identity["tracks"].get<int>());
+  }
+  return html + "</table>";
+}
+
 }  // namespace
 
 std::filesystem::path write_report(const PrepareOptions& options) {
@@ -132,6 +156,7 @@ std::filesystem::path write_report(const PrepareOptions& options) {
           rows + "</table>";
   html += "<h2>Speech</h2><figure>" + svg::bar_chart("Speech kept per source", speech_bars, "min") + "</figure>";
   html += "<figure>" + svg::histogram("Utterance lengths", utterance_lengths, 0, 16, 16, "seconds") + "</figure>";
+  html += identities_section(options);
   html += "<h2>Faces</h2>" + face_sections + "</body></html>\n";
   std::filesystem::path path = workspace::report_path(options.avatar);
   write_file_atomic(path, html);

@@ -23,7 +23,7 @@ nlohmann::ordered_json phone_json(const Phone& phone) {
   return {{"phone", phone.phone}, {"start_s", seconds(phone.start_s)}, {"end_s", seconds(phone.end_s)}};
 }
 
-nlohmann::ordered_json sentence_json(const SpokenSentence& sentence) {
+nlohmann::ordered_json sentence_json(const SpokenSentence& sentence, bool interview) {
   nlohmann::ordered_json words = nlohmann::ordered_json::array();
   for (const Word& word : sentence.words) {
     nlohmann::ordered_json phones = nlohmann::ordered_json::array();
@@ -33,11 +33,39 @@ nlohmann::ordered_json sentence_json(const SpokenSentence& sentence) {
                      {"end_s", seconds(word.end_s)},
                      {"phones", std::move(phones)}});
   }
-  return {{"text", sentence.text},
-          {"topic", sentence.topic},
-          {"start_s", seconds(sentence.start_s())},
-          {"end_s", seconds(sentence.end_s())},
-          {"words", std::move(words)}};
+  nlohmann::ordered_json json = {{"text", sentence.text},
+                                 {"topic", sentence.topic},
+                                 {"start_s", seconds(sentence.start_s())},
+                                 {"end_s", seconds(sentence.end_s())}};
+  if (interview) json["speaker"] = sentence.speaker == Speaker::host ? "host" : "guest";
+  json["words"] = std::move(words);
+  return json;
+}
+
+bool is_interview(const SpokenVideo& video) { return !video.shots.empty(); }
+
+// The hard sample's own fields: the guest, who speaks, the shots and who is in them, the music.
+void add_interview_truth(nlohmann::ordered_json& truth, const SpokenVideo& video, const SampleOptions& options,
+                         const std::string& guest_voice) {
+  truth["guest"] = {{"face_image", options.guest_face.string()}, {"voice", guest_voice}};
+  nlohmann::ordered_json shots = nlohmann::ordered_json::array();
+  for (const Shot& shot : video.shots) {
+    nlohmann::ordered_json on_screen = nlohmann::ordered_json::array();
+    if (shot.kind == ShotKind::host || shot.kind == ShotKind::two_shot) on_screen.push_back("host");
+    if (shot.kind == ShotKind::guest || shot.kind == ShotKind::two_shot) on_screen.push_back("guest");
+    shots.push_back({{"start_frame", shot.start_frame},
+                     {"end_frame", shot.end_frame},
+                     {"kind", shot_kind_name(shot.kind)},
+                     {"fade_frames", shot.fade_frames},
+                     {"on_screen", std::move(on_screen)}});
+  }
+  truth["shots"] = std::move(shots);
+  nlohmann::ordered_json music = nlohmann::ordered_json::array();
+  for (const Interval& m : video.music) music.push_back({{"start_s", seconds(m.start_s)}, {"end_s", seconds(m.end_s)}});
+  truth["music"] = std::move(music);
+  nlohmann::ordered_json guest_phones = nlohmann::ordered_json::array();
+  for (const Phone& phone : video.guest_phones) guest_phones.push_back(phone_json(phone));
+  truth["guest_phones"] = std::move(guest_phones);
 }
 
 int64_t to_ms(double t) { return static_cast<int64_t>(std::llround(t * 1000)); }
@@ -97,15 +125,16 @@ std::string captions_file(const SpokenVideo& video) { return video.name + ".en.v
 std::string truth_file(const SpokenVideo& video) { return video.name + ".truth.json"; }
 
 nlohmann::ordered_json truth_header(const SpokenVideo& video, const std::vector<Blink>& blinks,
-                                    const SampleOptions& options, const Portrait& portrait) {
+                                    const SampleOptions& options, const Portrait& portrait,
+                                    const std::string& guest_voice) {
   nlohmann::ordered_json sentences = nlohmann::ordered_json::array();
-  for (const SpokenSentence& sentence : video.sentences) sentences.push_back(sentence_json(sentence));
+  for (const SpokenSentence& sentence : video.sentences) sentences.push_back(sentence_json(sentence, is_interview(video)));
   nlohmann::ordered_json phones = nlohmann::ordered_json::array();
   for (const Phone& phone : video.phones) phones.push_back(phone_json(phone));
   nlohmann::ordered_json blink_list = nlohmann::ordered_json::array();
   for (const Blink& blink : blinks)
     blink_list.push_back({{"start_s", seconds(blink.start_s)}, {"end_s", seconds(blink.end_s)}});
-  return {
+  nlohmann::ordered_json truth = {
       {"format", "dself-sample-truth"},
       {"version", 1},
       {"video", video_file(video)},
@@ -126,6 +155,8 @@ nlohmann::ordered_json truth_header(const SpokenVideo& video, const std::vector<
       {"phones", std::move(phones)},
       {"blinks", std::move(blink_list)},
   };
+  if (is_interview(video)) add_interview_truth(truth, video, options, guest_voice);
+  return truth;
 }
 
 TruthWriter::TruthWriter(const std::filesystem::path& path, const nlohmann::ordered_json& header)
@@ -148,8 +179,26 @@ void TruthWriter::add_frame(const Landmarks& landmarks) {
   out_ << "]";
 }
 
+void TruthWriter::add_frame(const OnScreen& on_screen) {
+  interview_ = true;
+  if (on_screen.host) {
+    add_frame(*on_screen.host);
+  } else {
+    out_ << (frame_count_++ == 0 ? "\n  []" : ",\n  []");
+  }
+  guest_faces_ += guest_faces_.empty() ? "\n  " : ",\n  ";
+  if (on_screen.guest) {
+    cv::Point2f centre = face::centroid(*on_screen.guest, 0, face::kLandmarkCount);
+    guest_faces_ += fmt::format("[{:.2f},{:.2f},{:.2f}]", centre.x, centre.y, face::inter_ocular_distance(*on_screen.guest));
+  } else {
+    guest_faces_ += "[]";
+  }
+}
+
 void TruthWriter::commit() {
-  out_ << "\n ]\n}\n";
+  out_ << "\n ]";
+  if (interview_) out_ << ",\n \"guest_faces\": [" << guest_faces_ << "\n ]";
+  out_ << "\n}\n";
   out_.close();
   if (!out_) {
     throw EnvironmentError(fmt::format("cannot write {}: check the disk has room", staged_.final_path().string()));
@@ -185,7 +234,8 @@ std::string playlist_html(const std::string& title, const std::vector<SpokenVide
   return page;
 }
 
-std::string summary_json(const SampleOptions& options, const std::vector<SpokenVideo>& videos) {
+std::string summary_json(const SampleOptions& options, const std::vector<SpokenVideo>& videos,
+                         const std::string& guest_voice) {
   nlohmann::ordered_json list = nlohmann::ordered_json::array();
   for (const SpokenVideo& video : videos) {
     size_t words = 0;
@@ -212,6 +262,11 @@ std::string summary_json(const SampleOptions& options, const std::vector<SpokenV
       {"playlist", "playlist.html"},
       {"videos", std::move(list)},
   };
+  if (options.hard) {
+    summary["options"]["hard"] = true;
+    summary["options"]["guest_face"] = options.guest_face.string();
+    summary["options"]["guest_voice"] = guest_voice;
+  }
   return summary.dump(2) + "\n";
 }
 

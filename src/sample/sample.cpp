@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
 #include "face/face.h"
 #include "media/media.h"
+#include "sample/detail/interview.h"
 #include "sample/detail/monologue.h"
 #include "sample/detail/motion.h"
 #include "sample/detail/outputs.h"
@@ -117,6 +119,62 @@ SampleVideo render_video(const SpokenVideo& video, const Portrait& portrait, Ren
   return made;
 }
 
+// The guest of the hard sample and everything drawn from their portrait.
+struct Guest {
+  Voice voice;
+  Portrait portrait;
+};
+
+// The hard sample's video: both people move, the compositor frames them shot by shot, music
+// goes under the intro.
+SampleVideo render_interview(const SpokenVideo& video, const Portrait& portrait, Compositor& compositor,
+                             const Voice& voice, const Guest& guest, const SampleOptions& options, Progress& progress,
+                             SampleResult& result) {
+  Motion host_motion(portrait, video.phones, video.duration_s(), options.seed, video.index);
+  Motion guest_motion(guest.portrait, video.guest_phones, video.duration_s(), options.seed ^ 0x9e57ull,
+                      video.index);
+  SpeechTrack speech(video, voice, &guest.voice);
+  MusicBed music(video, options.seed);
+  SampleVideo made{options.out / video_file(video),
+                   options.out / captions_file(video),
+                   options.out / truth_file(video),
+                   video.title,
+                   video.duration_s(),
+                   video.frame_count};
+  media::VideoWriter writer(made.video, encoder_options(options, video));
+  TruthWriter truth(made.truth, truth_header(video, host_motion.blinks(), options, portrait, guest.voice.name()));
+  std::vector<float> audio;
+  for (int64_t frame = 0; frame < video.frame_count; ++frame) {
+    auto start = Clock::now();
+    std::span<const float> speech_chunk = speech.next(kSamplesPerFrame);
+    audio.assign(speech_chunk.begin(), speech_chunk.end());
+    music.mix(audio, frame * kSamplesPerFrame);
+    auto rendering = Clock::now();
+    Pose host_pose = host_motion.at_frame(frame);
+    Pose guest_pose = guest_motion.at_frame(frame);
+    OnScreen on_screen;
+    const cv::Mat& image = compositor.frame(video, frame, host_pose, guest_pose, on_screen);
+    auto encoding = Clock::now();
+    writer.write_frame(image);
+    writer.write_audio(audio);
+    result.speech_s += std::chrono::duration<double>(rendering - start).count();
+    result.render_s += std::chrono::duration<double>(encoding - rendering).count();
+    result.encode_s += seconds_since(encoding);
+    truth.add_frame(on_screen);
+    progress.advance();
+  }
+  auto finishing = Clock::now();
+  writer.finish();
+  result.encode_s += seconds_since(finishing);
+  truth.commit();
+  return made;
+}
+
+std::string guest_voice_name(const SampleOptions& options) {
+  if (!options.guest_voice.empty()) return options.guest_voice;
+  return options.voice == "slt" ? "awb" : "slt";
+}
+
 void write_captions(const SpokenVideo& video, const std::filesystem::path& out) {
   write_file_atomic(out / captions_file(video), youtube_vtt(video));
 }
@@ -132,22 +190,43 @@ SampleResult make_sample(const SampleOptions& options) {
   face::FaceDetector detector;
   Portrait portrait = steadiest_framing(frame_portrait(image, options.face, options.size, detector), detector);
 
+  std::optional<Guest> guest;
+  if (options.hard) {
+    if (guest_voice_name(options) == options.voice) {
+      throw InputError(fmt::format("--guest-voice {} is the host's --voice: the guest needs a voice of their own",
+                                   options.voice));
+    }
+    cv::Mat guest_image = read_portrait(options.guest_face);
+    guest.emplace(Guest{Voice(guest_voice_name(options)),
+                        steadiest_framing(frame_portrait(guest_image, options.guest_face, options.size, detector), detector)});
+  }
+
   auto speaking = Clock::now();
   std::vector<SpokenVideo> videos = plan_videos(parse_monologue(monologue_text()), voice, options.videos,
                                                 options.minutes * 60 / options.videos, options.seed);
+  if (guest) {
+    for (SpokenVideo& video : videos) video = interview_video(video, voice, guest->voice, options.seed);
+  }
   result.speech_s += seconds_since(speaking);
 
   create_output_dir(options.out);
   Renderer renderer(portrait);
+  std::optional<Compositor> compositor;
+  if (guest) compositor.emplace(portrait, guest->portrait, options.seed);
   Progress progress("sample: render", total_frames(videos), "frames");
   for (const SpokenVideo& video : videos) {
-    result.videos.push_back(render_video(video, portrait, renderer, voice, options, progress, result));
+    if (guest) {
+      result.videos.push_back(
+          render_interview(video, portrait, *compositor, voice, *guest, options, progress, result));
+    } else {
+      result.videos.push_back(render_video(video, portrait, renderer, voice, options, progress, result));
+    }
     write_captions(video, options.out);
   }
   progress.finish();
   result.playlist = options.out / "playlist.html";
   write_file_atomic(result.playlist, playlist_html(kPlaylistTitle, videos));
-  write_file_atomic(options.out / "sample.json", summary_json(options, videos));
+  write_file_atomic(options.out / "sample.json", summary_json(options, videos, guest ? guest->voice.name() : ""));
   result.total_s = seconds_since(start);
   return result;
 }

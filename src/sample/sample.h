@@ -19,6 +19,12 @@ struct SampleOptions {
   int videos = 2;      // number of videos
   uint64_t seed = 1;   // same seed and options, same person: byte-identical truth and captions
   int size = 512;      // width = height of the videos in pixels; even
+  // The hard sample (issue 15): an interview with a guest, cut-aways, two-shots, b-roll and
+  // music under an intro. Off by default: the default sample stays one face, one voice, one shot.
+  bool hard = false;
+  std::filesystem::path guest_face =
+      "/usr/lib/python3/dist-packages/skimage/data/astronaut.png";  // the guest's portrait (python3-skimage)
+  std::string guest_voice;  // flite voice of the guest; empty: slt, or awb when the host is slt
 };
 
 // What was made, and where the time went (timings are not written anywhere: outputs stay

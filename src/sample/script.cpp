@@ -174,7 +174,8 @@ std::vector<SpokenVideo> plan_videos(const std::vector<Topic>& topics, const Voi
   return videos;
 }
 
-SpeechTrack::SpeechTrack(const SpokenVideo& video, const Voice& voice) : video_(video), voice_(voice) {}
+SpeechTrack::SpeechTrack(const SpokenVideo& video, const Voice& voice, const Voice* guest)
+    : video_(video), voice_(voice), guest_(guest) {}
 
 std::span<const float> SpeechTrack::next(int64_t count) {
   count = std::clamp<int64_t>(count, 0, video_.sample_count() - position_);
@@ -184,7 +185,8 @@ std::span<const float> SpeechTrack::next(int64_t count) {
     const SpokenSentence& sentence = video_.sentences[k];
     if (sentence.start_sample >= end) break;
     if (loaded_ != k) {
-      audio_ = voice_.speak(sentence.text).samples;
+      const Voice& speaker = sentence.speaker == Speaker::guest && guest_ ? *guest_ : voice_;
+      audio_ = speaker.speak(sentence.text).samples;
       loaded_ = k;
       if (static_cast<int64_t>(audio_.size()) != sentence.sample_count) {
         throw std::logic_error(fmt::format("flite gave {} samples for \"{}\" on a second synthesis, {} on the first",

@@ -15,12 +15,37 @@ namespace dself::sample {
 constexpr int kFps = 25;                              // frames per second of every video
 constexpr int kSamplesPerFrame = kSampleRate / kFps;  // audio samples per video frame
 
+// Who says a sentence or is on screen in the hard sample (the default sample has the host only).
+enum class Speaker { host, guest };
+
+// A stretch of the video in one framing (the hard sample; see detail/interview.h).
+enum class ShotKind {
+  intro,     // b-roll under music, before anyone speaks
+  host,      // the host's face
+  guest,     // the guest's face (a cut-away)
+  two_shot,  // both faces side by side
+  broll,     // pictures without a face
+};
+
+struct Shot {
+  int64_t start_frame = 0;
+  int64_t end_frame = 0;    // exclusive
+  ShotKind kind = ShotKind::host;
+  int64_t fade_frames = 0;  // a dissolve from the shot before over this shot's first frames (0: a cut)
+};
+
+struct Interval {
+  double start_s = 0;
+  double end_s = 0;
+};
+
 struct SpokenSentence {
   std::string text;
   std::string topic;
   int64_t start_sample = 0;  // where its audio starts in the video
   int64_t sample_count = 0;  // length of its audio, leading and trailing silence included
   std::vector<Word> words;   // times from the start of the video
+  Speaker speaker = Speaker::host;
   double start_s() const { return words.empty() ? 0 : words.front().start_s; }
   double end_s() const { return words.empty() ? 0 : words.back().end_s; }
 };
@@ -31,6 +56,11 @@ struct SpokenVideo {
   std::string title;  // from its first topic
   std::vector<SpokenSentence> sentences;
   std::vector<Phone> phones;  // every phone from 0 to the end, silences ("pau") included
+  // The hard sample only (empty otherwise): the guest's phones on the same timeline (the host's
+  // are silent where the guest speaks), the shots and the music under the intro.
+  std::vector<Phone> guest_phones;
+  std::vector<Shot> shots;
+  std::vector<Interval> music;
   int64_t frame_count = 0;    // the audio is exactly frame_count * kSamplesPerFrame samples
   int64_t sample_count() const { return frame_count * kSamplesPerFrame; }
   double duration_s() const { return static_cast<double>(frame_count) / kFps; }
@@ -48,13 +78,15 @@ std::vector<SpokenVideo> plan_videos(const std::vector<Topic>& topics, const Voi
 // fast), so that memory stays flat however long the video.
 class SpeechTrack {
  public:
-  SpeechTrack(const SpokenVideo& video, const Voice& voice);
+  // guest: the voice of the sentences the guest says (the hard sample), else null.
+  SpeechTrack(const SpokenVideo& video, const Voice& voice, const Voice* guest = nullptr);
   // The next `count` samples (fewer at the end of the video).
   std::span<const float> next(int64_t count);
 
  private:
   const SpokenVideo& video_;
   const Voice& voice_;
+  const Voice* guest_;
   int64_t position_ = 0;
   size_t sentence_ = 0;       // the first sentence that has not ended before position_
   size_t loaded_ = SIZE_MAX;  // the sentence whose samples are in audio_
