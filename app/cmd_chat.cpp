@@ -75,24 +75,6 @@ void turn(Catalog& catalog, persona::ChatEngine& engine, int64_t conversation_id
   catalog.add_message({conversation_id, "assistant", reply.text, sources_json(reply.sources), ""});
 }
 
-// The messages of an earlier conversation, with where each reply was said.
-std::vector<persona::Message> earlier_messages(const Catalog& catalog, int64_t conversation_id) {
-  std::vector<persona::Message> history;
-  for (const auto& m : catalog.messages(conversation_id)) {
-    persona::Message message{m.role, m.text, {}};
-    auto sources = nlohmann::json::parse(m.sources_json.empty() ? "[]" : m.sources_json, nullptr, false);
-    if (sources.is_array()) {
-      for (const auto& s : sources) {
-        if (!s.is_object()) continue;
-        message.sources.push_back({s.value("source_id", int64_t{0}), s.value("title", std::string()),
-                                   s.value("start_s", 0.0), s.value("end_s", 0.0), ""});
-      }
-    }
-    history.push_back(std::move(message));
-  }
-  return history;
-}
-
 }  // namespace
 
 void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
@@ -135,11 +117,7 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
     std::vector<persona::Message> history;
     int64_t conversation_id = options->conversation;
     if (conversation_id != 0) {
-      if (catalog.conversations(conversation_id, 1).empty()) {
-        throw InputError(fmt::format("unknown conversation {} in {}: give the conversation_id of an earlier reply",
-                                     conversation_id, globals.avatar.string()));
-      }
-      history = earlier_messages(catalog, conversation_id);
+      history = persona::conversation_history(globals.avatar, conversation_id);
     } else {
       conversation_id = catalog.start_conversation(engine->name());
     }

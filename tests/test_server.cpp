@@ -640,6 +640,54 @@ TEST_F(ServerTest, VoiceMessagesAreTranscribed) {
   client.close();
 }
 
+// A reload or a reconnection goes on with the same conversation: the new session resumes it, its
+// next messages land in it, and an unknown or malformed id is refused without ending the session.
+TEST_F(ServerTest, ALiveSessionGoesOnWithAnEarlierConversation) {
+  int64_t conversation = 0;
+  {
+    WebSocketClient first;
+    ASSERT_EQ(open_live(first), 101);
+    read_until(first, "hello");
+    first.send_text(nlohmann::json{{"type", "message"}, {"text", "What do you like to talk about?"}}.dump());
+    auto seen = read_until(first, "reply", 60);
+    ASSERT_FALSE(seen.empty());
+    ASSERT_EQ(seen.back()["type"], "reply") << seen.back().dump();
+    conversation = seen.back()["conversation_id"].get<int64_t>();
+    read_until(first, "done", 120);
+    first.close();
+  }
+  ASSERT_GT(conversation, 0);
+
+  WebSocketClient again;
+  ASSERT_EQ(open_live(again), 101);
+  read_until(again, "hello");
+  again.send_text(nlohmann::json{{"type", "resume"}, {"conversation_id", conversation + 1000}}.dump());
+  auto refused = read_until(again, "error", 20);
+  ASSERT_FALSE(refused.empty());
+  EXPECT_NE(refused.back().value("error", "").find("unknown conversation"), std::string::npos) << refused.back().dump();
+  again.send_text(nlohmann::json{{"type", "resume"}, {"conversation_id", "one"}}.dump());
+  refused = read_until(again, "error", 20);
+  ASSERT_FALSE(refused.empty());
+  EXPECT_NE(refused.back().value("error", "").find("conversation_id"), std::string::npos) << refused.back().dump();
+
+  again.send_text(nlohmann::json{{"type", "resume"}, {"conversation_id", conversation}}.dump());
+  auto resumed = read_until(again, "resumed", 20);
+  ASSERT_FALSE(resumed.empty());
+  ASSERT_EQ(resumed.back()["type"], "resumed") << resumed.back().dump();
+  EXPECT_EQ(resumed.back()["messages"], 2);
+  again.send_text(nlohmann::json{{"type", "message"}, {"text", "And what else?"}}.dump());
+  auto reply = read_until(again, "reply", 60);
+  ASSERT_FALSE(reply.empty());
+  ASSERT_EQ(reply.back()["type"], "reply") << reply.back().dump();
+  EXPECT_EQ(reply.back()["conversation_id"], conversation);
+  read_until(again, "done", 120);
+  again.close();
+
+  auto log = parse(get("/api/conversations/" + std::to_string(conversation)).body);
+  ASSERT_EQ(log["messages"].size(), 4u) << log.dump();
+  EXPECT_EQ(log["messages"][2]["text"], "And what else?");
+}
+
 TEST_F(ServerTest, OversizedLiveMessageClosesOnlyThatSession) {
   WebSocketClient client;
   ASSERT_EQ(open_live(client), 101);

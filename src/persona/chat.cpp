@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
+#include "core/catalog.h"
 #include "core/error.h"
 #include "persona/detail/text.h"
 #include "persona/persona.h"
@@ -236,6 +239,28 @@ class ExtractiveEngine : public ChatEngine {
 
 std::unique_ptr<ChatEngine> make_extractive_engine(const Memory& memory) {
   return std::make_unique<ExtractiveEngine>(memory);
+}
+
+std::vector<Message> conversation_history(const std::filesystem::path& avatar, int64_t conversation_id) {
+  Catalog catalog(avatar);
+  if (conversation_id <= 0 || catalog.conversations(conversation_id, 1).empty()) {
+    throw InputError(fmt::format("unknown conversation {} in {}: give the conversation_id of an earlier reply",
+                                 conversation_id, avatar.string()));
+  }
+  std::vector<Message> history;
+  for (const auto& m : catalog.messages(conversation_id)) {
+    Message message{m.role, m.text, {}};
+    auto sources = nlohmann::json::parse(m.sources_json.empty() ? "[]" : m.sources_json, nullptr, false);
+    if (sources.is_array()) {
+      for (const auto& s : sources) {
+        if (!s.is_object()) continue;
+        message.sources.push_back({s.value("source_id", int64_t{0}), s.value("title", std::string()),
+                                   s.value("start_s", 0.0), s.value("end_s", 0.0), ""});
+      }
+    }
+    history.push_back(std::move(message));
+  }
+  return history;
 }
 
 }  // namespace dself::persona

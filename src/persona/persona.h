@@ -173,6 +173,10 @@ struct Message {
   std::vector<SourceRef> sources;
 };
 
+// An earlier conversation kept in the catalog (<avatar>/dself.db), as the history a reply leans
+// on: each message with where each reply was said. Throws InputError for an unknown id.
+std::vector<Message> conversation_history(const std::filesystem::path& avatar, int64_t conversation_id);
+
 struct Reply {
   std::string text;
   std::vector<SourceRef> sources;

@@ -332,6 +332,8 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
       LiveMessage message = parse_live_message(raw);
       if (message.type == LiveMessage::Type::message) {
         converse(message.text);
+      } else if (message.type == LiveMessage::Type::resume) {
+        resume(message.conversation_id);
       } else {
         std::string text = transcribe(message.audio_base64, message.mime);
         send_json({{"type", "transcript"}, {"text", text}});
@@ -383,6 +385,14 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     return text;
   }
 
+  // Goes on with an earlier conversation (after a reload or a reconnection): its messages become
+  // the history the next replies lean on, and the next messages are added to it.
+  void resume(int64_t conversation_id) {
+    history_ = persona::conversation_history(options_.avatar, conversation_id);
+    conversation_id_ = conversation_id;
+    send_json({{"type", "resumed"}, {"conversation_id", conversation_id}, {"messages", history_.size()}});
+  }
+
   void converse(const std::string& text) {
     reply_frames_ = 0;
     persona::check_message(text, params_);
@@ -400,7 +410,10 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
       return true;
     });
     if (reply.stopped || cancelled()) throw Cancelled{};
-    send_json({{"type", "reply"}, {"text", reply.text}, {"sources", sources_json(reply.sources, true)}});
+    send_json({{"type", "reply"},
+               {"text", reply.text},
+               {"sources", sources_json(reply.sources, true)},
+               {"conversation_id", conversation_id_}});
     history_.push_back({"assistant", reply.text, reply.sources});
     catalog_->add_message(
         {conversation_id_, "assistant", reply.text, sources_json(reply.sources, false).dump(), ""});

@@ -84,8 +84,16 @@ LiveMessage parse_live_message(std::string_view raw) {
     parsed.type = LiveMessage::Type::voice;
     parsed.audio_base64 = message["audio_base64"].get<std::string>();
     if (message.contains("mime") && message["mime"].is_string()) parsed.mime = message["mime"].get<std::string>();
+  } else if (type == "resume") {
+    if (!message.contains("conversation_id") || !message["conversation_id"].is_number_integer() ||
+        message["conversation_id"].get<int64_t>() <= 0) {
+      throw InputError("a \"resume\" message needs \"conversation_id\", a conversation's id (a whole number above 0)");
+    }
+    parsed.type = LiveMessage::Type::resume;
+    parsed.conversation_id = message["conversation_id"].get<int64_t>();
   } else {
-    throw InputError(fmt::format("unknown message type \"{}\": send \"message\" or \"voice\"", type.substr(0, 100)));
+    throw InputError(fmt::format("unknown message type \"{}\": send \"message\", \"voice\" or \"resume\"",
+                                 type.substr(0, 100)));
   }
   return parsed;
 }

@@ -609,6 +609,25 @@ async function journey(browser) {
       );
       check(`${tag}: a source plays the person's video at its moment`, seek.start > 2 && seek.ready >= 1 && !seek.error && Math.abs(seek.at - seek.start) < 1.5, JSON.stringify(seek));
       await shot(page, "08-source");
+
+      // A message after the reload goes on with the same conversation: no new one in the catalog.
+      const conversations = async () => (await (await page.request.get(`${url}/api/conversations`)).json()).conversations;
+      const before = await conversations();
+      const resumed = before.reduce((a, b) => (b.id > a.id ? b : a));
+      await page.getByTestId("message-input").fill("Why?");
+      await page.getByTestId("send").click();
+      let after = before;
+      for (let i = 0; i < 120; i++) {
+        after = await conversations();
+        const same = after.find((c) => c.id === resumed.id);
+        if (after.length !== before.length || (same && same.message_count >= resumed.message_count + 2)) break;
+        await page.waitForTimeout(500);
+      }
+      const same = after.find((c) => c.id === resumed.id);
+      check(`${tag}: a message after a reload goes on with the same conversation`,
+        after.length === before.length && !!same && same.message_count === resumed.message_count + 2,
+        JSON.stringify({ before: before.length, after: after.length, resumed, now: same }));
+      await page.getByTestId("send").waitFor({ state: "visible", timeout: 90000 });
     });
 
     // 9. The server restarts mid-session: the one notice shows, then clears; ids stay.

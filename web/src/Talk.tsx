@@ -82,6 +82,7 @@ export function Talk() {
           earlier: true,
         }));
         if (earlier.length === 0) return;
+        sessionRef.current?.continueConversation(last.id);
         setResumedFrom(log.started_at);
         setTurns((now) => [...earlier, ...now]);
       })
@@ -241,7 +242,7 @@ export function Talk() {
         <ol className="turns" ref={listRef} data-testid="conversation">
           {resumedFrom && (
             <li className="resumed muted small" data-testid="resumed">
-              Your conversation from {new Date(resumedFrom).toLocaleString()} — new messages continue below.
+              Your conversation from {new Date(resumedFrom).toLocaleString()} — it goes on below.
             </li>
           )}
           {turns.length === 0 && (

@@ -16,7 +16,8 @@ export type ServerMessage =
   | { type: "hello"; session?: string; synthetic?: boolean; voice?: string; size?: unknown; fps?: number; sample_rate?: number }
   | { type: "transcript"; text: string }
   | { type: "reply_delta"; text: string }
-  | { type: "reply"; text: string; sources?: import("./api").SourceRef[] }
+  | { type: "reply"; text: string; sources?: import("./api").SourceRef[]; conversation_id?: number }
+  | { type: "resumed"; conversation_id: number; messages: number }
   | { type: "sentence"; index: number; text: string; start_s: number; duration_s: number; first_frame: number; frame_count: number }
   | { type: "done"; frame_count?: number; duration_s?: number }
   | { type: "error"; error: string };
@@ -81,6 +82,7 @@ export class LiveSession {
   private closed = false;
   private retryMs = 500;
   private retryTimer = 0;
+  private conversationId: number | null = null; // the catalog's conversation the messages go on
 
   constructor(private options: LiveOptions) {
     this.stats = {
@@ -120,6 +122,12 @@ export class LiveSession {
 
   get connected(): boolean {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Goes on with an earlier conversation (the catalog's id): now, and after every reconnection. */
+  continueConversation(id: number) {
+    this.conversationId = id;
+    if (this.connected && this.stats.hello) this.send({ type: "resume", conversation_id: id });
   }
 
   sendText(text: string): boolean {
@@ -210,6 +218,8 @@ export class LiveSession {
     }
     if (msg.type === "hello") {
       this.stats.hello = true;
+      // A new connection is a new session on the server: it goes on with the same conversation.
+      if (this.conversationId !== null) this.send({ type: "resume", conversation_id: this.conversationId });
       if (typeof msg.sample_rate === "number" && msg.sample_rate > 0) this.sampleRate = msg.sample_rate;
       const [w, h] = sizeOf(msg.size);
       if (this.canvas && w > 0 && h > 0 && (this.canvas.width !== w || this.canvas.height !== h)) {
@@ -219,6 +229,7 @@ export class LiveSession {
       }
     } else if (msg.type === "reply") {
       this.stats.replies += 1;
+      if (typeof msg.conversation_id === "number") this.conversationId = msg.conversation_id;
     } else if (msg.type === "done") {
       // Frames with no audio under them (a reply without a voice) play on the wall clock.
       this.replyComplete = true;

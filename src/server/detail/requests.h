@@ -32,13 +32,14 @@ JobRequest parse_job_request(const nlohmann::json& body);
 // POST /api/say: {"text": "..."} (its length is checked by the say itself).
 std::string parse_say_request(const nlohmann::json& body);
 
-// A live session's message (a JSON text frame): {"type": "message", "text"} or
-// {"type": "voice", "audio_base64", "mime"}.
+// A live session's message (a JSON text frame): {"type": "message", "text"},
+// {"type": "voice", "audio_base64", "mime"} or {"type": "resume", "conversation_id"}.
 struct LiveMessage {
-  enum class Type { message, voice } type = Type::message;
-  std::string text;          // message
-  std::string audio_base64;  // voice
-  std::string mime;          // voice; may be empty
+  enum class Type { message, voice, resume } type = Type::message;
+  std::string text;              // message
+  std::string audio_base64;      // voice
+  std::string mime;              // voice; may be empty
+  int64_t conversation_id = 0;   // resume: a conversation in the catalog, > 0
 };
 LiveMessage parse_live_message(std::string_view raw);
 
