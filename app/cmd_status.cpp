@@ -169,9 +169,6 @@ void add_status_command(CLI::App& app, const GlobalOptions& globals) {
     workspace::require_avatar(globals.avatar);
     Catalog catalog(globals.avatar);
     nlohmann::json status = server::status_document(globals.avatar, catalog);
-    // Who is who (prepare's faces/identities.json): each identity's screen time, and the person.
-    std::filesystem::path identities = workspace::faces_root(globals.avatar) / "identities.json";
-    if (std::filesystem::exists(identities)) status["identities"] = nlohmann::json::parse(read_file(identities));
     if (options->json) {
       std::printf("%s\n", status.dump(2).c_str());
     } else {

@@ -95,7 +95,7 @@ TEST(Prepare, DamagedOutputsAreMadeAgain) {
 
   auto face = test::run_dself({"--avatar", avatar.string(), "prepare"});
   ASSERT_EQ(face.exit_code, 0) << face.output;
-  EXPECT_TRUE(contains(face.output, "(done: face; up to date: audio, transcript, speech)")) << face.output;
+  EXPECT_TRUE(contains(face.output, "(done: face; up to date: audio, transcript, speech, tracks)")) << face.output;
   EXPECT_TRUE(contains(face.output, "landmarks.bin")) << face.output;  // the warning names the file
   auto say = test::run_dself({"--avatar", avatar.string(), "--quiet", "say", "Hello.", "-o", (dir / "after.mp4").string()});
   EXPECT_EQ(say.exit_code, 0) << say.output;
@@ -106,7 +106,7 @@ TEST(Prepare, DamagedOutputsAreMadeAgain) {
   fs::remove(avatar / "persona.db");
   auto text = test::run_dself({"--avatar", avatar.string(), "prepare"});
   ASSERT_EQ(text.exit_code, 0) << text.output;
-  EXPECT_TRUE(contains(text.output, "(done: transcript; up to date: audio, speech, face)")) << text.output;
+  EXPECT_TRUE(contains(text.output, "(done: transcript; up to date: audio, speech, tracks, face)")) << text.output;
   EXPECT_TRUE(nlohmann::json::accept(read_file(transcript)));
   auto chat = test::run_dself({"--avatar", avatar.string(), "--quiet", "chat", "Where are you filming from?"});
   EXPECT_EQ(chat.exit_code, 0) << chat.output;
@@ -116,7 +116,7 @@ TEST(Prepare, DamagedOutputsAreMadeAgain) {
   fs::resize_file(wav, fs::file_size(wav) - 1000);
   auto audio = test::run_dself({"--avatar", avatar.string(), "prepare"});
   ASSERT_EQ(audio.exit_code, 0) << audio.output;
-  EXPECT_TRUE(contains(audio.output, "(done: audio; up to date: transcript, speech, face)")) << audio.output;
+  EXPECT_TRUE(contains(audio.output, "(done: audio; up to date: transcript, speech, tracks, face)")) << audio.output;
   EXPECT_EQ(fs::file_size(wav), fs::file_size(test::prepared_avatar_dir() / "audio" / "1.wav"));
 }
 

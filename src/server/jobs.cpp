@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <system_error>
 
 #include "core/catalog.h"
@@ -28,9 +29,11 @@ constexpr double kProgressInterval_s = 0.25;
 constexpr int kCatalogJobsRead = 60;          // catalog rows read for the job history
 const std::string kCatalogPrefix = "serve ";  // the catalog's command for a job of this server
 
-// Prepare's steps for one source, in the order it runs them (prepare.cpp's Progress tasks): the
-// share of a source done is the step's index plus its own share, over the steps.
-const std::vector<std::string> kPrepareSteps = {"audio", "speech recognition", "align", "face track"};
+// Prepare's steps for one source, in the order it runs them (prepare.cpp's Progress tasks, each
+// "<step> <source title>"): the share of a source done is the step's index plus its own share,
+// over the steps. (Every source's face tracks come before any source's face track: who is who
+// needs them all.)
+const std::vector<std::string> kPrepareSteps = {"audio", "speech recognition", "align", "face tracks", "face track"};
 
 // A job recorded in the catalog by an earlier run (or this one), as the API shows it.
 JobRecord from_catalog(const Job& row) {
@@ -300,6 +303,7 @@ void JobRunner::run(JobRecord& job) {
   // The whole job's share done: for ingest and prepare, sources done plus the share of the one in
   // progress (for prepare, its step's place among kPrepareSteps); otherwise the task's own share.
   int64_t units_total = 0, units_done = 0;
+  std::map<std::string, double> prepared_share;  // prepare: each source's share done, by its title
   bool in_report = false;
   auto units_share = [&](const ProgressEvent& event) {
     double task_share = event.total > 0 ? std::clamp(static_cast<double>(event.done) / event.total, 0.0, 1.0) : 0.0;
@@ -308,12 +312,15 @@ void JobRunner::run(JobRecord& job) {
     if (units_total <= 0) return event.total > 0 ? task_share : -1.0;
     double current = task_share;
     if (job.kind == "prepare") {
-      current = 0;
       for (size_t i = 0; i < kPrepareSteps.size(); ++i) {
         if (event.task.rfind(kPrepareSteps[i] + " ", 0) == 0) {
-          current = (static_cast<double>(i) + task_share) / static_cast<double>(kPrepareSteps.size());
+          double& source = prepared_share[event.task.substr(kPrepareSteps[i].size() + 1)];
+          source = std::max(source, (static_cast<double>(i) + task_share) / static_cast<double>(kPrepareSteps.size()));
         }
       }
+      double sum = 0;
+      for (const auto& [title, share] : prepared_share) sum += share;
+      return std::min(sum / static_cast<double>(units_total), 0.97);
     }
     double share =
         (static_cast<double>(std::min(units_done, units_total)) + current) / static_cast<double>(units_total);
@@ -386,6 +393,7 @@ void JobRunner::run(JobRecord& job) {
       options.should_stop = should_stop;
       prepare::PrepareReport report = prepare::prepare(options, [&](const prepare::SourceOutcome& outcome) {
         ++units_done;
+        prepared_share[outcome.title] = 1;  // also a source whose steps were all up to date
         if (outcome.succeeded) {
           log(fmt::format("prepared {}", outcome.title));
         } else {

@@ -218,13 +218,13 @@ class Server {
                      api_with_id([this](const Request& r, int64_t id) { return conversation(r, id); }));
     router->http_get("/api/report",
                      api([this](const Request& r) { return serve_report(r, options_.avatar, options_.token); }));
-    router->http_get(R"(/api/report/faces/:id(\d{1,15})/:file([A-Za-z0-9_./\-]{1,201}))",
+    router->http_get(R"(/api/report/faces/:folder(\d{1,15}|identities)/:file([A-Za-z0-9_./\-]{1,201}))",
                      [this](Request r, restinio::router::route_params_t p) {
-                       int64_t id = restinio::cast_to<int64_t>(p["id"]);
+                       std::string folder(p["folder"]);
                        std::string file(p["file"]);
                        return guarded(r, [&] {
                          check_access(r, false);
-                         return serve_face_picture(r, options_.avatar, id, file);
+                         return serve_face_picture(r, options_.avatar, folder, file);
                        });
                      });
     router->http_get(R"(/api/sources/:id(\d{1,15})/video)", api_with_id([this](const Request& r, int64_t id) {

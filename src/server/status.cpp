@@ -82,7 +82,7 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
     }
     trained[train::model_name(model)] = entry;
   }
-  return {{"format", "dself-status"},
+  nlohmann::json status = {{"format", "dself-status"},
           {"version", 1},
           {"avatar", std::filesystem::absolute(avatar).lexically_normal().string()},
           {"totals",
@@ -97,6 +97,12 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
           {"models", model_metrics(avatar)},
           {"trained", trained},
           {"jobs", jobs}};
+  // Who is who (prepare's faces/identities.json): each identity's screen time, and the person.
+  const std::filesystem::path identities = workspace::faces_root(avatar) / "identities.json";
+  if (std::filesystem::exists(identities)) {
+    status["identities"] = nlohmann::json::parse(read_file(identities), nullptr, false);
+  }
+  return status;
 }
 
 nlohmann::json model_metrics(const std::filesystem::path& avatar) {

@@ -115,8 +115,9 @@ Handled serve_report(const Request& request, const fs::path& avatar, const std::
       .done();
 }
 
-Handled serve_face_picture(const Request& request, const fs::path& avatar, int64_t source_id, const std::string& file) {
-  // At most one subfolder, each part a plain name: nothing can leave faces/<id>/.
+Handled serve_face_picture(const Request& request, const fs::path& avatar, const std::string& folder,
+                           const std::string& file) {
+  // At most one subfolder, each part a plain name: nothing can leave faces/<folder>/.
   std::vector<std::string> parts;
   for (size_t start = 0; start <= file.size();) {
     size_t slash = file.find('/', start);
@@ -127,11 +128,14 @@ Handled serve_face_picture(const Request& request, const fs::path& avatar, int64
   bool ok = parts.size() <= 2 && std::all_of(parts.begin(), parts.end(), plain_name);
   std::string extension = fs::path(file).extension().string();
   if (!ok || (extension != ".png" && extension != ".jpg" && extension != ".jpeg")) {
-    throw HttpError(404, fmt::format("no picture faces/{}/{}", source_id, file));
+    throw HttpError(404, fmt::format("no picture faces/{}/{}", folder, file));
   }
-  fs::path path = workspace::face_dir(avatar, source_id) / file;
+  // faces/<source id>/ (references, mouths) or faces/identities/ (who is who's thumbnails).
+  const fs::path dir = folder == "identities" ? workspace::faces_root(avatar) / "identities"
+                                              : workspace::face_dir(avatar, std::stoll(folder));
+  fs::path path = dir / file;
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw HttpError(404, fmt::format("no picture faces/{}/{}", source_id, file));
+  if (!fs::is_regular_file(path, ec)) throw HttpError(404, fmt::format("no picture faces/{}/{}", folder, file));
   return request->create_response()
       .append_header(restinio::http_field::content_type, content_type(path))
       .append_header(restinio::http_field::cache_control, "no-cache")

@@ -18,9 +18,10 @@ namespace dself::server::detail {
 // leads back to the Studio. HttpError 404 when no report was written yet.
 Handled serve_report(const Request& request, const std::filesystem::path& avatar, const std::string& token);
 
-// GET /api/report/faces/<source_id>/<file>: a PNG or JPEG picture of faces/<source_id>/ (one
-// level of subfolder allowed, e.g. references/ref_000.png); 404 for anything else.
-Handled serve_face_picture(const Request& request, const std::filesystem::path& avatar, int64_t source_id,
+// GET /api/report/faces/<folder>/<file>: a PNG or JPEG picture of faces/<folder>/, the folder a
+// source id or "identities" (one level of subfolder allowed, e.g. references/ref_000.png); 404 for
+// anything else.
+Handled serve_face_picture(const Request& request, const std::filesystem::path& avatar, const std::string& folder,
                            const std::string& file);
 
 // GET /api/sources/<id>/video: the source's video file from the workspace, honouring a single
