@@ -27,6 +27,8 @@ interface Turn {
 }
 
 let nextTurnId = 1;
+/** localStorage key of this browser's conversation id (the catalog's). */
+const CONVERSATION_KEY = "dself.conversation";
 
 export function Talk() {
   const canvasRef = useRef<HTMLCanvasElement>(null);
@@ -68,25 +70,27 @@ export function Talk() {
         setSuggestions(["Hi!", "What do you talk about?", ...questions.slice(0, 3)]);
       })
       .catch(() => undefined);
-    // The last conversation, as the catalog keeps it: shown again after a reload.
-    getJson<{ conversations: { id: number; message_count: number; started_at: string }[] }>("/api/conversations")
-      .then(async (r) => {
-        const last = r.conversations.filter((c) => c.message_count > 0).sort((a, b) => b.id - a.id)[0];
-        if (!last) return;
-        const log = await getJson<ConversationLog>(`/api/conversations/${last.id}`);
-        const earlier: Turn[] = log.messages.map((m) => ({
-          id: nextTurnId++,
-          role: m.role === "user" ? "user" : "avatar",
-          text: m.text,
-          sources: m.sources ?? [],
-          earlier: true,
-        }));
-        if (earlier.length === 0) return;
-        sessionRef.current?.continueConversation(last.id);
-        setResumedFrom(log.started_at);
-        setTurns((now) => [...earlier, ...now]);
-      })
-      .catch(() => undefined);
+    // This browser's conversation (its id kept in localStorage as replies come), as the catalog
+    // keeps it: shown again after a reload, and the next messages go on with it. Another visitor
+    // (another browser) starts a conversation of their own.
+    const kept = Number(window.localStorage.getItem(CONVERSATION_KEY));
+    if (Number.isInteger(kept) && kept > 0) {
+      getJson<ConversationLog>(`/api/conversations/${kept}`)
+        .then((log) => {
+          const earlier: Turn[] = log.messages.map((m) => ({
+            id: nextTurnId++,
+            role: m.role === "user" ? "user" : "avatar",
+            text: m.text,
+            sources: m.sources ?? [],
+            earlier: true,
+          }));
+          if (earlier.length === 0) return;
+          sessionRef.current?.continueConversation(kept);
+          setResumedFrom(log.started_at);
+          setTurns((now) => [...earlier, ...now]);
+        })
+        .catch(() => window.localStorage.removeItem(CONVERSATION_KEY));
+    }
   }, []);
 
   // A connection that comes back clears what was said about it.
@@ -129,6 +133,7 @@ export function Talk() {
         updateLastAvatar((t) => ({ ...t, text: t.text + msg.text }));
         break;
       case "reply":
+        if (typeof msg.conversation_id === "number") window.localStorage.setItem(CONVERSATION_KEY, String(msg.conversation_id));
         updateLastAvatar((t) => ({ ...t, text: msg.text, sources: msg.sources ?? [] }));
         break;
       case "done":
