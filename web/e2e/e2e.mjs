@@ -660,6 +660,11 @@ async function journey(browser) {
       const lastColumn = await p.locator("[data-testid=transcript-source]").first().evaluate((el) => el.getBoundingClientRect().right);
       check(`journey/phone: the Sources table's last column is on screen`, lastColumn <= 390, `right edge at ${lastColumn} px`);
       await p.screenshot({ path: join(outDir, "journey-11-phone-studio.png"), fullPage: true });
+      // The laptop's conversation, as if this were the same visitor's browser (each browser keeps
+      // its own conversation's id).
+      const all = (await (await p.request.get(`${url}/api/conversations`)).json()).conversations;
+      const newest = all.reduce((a, b) => (b.id > a.id ? b : a));
+      await p.evaluate((id) => window.localStorage.setItem("dself.conversation", id), String(newest.id));
       await p.goto(`${url}/#/talk`, { waitUntil: "load" });
       await p.getByTestId("earlier-reply").first().waitFor({ timeout: 15000 });
       const talkWidth = await p.evaluate(() => document.documentElement.scrollWidth);
