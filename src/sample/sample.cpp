@@ -83,18 +83,19 @@ media::EncoderOptions encoder_options(const SampleOptions& options, const Spoken
   return encoder;
 }
 
+// Where a video and its captions and truth go, and what it holds.
+SampleVideo planned_video(const SpokenVideo& video, const SampleOptions& options) {
+  return {options.out / video_file(video), options.out / captions_file(video), options.out / truth_file(video),
+          video.title, video.duration_s(), video.frame_count};
+}
+
 // Renders one video frame by frame: motion, picture, sound, truth; the MP4 and the truth JSON
 // appear under their names only once complete.
 SampleVideo render_video(const SpokenVideo& video, const Portrait& portrait, Renderer& renderer, const Voice& voice,
                          const SampleOptions& options, Progress& progress, SampleResult& result) {
   Motion motion(portrait, video.phones, video.duration_s(), options.seed, video.index);
   SpeechTrack speech(video, voice);
-  SampleVideo made{options.out / video_file(video),
-                   options.out / captions_file(video),
-                   options.out / truth_file(video),
-                   video.title,
-                   video.duration_s(),
-                   video.frame_count};
+  SampleVideo made = planned_video(video, options);
   media::VideoWriter writer(made.video, encoder_options(options, video));
   TruthWriter truth(made.truth, truth_header(video, motion.blinks(), options, portrait));
   for (int64_t frame = 0; frame < video.frame_count; ++frame) {
@@ -135,12 +136,7 @@ SampleVideo render_interview(const SpokenVideo& video, const Portrait& portrait,
                       video.index);
   SpeechTrack speech(video, voice, &guest.voice);
   MusicBed music(video, options.seed);
-  SampleVideo made{options.out / video_file(video),
-                   options.out / captions_file(video),
-                   options.out / truth_file(video),
-                   video.title,
-                   video.duration_s(),
-                   video.frame_count};
+  SampleVideo made = planned_video(video, options);
   media::VideoWriter writer(made.video, encoder_options(options, video));
   TruthWriter truth(made.truth, truth_header(video, host_motion.blinks(), options, portrait, guest.voice.name()));
   std::vector<float> audio;
