@@ -16,6 +16,7 @@
 #include "whisper/detail/decode.h"
 #include "whisper/detail/frontend.h"
 #include "whisper/detail/model.h"
+#include "whisper/finetune.h"
 #include "whisper/whisper.h"
 
 namespace fs = std::filesystem;
@@ -314,4 +315,36 @@ TEST(WhisperCli, TranscribeAndScorePrintJsonAndBadInputIsNamed) {
   r = dself::test::run_dself({"transcribe", "--model", model.string(), (dir / "a.wav").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("model.safetensors: truncated"), std::string::npos) << r.output;
+}
+
+TEST(WhisperFineTune, LossFallsAndGreedyOutputMovesToTheLabels) {
+  dself::test::TempDir dir;
+  const auto base = write_random_whisper(dir / "base", false, 5);
+  // Three clips that sound different (tones of different pitch), each with its own label.
+  std::vector<LabelledAudio> clips;
+  const std::vector<std::pair<double, std::string>> tones{
+      {220, "the quick fox"}, {660, "hello world"}, {1500, "then there"}};
+  for (size_t k = 0; k < tones.size(); ++k) {
+    std::vector<float> x(24000);
+    for (size_t n = 0; n < x.size(); ++n) x[n] = float(0.4 * std::sin(2 * M_PI * tones[k].first * double(n) / 16000));
+    const auto wav = dir / fmt::format("{}.wav", k);
+    dself::media::write_wav(wav, x, 16000);
+    clips.push_back({wav, tones[k].second});
+  }
+  FineTuneParams params;
+  params.epochs = 40;
+  params.learning_rate = 3e-3;
+  const auto r = fine_tune(base, clips, clips, dir / "tuned", params);
+  ASSERT_EQ(r.step_loss.size(), 120u);
+  const double first = (r.step_loss[0] + r.step_loss[1] + r.step_loss[2]) / 3;
+  const double last = (r.step_loss[117] + r.step_loss[118] + r.step_loss[119]) / 3;
+  EXPECT_LT(last, 0.3 * first) << first << " -> " << last;
+  EXPECT_LT(r.held_out_wer_after, r.held_out_wer_before);
+  EXPECT_LT(r.held_out_wer_after, 0.5);
+  // The tuned directory loads back and transcribes toward its label.
+  const auto tuned = Model::load(dir / "tuned");
+  TranscribeParams no_ts;
+  no_ts.timestamps = false;
+  const auto t = transcribe(tuned, clips[1].wav, no_ts);
+  EXPECT_NE(t.text.find("hello"), std::string::npos) << t.text;
 }
