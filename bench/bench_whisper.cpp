@@ -1,7 +1,8 @@
 // Whisper's speed on the CPU at the real tiny.en and base.en shapes (random weights: the speed of
 // a network does not depend on its values): the encoder on one 30 s window, and the decoder's
 // time per token with the key/value cache, on 1 and 2 threads. Prints a table (docs/BENCHMARKS.md).
-// Usage: bench_whisper [--tokens N] [--repeats R]
+// Usage: bench_whisper [--tokens N] [--repeats R] [--threads T (default: 1, then 2)]
+// A BLAS with threads of its own (OpenBLAS) also reads OPENBLAS_NUM_THREADS: set it to T.
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "whisper/detail/model.h"
 
@@ -40,9 +42,11 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 int main(int argc, char** argv) {
   int n_tokens = 64, repeats = 2;
+  std::vector<int> thread_counts{1, 2};
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--tokens")) n_tokens = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--repeats")) repeats = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads")) thread_counts = {std::atoi(argv[i + 1])};
   }
   torch::NoGradGuard no_grad;
   fmt::print("{:<8} {:>7} {:>14} {:>12} {:>16} {:>20}\n", "model", "threads", "encoder 30 s", "decoder", "x real time",
@@ -56,7 +60,7 @@ int main(int argc, char** argv) {
     Whisper model(config);
     model->eval();
     const auto mel = torch::randn({1, 80, 3000});
-    for (int threads : {1, 2}) {
+    for (int threads : thread_counts) {
       torch::set_num_threads(threads);
       model->encoder->forward(mel);  // warm up
       double encoder_s = 1e9, per_token_s = 1e9;
