@@ -2,6 +2,8 @@
 // a network does not depend on its values): the encoder on one 30 s window, and the decoder's
 // time per token with the key/value cache, on 1 and 2 threads. Prints a table (docs/BENCHMARKS.md).
 // Usage: bench_whisper [--tokens N] [--repeats R] [--threads T (default: 1, then 2)]
+//        bench_whisper --write-checkpoint DIR: a small random Whisper (d_model 64, 30 s windows)
+//        with a Whisper-style tokenizer, for timing and memory of `dself transcribe` on long audio.
 // A BLAS with threads of its own (OpenBLAS) also reads OPENBLAS_NUM_THREADS: set it to T.
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -12,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "core/fs.h"
+#include "hf/checkpoint.h"
 #include "whisper/detail/model.h"
 
 using namespace dself::whisper;
@@ -38,9 +42,36 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// The tests' small BPE (tests/data/hf/bpe), Whisper's special tokens after it in Whisper's order,
+// and the timestamps <|0.00|> … <|30.00|>; random weights (seed 0).
+void write_checkpoint(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const fs::path bpe = DSELF_BPE_DIR;
+  fs::create_directories(dir);
+  fs::copy_file(bpe / "vocab.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(bpe / "merges.txt", dir / "merges.txt", fs::copy_options::overwrite_existing);
+  int id = 491;
+  nlohmann::json added = nlohmann::json::object();
+  for (const char* name : {"<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>",
+                           "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"})
+    added[name] = id++;
+  for (int i = 0; i <= 1500; ++i) added[fmt::format("<|{:.2f}|>", i * 0.02)] = id++;
+  dself::write_file_atomic(dir / "added_tokens.json", added.dump());
+  dself::write_file_atomic(dir / "generation_config.json", R"({"is_multilingual": false})");
+  auto config = shape(64, 2, 4).json;
+  config["vocab_size"] = id;
+  torch::manual_seed(0);
+  Whisper model(WhisperConfig::from_json(config, "bench"));
+  dself::hf::write_checkpoint(dir, config, whisper_tensors(model));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && !std::strcmp(argv[1], "--write-checkpoint")) {
+    write_checkpoint(argv[2]);
+    return 0;
+  }
   int n_tokens = 64, repeats = 2;
   std::vector<int> thread_counts{1, 2};
   for (int i = 1; i + 1 < argc; i += 2) {
