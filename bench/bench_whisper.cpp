@@ -52,8 +52,8 @@ void write_checkpoint(const std::filesystem::path& dir) {
   fs::copy_file(bpe / "merges.txt", dir / "merges.txt", fs::copy_options::overwrite_existing);
   int id = 491;
   nlohmann::json added = nlohmann::json::object();
-  for (const char* name : {"<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>",
-                           "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"})
+  for (const char* name : {"<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>",
+                           "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"})
     added[name] = id++;
   for (int i = 0; i <= 1500; ++i) added[fmt::format("<|{:.2f}|>", i * 0.02)] = id++;
   dself::write_file_atomic(dir / "added_tokens.json", added.dump());

@@ -236,6 +236,23 @@ TEST(WhisperDecode, TranscriptionIsDeterministicAndSegmentsAreOrdered) {
   }
 }
 
+TEST(WhisperDecode, SegmentsBecomeATranscriptWithWordTimes) {
+  dself::test::TempDir dir;
+  const auto model = Model::load(write_random_whisper(dir / "m", false, 6));
+  Transcript t;
+  t.language = "en";
+  t.segments.push_back({.start_s = 1.0, .end_s = 2.0, .text = "ab cdef  gh", .avg_logprob = -0.5});
+  const auto out = to_transcript(model, t);
+  EXPECT_EQ(out.engine, "whisper");
+  ASSERT_EQ(out.words.size(), 3u);
+  EXPECT_EQ(out.words[1].text, "cdef");
+  EXPECT_NEAR(out.words[0].start_s, 1.0, 1e-9);
+  EXPECT_NEAR(out.words[0].end_s, 1.25, 1e-9);  // 2 of 8 characters
+  EXPECT_NEAR(out.words[1].end_s, 1.75, 1e-9);
+  EXPECT_NEAR(out.words[2].end_s, 2.0, 1e-9);
+  EXPECT_NEAR(out.words[2].confidence, std::exp(-0.5), 1e-9);
+}
+
 TEST(WhisperDecode, ScoreIsTheTeacherForcedLogProbability) {
   dself::test::TempDir dir;
   const auto model = Model::load(write_random_whisper(dir / "m", false, 2));

@@ -212,6 +212,34 @@ Score score(const Model& model, const std::filesystem::path& audio, const std::s
 
 namespace dself::whisper {
 
+transcript::Transcript to_transcript(const Model& model, const Transcript& t) {
+  transcript::Transcript out;
+  out.engine = "whisper";
+  out.model = model.dir().string();
+  out.language = t.language;
+  for (const auto& s : t.segments) {
+    out.segments.push_back({s.text, s.start_s, s.end_s});
+    std::vector<std::string> words;
+    size_t chars = 0;
+    for (size_t i = 0; i < s.text.size();) {
+      const size_t b = s.text.find_first_not_of(' ', i);
+      if (b == std::string::npos) break;
+      const size_t e = std::min(s.text.find(' ', b), s.text.size());
+      words.push_back(s.text.substr(b, e - b));
+      chars += e - b;
+      i = e;
+    }
+    double at = s.start_s;
+    const double per_char = chars ? (s.end_s - s.start_s) / double(chars) : 0;
+    for (const auto& w : words) {
+      const double end = at + per_char * double(w.size());
+      out.words.push_back({w, at, end, std::exp(std::min(0.0, s.avg_logprob))});
+      at = end;
+    }
+  }
+  return out;
+}
+
 nlohmann::json transcript_json(const Model& model, const Transcript& t) {
   nlohmann::json segments = nlohmann::json::array();
   for (const auto& s : t.segments)

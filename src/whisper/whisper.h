@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/progress.h"
+#include "transcript/transcript.h"
 
 namespace dself::whisper {
 
@@ -86,6 +87,11 @@ Score score(const Model& model, const std::filesystem::path& audio, const std::s
             const TranscribeParams& params = {});
 Score score_samples(const Model& model, std::span<const float> samples, const std::string& text,
                     const TranscribeParams& params = {});
+
+// As dself's transcript (engine "whisper", model = the checkpoint directory): the segments, and
+// their words with times spread over each segment in proportion to their length in characters
+// (Whisper gives segment times; prepare's aligner finds the phones' own times afterwards).
+transcript::Transcript to_transcript(const Model& model, const Transcript& transcript);
 
 // The JSON documents `dself transcribe --stt whisper --json` prints (README, "dself transcribe"):
 // {"engine": "whisper", "model": DIR, "language": "en", "duration_s": 12.3, "windows": 1,
