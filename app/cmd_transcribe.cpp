@@ -73,7 +73,8 @@ void add_transcribe_command(CLI::App& app, const GlobalOptions& globals) {
   auto* command =
       app.add_subcommand("transcribe", "Transcribe an audio or video file with Whisper (a checkpoint you give)");
   command->add_option("audio", o->audio, "The audio or video file (any format FFmpeg reads)")->required();
-  command->add_option("--stt", o->stt, "The speech-to-text engine")->capture_default_str();
+  command->add_option("--stt", o->stt, "The speech-to-text engine (whisper: the one this command runs)")
+      ->capture_default_str();
   command->add_option("--model", o->model,
                       "A Hugging Face Whisper checkpoint directory (config.json, model.safetensors, tokenizer)");
   command->add_flag("--json", o->json, "Print JSON (segments with times, tokens and confidences)");

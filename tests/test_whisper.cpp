@@ -303,7 +303,8 @@ TEST(WhisperCli, TranscribeAndScorePrintJsonAndBadInputIsNamed) {
   const auto score = nlohmann::json::parse(r.output.substr(r.output.find('{')));
   EXPECT_LT(score["total_logprob"].get<double>(), 0);
   EXPECT_EQ(score["tokens"].size(), score["token_logprobs"].size());
-  // Bad input: exit 1 naming the file and what is wrong.
+  // Bad input: exit 1 naming the file and what is wrong (truncated and mismatched weights: the
+  // library tests above and tests/test_hf.cpp).
   r = dself::test::run_dself({"transcribe", "--model", (dir / "nothing").string(), (dir / "a.wav").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("nothing: not a directory"), std::string::npos) << r.output;
@@ -315,10 +316,6 @@ TEST(WhisperCli, TranscribeAndScorePrintJsonAndBadInputIsNamed) {
   fs::copy(model, dir / "small");
   config["vocab_size"] = 500;
   dself::write_file_atomic(dir / "small/config.json", config.dump());
-  r = dself::test::run_dself({"transcribe", "--model", (dir / "small").string(), (dir / "a.wav").string()});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("model.safetensors: tensor model.decoder.embed_tokens.weight has shape"), std::string::npos)
-      << r.output;
   fs::remove(dir / "small/model.safetensors");
   Whisper small(WhisperConfig::from_json(config, "t"));
   dself::hf::write_checkpoint(dir / "small", config, whisper_tensors(small));
@@ -326,12 +323,6 @@ TEST(WhisperCli, TranscribeAndScorePrintJsonAndBadInputIsNamed) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("small/vocab.json: the tokenizer"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("does not fit the model's 500 tokens"), std::string::npos) << r.output;
-  // A truncated weights file.
-  const auto bytes = dself::read_file(model / "model.safetensors");
-  dself::write_file_atomic(model / "model.safetensors", bytes.substr(0, bytes.size() / 2));
-  r = dself::test::run_dself({"transcribe", "--model", model.string(), (dir / "a.wav").string()});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("model.safetensors: truncated"), std::string::npos) << r.output;
 }
 
 TEST(WhisperFineTune, LossFallsAndGreedyOutputMovesToTheLabels) {
