@@ -85,6 +85,19 @@ TEST(HfTokenizer, SpecialTokensOnlyWhenAsked) {
   EXPECT_NE(input_error([&] { tok.id("<|nope|>"); }).find("tokenizer.json"), std::string::npos);
 }
 
+TEST(HfTokenizer, ByteLevelPrefixSpace) {
+  dself::test::TempDir dir;
+  auto json = nlohmann::json::parse(dself::read_file(kBpe / "json/tokenizer.json"));
+  json["pre_tokenizer"]["add_prefix_space"] = true;
+  dself::write_file_atomic(dir / "tokenizer.json", json.dump());
+  const auto with = Tokenizer::load(dir.path());
+  const auto without = Tokenizer::load(kBpe / "json");
+  EXPECT_EQ(with.encode("Hello world"), without.encode(" Hello world"));
+  EXPECT_EQ(with.encode(" Hello"), without.encode(" Hello"));  // already spaced
+  // Each stretch between special tokens gets its space.
+  EXPECT_EQ(with.encode("<|en|>Hello", true), without.encode("<|en|> Hello", true));
+}
+
 TEST(HfTokenizer, BadFilesAreNamed) {
   dself::test::TempDir dir;
   EXPECT_NE(input_error([&] { Tokenizer::load(dir / "absent"); }).find("absent"), std::string::npos);

@@ -255,8 +255,9 @@ struct Tokenizer::Impl {
     for (const auto& step : pre) {
       std::vector<std::string> next;
       for (auto& piece : pieces) {
-        if (step.add_prefix_space && &piece == &pieces.front() && !piece.empty() && piece[0] != ' ')
-          piece = " " + piece;
+        // As Hugging Face's ByteLevel: every piece so far (the stretch between added tokens, each
+        // earlier split) gets its leading space.
+        if (step.add_prefix_space && !piece.empty() && piece[0] != ' ') piece = " " + piece;
         if (!step.regex) {
           next.push_back(piece);
           continue;
