@@ -1,6 +1,7 @@
 // `dself train` through the real binary: refused without enough speech, trained, up to date,
 // stopped and resumed, stale when the data changes, spoken with by `say` (the fallback when the
-// model is broken) and lip-synced by `eval say`. The model's own numerics are tested in test_voice_train.
+// model is broken) and lip-synced by `eval say` (a slow test: `make test-slow`). The model's own numerics
+// are tested in test_voice_train.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -88,23 +89,6 @@ TEST(TrainCli, TrainsResumesSkipsGoesStaleAndSpeaksWithTheTrainedVoice) {
   EXPECT_NE(voice.find("trained"), std::string::npos) << voice;
   EXPECT_GT(said["duration_s"].get<double>(), 0.5);
 
-  // The trained voice's phone times drive the face as the fallback's do: `eval say` re-detects the
-  // mouth on frames animated from the trained voice's sentences, and judges that voice (not the
-  // fallback alone) into models/voice/metrics.json, where `eval voice` puts it.
-  auto evaluated = run_dself({"--avatar", avatar.string(), "--quiet", "eval", "say", "--json"});
-  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
-  auto figures = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
-  const auto& lips = figures["lip_sync"];
-  ASSERT_TRUE(lips.contains("face_found_share")) << lips.dump();
-  EXPECT_GE(lips["face_found_share"].get<double>(), 0.95);
-  EXPECT_LT(lips["mouth_error_iod_pct"].get<double>(), 10.0);
-  EXPECT_FALSE(figures["voice"]["fallback"].get<bool>()) << figures["voice"].dump();
-  EXPECT_TRUE(figures["voice"]["voices"].contains("trained")) << figures["voice"].dump();
-  std::ifstream metrics_file(model / "metrics.json");
-  auto metrics = nlohmann::json::parse(metrics_file);
-  EXPECT_NE(metrics["voice"].get<std::string>().find("trained"), std::string::npos) << metrics.dump();
-  EXPECT_TRUE(metrics.contains("person_pitch"));
-
   // The data changes: the voice is stale, and train trains it again.
   for (const auto& entry : fs::directory_iterator(avatar / "speech")) {
     const fs::path file = entry.path() / "utterances.json";
@@ -125,3 +109,28 @@ TEST(TrainCli, TrainsResumesSkipsGoesStaleAndSpeaksWithTheTrainedVoice) {
   EXPECT_NE(fallback["voice"].get<std::string>().find("fallback"), std::string::npos) << fallback.dump();
 }
 
+// Slow (about a minute of `eval say`, after a short training): `make test-slow`.
+TEST(TrainCli, SlowEvalSayLipSyncsAndJudgesTheTrainedVoice) {
+  dself::test::TempDir dir;
+  fs::path avatar = dself::test::copy_avatar(dir.path(), dself::test::voice_avatar_dir());
+  const fs::path model = avatar / "models" / "voice";
+  auto trained = run_dself({"--avatar", avatar.string(), "--quiet", "train", "voice", "--steps", "6"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+
+  // The trained voice's phone times drive the face as the fallback's do: `eval say` re-detects the
+  // mouth on frames animated from the trained voice's sentences, and judges that voice (not the
+  // fallback alone) into models/voice/metrics.json, where `eval voice` puts it.
+  auto evaluated = run_dself({"--avatar", avatar.string(), "--quiet", "eval", "say", "--json"});
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  auto figures = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
+  const auto& lips = figures["lip_sync"];
+  ASSERT_TRUE(lips.contains("face_found_share")) << lips.dump();
+  EXPECT_GE(lips["face_found_share"].get<double>(), 0.95);
+  EXPECT_LT(lips["mouth_error_iod_pct"].get<double>(), 10.0);
+  EXPECT_FALSE(figures["voice"]["fallback"].get<bool>()) << figures["voice"].dump();
+  EXPECT_TRUE(figures["voice"]["voices"].contains("trained")) << figures["voice"].dump();
+  std::ifstream metrics_file(model / "metrics.json");
+  auto metrics = nlohmann::json::parse(metrics_file);
+  EXPECT_NE(metrics["voice"].get<std::string>().find("trained"), std::string::npos) << metrics.dump();
+  EXPECT_TRUE(metrics.contains("person_pitch"));
+}
