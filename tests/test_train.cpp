@@ -4,7 +4,10 @@
 // are tested in test_voice_train.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
+#include <random>
+#include <thread>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -133,4 +136,44 @@ TEST(TrainCli, SlowEvalSayLipSyncsAndJudgesTheTrainedVoice) {
   auto metrics = nlohmann::json::parse(metrics_file);
   EXPECT_NE(metrics["voice"].get<std::string>().find("trained"), std::string::npos) << metrics.dump();
   EXPECT_TRUE(metrics.contains("person_pitch"));
+}
+
+// Slow (several trainings): `make test-slow`. Training killed (SIGKILL) at moments spread over a
+// run that replaces a trained model: after each kill the avatar still speaks (the old model, or
+// the fallback voice while a new model's files are being swapped in), status never says "broken",
+// and the next run goes on to a whole model.
+TEST(TrainCli, SlowKilledAnywhereNeverLeavesABrokenVoice) {
+  dself::test::TempDir dir;
+  fs::path avatar = dself::test::copy_avatar(dir.path(), dself::test::voice_avatar_dir());
+  auto first = run_dself({"--avatar", avatar.string(), "--quiet", "train", "voice", "--steps", "4"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+
+  const std::vector<std::string> marks = {"analyse speech", "train voice 1/8", "train voice 4/8", "train voice 8/8"};
+  std::mt19937 random(3);
+  int killed = 0;
+  for (size_t m = 0; m < marks.size(); ++m) {
+    dself::test::Background run({"--avatar", avatar.string(), "train", "voice", "--force", "--steps", "8"},
+                                dir / ("train-" + std::to_string(m) + ".log"));
+    ASSERT_TRUE(dself::test::wait_until(
+        [&] { return run.output().find(marks[m]) != std::string::npos || run.output().find("voice  ") != std::string::npos; },
+        600))
+        << run.output();
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(random)));
+    run.signal(SIGKILL);
+    killed += run.wait() == 128 + SIGKILL;
+    const auto state = status_of(avatar)["trained"]["voice"];
+    EXPECT_NE(state["state"], "broken") << "after a kill at " << marks[m] << ": " << state.dump();
+    auto said = say_json(avatar, dir / ("after-kill-" + std::to_string(m) + ".mp4"));
+    EXPECT_GT(said["duration_s"].get<double>(), 0.5) << said.dump();
+  }
+  EXPECT_GE(killed, 3);
+
+  auto finished = run_dself({"--avatar", avatar.string(), "--quiet", "train", "voice", "--force", "--steps", "8"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.output;
+  const auto status = status_of(avatar);
+  EXPECT_EQ(status["trained"]["voice"]["state"], "current") << status["trained"].dump();
+  EXPECT_EQ(status["trained"]["voice"]["summary"]["steps"], 8);
+  for (const auto& job : status["jobs"]) EXPECT_NE(job["state"], "running") << job.dump();
+  auto said = say_json(avatar, dir / "finished.mp4");
+  EXPECT_NE(said["voice"].get<std::string>().find("trained"), std::string::npos) << said.dump();
 }
