@@ -4,7 +4,7 @@ DSELF := $(BUILD)/app/dself
 JOBS ?= $(shell nproc)
 DEMO ?= demo
 
-.PHONY: all setup build web test test-unit demo eval eval-voice bench bench-train fuzz clean
+.PHONY: all setup build web test test-unit test-slow demo eval eval-voice bench bench-train fuzz clean
 
 all: setup build web
 
@@ -21,12 +21,15 @@ web: web/dist/index.html
 web/dist/index.html: $(WEB_SOURCES)
 	cd web && npm ci --no-audit --no-fund && npm run build
 
-# The whole suite: the libraries' tests ("unit"), the real binary end to end ("e2e") and the
-# evaluations on the sample person ("eval"), with the fixtures they share. test-unit: the fast part.
+# The default suite: the libraries' tests ("unit"), the real binary end to end ("e2e") and the
+# evaluations on the sample person ("eval"), with the fixtures they share. test-unit: the fast
+# part. test-slow: the tests that take minutes each (training a voice on a whole sample person).
 test: all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L 'unit|e2e|eval'
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+test-slow: all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L slow
 
 # The main job on the sample person: make one, ingest and prepare it, train its voice, show what
 # the avatar has, then serve it: open the printed URL (PORT=8080 by default) to talk to it; Ctrl-C
@@ -65,6 +68,7 @@ eval-voice: all
 	$(DSELF) --avatar $(EVAL)/voice-$(EVAL_VOICE)/avatar eval voice --json
 
 bench: all
+	cmake --build $(BUILD) --target benches -j $(JOBS)
 	$(BUILD)/bench/bench_media
 	$(BUILD)/bench/bench_sample
 	$(BUILD)/bench/bench_prepare

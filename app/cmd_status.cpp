@@ -19,7 +19,7 @@ struct StatusOptions {
   bool json = false;  // print the stable JSON document (docs/FORMATS.md) instead of text
 };
 
-std::string format_duration(double seconds) {
+std::string format_hms(double seconds) {
   auto s = static_cast<int64_t>(seconds + 0.5);
   return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
 }
@@ -29,7 +29,7 @@ void print_text(const nlohmann::json& status) {
   std::printf("avatar   %s\n", status["avatar"].get<std::string>().c_str());
   std::printf("sources  %d (%d videos, %d caption files, %s of video, %.1f MiB)\n",
               totals["sources"].get<int>(), totals["videos"].get<int>(), totals["captions"].get<int>(),
-              format_duration(totals["video_hours"].get<double>() * 3600).c_str(),
+              format_hms(totals["video_hours"].get<double>() * 3600).c_str(),
               totals["bytes"].get<double>() / 1048576.0);
   // What prepare made, per source, from the stage summaries.
   std::map<std::pair<int64_t, std::string>, nlohmann::json> summaries;
@@ -49,7 +49,7 @@ void print_text(const nlohmann::json& status) {
     nlohmann::json speech = summary(id, "prepare.speech"), face = summary(id, "prepare.face");
     if (!speech.is_null() && !face.is_null()) {
       prepared = fmt::format("speech {} in {} utterances, {} words, {} phones; face on {} of {} frames",
-                             format_duration(speech.value("speech_s", 0.0)), speech.value("utterances", 0),
+                             format_hms(speech.value("speech_s", 0.0)), speech.value("utterances", 0),
                              speech.value("words", 0), speech.value("phones", 0), face.value("face_frames", 0),
                              face.value("frames", 0));
       speech_s += speech.value("speech_s", 0.0);
@@ -61,7 +61,7 @@ void print_text(const nlohmann::json& status) {
       for (const auto& [reason, count] : speech["dropped"].items()) dropped[reason] += count.get<int64_t>();
     }
     std::printf("  %3lld  %-5s %s  %s\n       %s\n", static_cast<long long>(id),
-                source["kind"].get<std::string>().c_str(), format_duration(source["duration_s"].get<double>()).c_str(),
+                source["kind"].get<std::string>().c_str(), format_hms(source["duration_s"].get<double>()).c_str(),
                 source["title"].get<std::string>().empty() ? source["origin"].get<std::string>().c_str()
                                                            : source["title"].get<std::string>().c_str(),
                 prepared.c_str());
@@ -70,7 +70,7 @@ void print_text(const nlohmann::json& status) {
     std::string reasons;
     for (const auto& [reason, count] : dropped) reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ", count, reason);
     std::printf("prepared speech %s kept in %lld utterances, %lld words, %lld phones; dropped: %s\n",
-                format_duration(speech_s).c_str(), static_cast<long long>(utterances), static_cast<long long>(words),
+                format_hms(speech_s).c_str(), static_cast<long long>(utterances), static_cast<long long>(words),
                 static_cast<long long>(phones), reasons.empty() ? "nothing" : reasons.c_str());
     std::printf("         face on %lld of %lld frames (%.1f%%)\n", static_cast<long long>(face_frames),
                 static_cast<long long>(frames), 100.0 * face_frames / frames);
@@ -83,8 +83,8 @@ void print_text(const nlohmann::json& status) {
                            : "no one dominates: choose with `dself prepare --person N`");
     for (const auto& identity : who["identities"]) {
       std::printf("  %3d  on screen %s, speaking on screen %s, %d tracks%s\n", identity["number"].get<int>(),
-                  format_duration(identity["screen_s"].get<double>()).c_str(),
-                  format_duration(identity["speaking_s"].get<double>()).c_str(), identity["tracks"].get<int>(),
+                  format_hms(identity["screen_s"].get<double>()).c_str(),
+                  format_hms(identity["speaking_s"].get<double>()).c_str(), identity["tracks"].get<int>(),
                   identity["number"].get<int>() == person ? "  (the person)" : "");
     }
   }

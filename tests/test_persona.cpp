@@ -36,12 +36,10 @@ std::string lower(std::string s) {
 class PersonaTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    // The sample person ingested and prepared (the prepared_avatar fixture), copied: chat writes
+    // conversations into it. Preparing here would cost every test (each runs in its own process).
     dir_ = new test::TempDir();
-    avatar_ = (*dir_ / "avatar").string();
-    auto ingest = test::run_dself({"--avatar", avatar_, "--quiet", "ingest", test::sample_dir().string()});
-    ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
-    auto prepare = test::run_dself({"--avatar", avatar_, "--quiet", "prepare"});
-    ASSERT_EQ(prepare.exit_code, 0) << prepare.output;
+    avatar_ = test::copy_avatar(dir_->path()).string();
   }
   static void TearDownTestSuite() {
     delete dir_;

@@ -1,9 +1,14 @@
 // dself prepare end to end through the real binary: the sample person's videos become audio,
 // transcripts, a speech dataset and a face track that meet their targets; bad sources are
-// reported one by one while the good ones are prepared; a re-run after a fix resumes.
+// reported one by one while the good ones are prepared; a re-run after a fix resumes; a kill at any
+// point loses nothing.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
+#include <map>
+#include <random>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -28,6 +33,81 @@ nlohmann::json status_of(const std::string& avatar) {
   auto status = test::run_dself({"--avatar", avatar, "status", "--json"});
   EXPECT_EQ(status.exit_code, 0) << status.output;
   return nlohmann::json::parse(status.output);
+}
+
+// Every file under `dir` (relative paths) but the catalog, which records the runs themselves.
+std::map<std::string, std::string> avatar_files(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = fs::relative(entry.path(), dir).string();
+    if (name.rfind("dself.db", 0) == 0 || name.rfind("lock", 0) == 0 || name.find(".lock") != std::string::npos) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    files[name] = std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return files;
+}
+
+// Prepare killed (SIGKILL: no cleanup at all) once in each of its steps, at a random moment after
+// the step before it reported, then run to the end: the avatar is byte for byte the one an
+// uninterrupted prepare made (the prepared_avatar fixture; prepare is deterministic), and a
+// further run finds everything up to date. Each run resumes from what the killed ones finished.
+TEST(Prepare, KilledAtAnyPointLosesNothingAndEndsAsAnUninterruptedRun) {
+  test::TempDir dir;
+  const std::string avatar = (dir / "avatar").string();
+  auto ingest = test::run_dself({"--avatar", avatar, "--quiet", "ingest", test::sample_dir().string()});
+  ASSERT_EQ(ingest.exit_code, 0) << ingest.output;
+
+  // What each step prints when it ends (the next one starts right after): kill somewhere in the next.
+  const std::vector<std::string> marks = {"prepare [1/2]",          "progress: audio video_000",
+                                          "progress: align video_000", "progress: face tracks video_000",
+                                          "prepare [2/2]",          "progress: audio video_001",
+                                          "progress: face tracks video_001", "prepare: the person",
+                                          "progress: face track video_000"};
+  std::mt19937 random(16);
+  int killed = 0;
+  for (size_t m = 0; m < marks.size(); ++m) {
+    const fs::path log = dir / ("run-" + std::to_string(m) + ".log");
+    test::Background run({"--avatar", avatar, "prepare"}, log);
+    const bool reached = test::wait_until(
+        [&] {
+          const std::string out = run.output();
+          return contains(out, marks[m]) || contains(out, "prepare: ");
+        },
+        120);
+    ASSERT_TRUE(reached) << run.output();
+    if (contains(run.output(), "prepare: 2 prepared")) {  // it finished first: nothing left to kill in
+      EXPECT_EQ(run.wait(), 0) << run.output();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 400)(random)));
+    run.signal(SIGKILL);
+    const int code = run.wait();
+    killed += code == 128 + SIGKILL;
+  }
+  EXPECT_GE(killed, 5) << "the kills should land inside prepare's steps, not after it";
+
+  auto finished = test::run_dself({"--avatar", avatar, "prepare"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.output;
+  auto again = test::run_dself({"--avatar", avatar, "prepare"});
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_FALSE(contains(again.output, "done: audio")) << again.output;
+
+  const auto made = avatar_files(avatar);
+  const auto reference = avatar_files(test::prepared_avatar_dir());
+  for (const auto& [name, bytes] : reference) {
+    auto it = made.find(name);
+    if (it == made.end()) {
+      ADD_FAILURE() << name << " is missing after the kills";
+      continue;
+    }
+    EXPECT_TRUE(it->second == bytes) << name << " differs from an uninterrupted prepare's";
+  }
+  for (const auto& [name, bytes] : made) {
+    EXPECT_TRUE(reference.count(name)) << name << " was left behind by a killed run";
+  }
+  // The killed runs are recorded as interrupted, none left "running".
+  for (const auto& job : status_of(avatar)["jobs"]) EXPECT_NE(job["state"], "running") << job.dump();
 }
 
 TEST(Prepare, SamplePersonMeetsItsTargetsAndReRunsDoNothing) {

@@ -1,9 +1,13 @@
 // `dself train` through the real binary: refused without enough speech, trained, up to date,
 // stopped and resumed, stale when the data changes, spoken with by `say` (the fallback when the
-// model is broken) and lip-synced by `eval say`. The model's own numerics are tested in test_voice_train.
+// model is broken) and lip-synced by `eval say` (a slow test: `make test-slow`). The model's own numerics
+// are tested in test_voice_train.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
+#include <random>
+#include <thread>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -88,23 +92,6 @@ TEST(TrainCli, TrainsResumesSkipsGoesStaleAndSpeaksWithTheTrainedVoice) {
   EXPECT_NE(voice.find("trained"), std::string::npos) << voice;
   EXPECT_GT(said["duration_s"].get<double>(), 0.5);
 
-  // The trained voice's phone times drive the face as the fallback's do: `eval say` re-detects the
-  // mouth on frames animated from the trained voice's sentences, and judges that voice (not the
-  // fallback alone) into models/voice/metrics.json, where `eval voice` puts it.
-  auto evaluated = run_dself({"--avatar", avatar.string(), "--quiet", "eval", "say", "--json"});
-  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
-  auto figures = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
-  const auto& lips = figures["lip_sync"];
-  ASSERT_TRUE(lips.contains("face_found_share")) << lips.dump();
-  EXPECT_GE(lips["face_found_share"].get<double>(), 0.95);
-  EXPECT_LT(lips["mouth_error_iod_pct"].get<double>(), 10.0);
-  EXPECT_FALSE(figures["voice"]["fallback"].get<bool>()) << figures["voice"].dump();
-  EXPECT_TRUE(figures["voice"]["voices"].contains("trained")) << figures["voice"].dump();
-  std::ifstream metrics_file(model / "metrics.json");
-  auto metrics = nlohmann::json::parse(metrics_file);
-  EXPECT_NE(metrics["voice"].get<std::string>().find("trained"), std::string::npos) << metrics.dump();
-  EXPECT_TRUE(metrics.contains("person_pitch"));
-
   // The data changes: the voice is stale, and train trains it again.
   for (const auto& entry : fs::directory_iterator(avatar / "speech")) {
     const fs::path file = entry.path() / "utterances.json";
@@ -125,3 +112,68 @@ TEST(TrainCli, TrainsResumesSkipsGoesStaleAndSpeaksWithTheTrainedVoice) {
   EXPECT_NE(fallback["voice"].get<std::string>().find("fallback"), std::string::npos) << fallback.dump();
 }
 
+// Slow (about a minute of `eval say`, after a short training): `make test-slow`.
+TEST(TrainCli, SlowEvalSayLipSyncsAndJudgesTheTrainedVoice) {
+  dself::test::TempDir dir;
+  fs::path avatar = dself::test::copy_avatar(dir.path(), dself::test::voice_avatar_dir());
+  const fs::path model = avatar / "models" / "voice";
+  auto trained = run_dself({"--avatar", avatar.string(), "--quiet", "train", "voice", "--steps", "6"});
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+
+  // The trained voice's phone times drive the face as the fallback's do: `eval say` re-detects the
+  // mouth on frames animated from the trained voice's sentences, and judges that voice (not the
+  // fallback alone) into models/voice/metrics.json, where `eval voice` puts it.
+  auto evaluated = run_dself({"--avatar", avatar.string(), "--quiet", "eval", "say", "--json"});
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  auto figures = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
+  const auto& lips = figures["lip_sync"];
+  ASSERT_TRUE(lips.contains("face_found_share")) << lips.dump();
+  EXPECT_GE(lips["face_found_share"].get<double>(), 0.95);
+  EXPECT_LT(lips["mouth_error_iod_pct"].get<double>(), 10.0);
+  EXPECT_FALSE(figures["voice"]["fallback"].get<bool>()) << figures["voice"].dump();
+  EXPECT_TRUE(figures["voice"]["voices"].contains("trained")) << figures["voice"].dump();
+  std::ifstream metrics_file(model / "metrics.json");
+  auto metrics = nlohmann::json::parse(metrics_file);
+  EXPECT_NE(metrics["voice"].get<std::string>().find("trained"), std::string::npos) << metrics.dump();
+  EXPECT_TRUE(metrics.contains("person_pitch"));
+}
+
+// Slow (several trainings): `make test-slow`. Training killed (SIGKILL) at moments spread over a
+// run that replaces a trained model: after each kill the avatar still speaks (the old model, or
+// the fallback voice while a new model's files are being swapped in), status never says "broken",
+// and the next run goes on to a whole model.
+TEST(TrainCli, SlowKilledAnywhereNeverLeavesABrokenVoice) {
+  dself::test::TempDir dir;
+  fs::path avatar = dself::test::copy_avatar(dir.path(), dself::test::voice_avatar_dir());
+  auto first = run_dself({"--avatar", avatar.string(), "--quiet", "train", "voice", "--steps", "4"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+
+  const std::vector<std::string> marks = {"analyse speech", "train voice 1/8", "train voice 4/8", "train voice 8/8"};
+  std::mt19937 random(3);
+  int killed = 0;
+  for (size_t m = 0; m < marks.size(); ++m) {
+    dself::test::Background run({"--avatar", avatar.string(), "train", "voice", "--force", "--steps", "8"},
+                                dir / ("train-" + std::to_string(m) + ".log"));
+    ASSERT_TRUE(dself::test::wait_until(
+        [&] { return run.output().find(marks[m]) != std::string::npos || run.output().find("voice  ") != std::string::npos; },
+        600))
+        << run.output();
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 300)(random)));
+    run.signal(SIGKILL);
+    killed += run.wait() == 128 + SIGKILL;
+    const auto state = status_of(avatar)["trained"]["voice"];
+    EXPECT_NE(state["state"], "broken") << "after a kill at " << marks[m] << ": " << state.dump();
+    auto said = say_json(avatar, dir / ("after-kill-" + std::to_string(m) + ".mp4"));
+    EXPECT_GT(said["duration_s"].get<double>(), 0.5) << said.dump();
+  }
+  EXPECT_GE(killed, 3);
+
+  auto finished = run_dself({"--avatar", avatar.string(), "--quiet", "train", "voice", "--force", "--steps", "8"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.output;
+  const auto status = status_of(avatar);
+  EXPECT_EQ(status["trained"]["voice"]["state"], "current") << status["trained"].dump();
+  EXPECT_EQ(status["trained"]["voice"]["summary"]["steps"], 8);
+  for (const auto& job : status["jobs"]) EXPECT_NE(job["state"], "running") << job.dump();
+  auto said = say_json(avatar, dir / "finished.mp4");
+  EXPECT_NE(said["voice"].get<std::string>().find("trained"), std::string::npos) << said.dump();
+}

@@ -289,8 +289,10 @@ class SourcePreparer {
       progress.set_done(static_cast<int64_t>(samples.size() / audio_rate));
     });
     media::write_wav(audio_path(), samples, audio_rate);
-    audio_ = std::move(samples);
-    return {{"audio_s", static_cast<double>(audio_->size()) / audio_rate}};
+    // The later steps read the WAV as written (16-bit), not these floats: a run resumed after a
+    // kill reads it too, and must make the same transcript and clips as an uninterrupted one.
+    audio_.reset();
+    return {{"audio_s", static_cast<double>(samples.size()) / audio_rate}};
   }
 
   nlohmann::json make_transcript() {

@@ -149,14 +149,6 @@ struct VoiceEvaluationOptions {
 // median pitch, set to speak at it.
 std::unique_ptr<Voice> make_fallback_voice(const PitchProfile& person, const std::string& espeak_voice = "");
 
-// Judges the fallback voice on an avatar's held-out utterance texts (its train texts when it has
-// none held out) (DESIGN.md §4): intelligibility (WER of PocketSphinx on the voice saying them),
-// speed (real-time factor of synthesis) and the person's pitch against the voice's, and, against
-// the person's real recordings of the same texts, MCD, F0 RMSE, voicing error, phone durations
-// and the copy-synthesis floor (as evaluate_voices). Throws InputError naming `dself prepare`
-// when the avatar has no prepared speech. Fields: docs/FORMATS.md, "Voice".
-nlohmann::json evaluate_voice(const std::filesystem::path& avatar, const VoiceEvaluationOptions& options = {});
-
 // A voice to judge and its role in the report: "fallback" (espeak-ng) or "trained" (the person's own).
 struct JudgedVoice {
   std::string role;
