@@ -95,7 +95,7 @@ clean:
 # Prints executions and crashes per target; fails when any target crashed.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= captions safetensors transcript_json dataset_json landmarks voice_config server_requests
+FUZZ_TARGETS ?= captions safetensors transcript_json dataset_json landmarks voice_config server_requests tokenizer
 fuzz: setup
 	@# clang with libFuzzer and the sanitizer runtimes: only the fuzz build needs them.
 	dpkg-query -W -f='$${Status}\n' clang libclang-rt-14-dev 2>/dev/null | grep -c "install ok installed" | grep -qx 2 || \

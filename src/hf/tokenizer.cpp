@@ -422,10 +422,12 @@ Tokenizer Tokenizer::from_vocab_merges(const fs::path& vocab, const fs::path& me
     }
   }
   // Tokens of the vocabulary that look like <|...|> are Whisper's and GPT-2's specials (<|endoftext|>).
-  for (const auto& [token, id] : impl->vocab)
+  for (const auto& [token, token_id] : impl->vocab) {
+    const int32_t id = token_id;  // a structured binding cannot be captured before clang 16
     if (token.size() > 4 && token.rfind("<|", 0) == 0 && token.substr(token.size() - 2) == "|>" &&
         std::none_of(impl->added.begin(), impl->added.end(), [&](const Impl::Added& a) { return a.id == id; }))
       impl->added.push_back({token, id, true});
+  }
   impl->finish();
   Tokenizer t;
   t.impl_ = std::move(impl);
