@@ -35,16 +35,19 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
   auto lm_only = std::make_shared<bool>(false);
   command->add_flag("--lm-only", *lm_only,
                     "stt: only the person's language model and dictionary (no acoustic adaptation)");
-  command->add_flag("--map", options->stt_map, "stt: MAP-adapt the acoustic model after MLLR (see docs/STT.md)");
+  auto mllr_only = std::make_shared<bool>(false);
+  command->add_flag("--mllr-only", *mllr_only,
+                    "stt: adapt the acoustic model by MLLR alone (the default, MAP, measured better: docs/STT.md)");
   command->footer(
       "A model already trained on the data as it is now is skipped. Training checkpoints as it goes:\n"
       "Ctrl-C (or --time-budget) stops it at the next step, and running train again resumes there\n"
       "(a second Ctrl-C ends the process at once: at most the time since the last checkpoint is lost).\n"
       "Exit status: 0 trained, up to date or stopped by the budget; 1 bad input (e.g. too little\n"
       "speech, not prepared); 2 a dependency or the environment failed; 130 interrupted.");
-  command->callback([options, model, lm_only, &globals] {
+  command->callback([options, model, lm_only, mllr_only, &globals] {
     options->avatar = globals.avatar;
     options->stt_acoustic = !*lm_only;
+    options->stt_map = !*mllr_only;
     options->models.clear();
     if (*model == "voice") options->models.push_back(train::Model::voice);
     if (*model == "stt") options->models.push_back(train::Model::stt);

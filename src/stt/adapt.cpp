@@ -225,6 +225,7 @@ AdaptResult adapt(const AdaptOptions& options) {
   result.train_utterances = static_cast<int>(data.train.size());
   for (const auto& u : data.train) result.train_speech_s += u.duration_s;
   fs::create_directories(logs);
+  fs::create_directories(work);
   // Nothing of a previous model counts until the new config.json is written.
   fs::remove(dir / "config.json");
   const fs::path generic_hmm = options.generic_model_dir / "en-us";
@@ -236,7 +237,17 @@ AdaptResult adapt(const AdaptOptions& options) {
   progress.advance();
 
   // The LM weight is tuned on a development split carved out of train; the held-out split is not seen.
-  const auto [fit, dev] = split_development(data.train, options.dev_share);
+  auto [fit, dev] = split_development(data.train, options.dev_share);
+  // Each weight decodes the development split once: keep it short, what is left over is fitted on.
+  double dev_s = 0;
+  for (size_t i = 0; i < dev.size(); ++i) {
+    dev_s += dev[i].duration_s;
+    if (dev_s > options.max_dev_s) {
+      fit.insert(fit.end(), dev.begin() + i, dev.end());
+      dev.resize(i);
+      break;
+    }
+  }
   transcript::PocketSphinxOptions base;
   base.model_dir = options.generic_model_dir;
   base.dictionary = dir / "person.dict";
@@ -295,9 +306,12 @@ AdaptResult adapt(const AdaptOptions& options) {
     config["mllr"] = "mllr_matrix";
     progress.advance();
     if (options.map) {
+      // MAP from the generic model's statistics; the MLLR transform stays on disk for `eval stt`
+      // but is not applied on top (it was estimated against the generic means, not the MAP ones).
       solve_map(tools, work, dir / "hmm", logs, options.should_stop);
       result.map = true;
       config["hmm"] = "hmm";
+      config["mllr"] = nullptr;
     }
     progress.advance();
   }

@@ -107,7 +107,7 @@ json evaluate_stt(const fs::path& avatar, bool librivox) {
     // The headline: the model `train stt` kept (config.json).
     const bool has_acoustic = !person->mllr.empty() || !person->acoustic_model.empty();
     const std::string kept = person->acoustic_model.empty() ? "mllr" : "map";
-    if (has_acoustic) {
+    if (has_acoustic && wer.contains("acoustic_" + kept)) {
       wer["acoustic"] = wer["acoustic_" + kept];
       wer["both"] = wer["both_" + kept];
     }

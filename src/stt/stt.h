@@ -77,10 +77,11 @@ struct AdaptOptions {
   std::filesystem::path generic_model_dir = "/usr/share/pocketsphinx/model/en-us";  // pocketsphinx-en-us
   std::filesystem::path sphinxtrain_dir = "/usr/lib/sphinxtrain";  // bw, mllr_solve, map_adapt
   bool acoustic = true;             // adapt the acoustic model too (else the language model only)
-  bool map = false;                 // MAP after MLLR (measured: see docs/STT.md)
+  bool map = true;                  // MAP re-estimation (kept: it helps most, docs/STT.md); else MLLR alone
   double min_acoustic_speech_s = 60;  // less train-split speech than this: language model only
   double dev_share = 0.2;           // share of the train split held back to tune the LM weight
-  std::vector<double> lm_weights = {0.3, 0.5, 0.7, 0.9};  // person-LM weights tried on the dev split
+  std::vector<double> lm_weights = {0.5, 0.7, 0.9};  // person-LM weights tried on the dev split
+  double max_dev_s = 90;            // development audio decoded per weight, at most (seconds)
   ProgressSink progress;
   StopRequested should_stop;
 };

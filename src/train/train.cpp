@@ -134,7 +134,7 @@ ModelOutcome train_stt(const TrainOptions& options, Catalog& catalog, bool named
       "{:.1f}%), {}",
       result.train_speech_s / 60, result.added_words, result.lm_weight, 100 * result.dev_wer_generic,
       100 * result.dev_wer_person_lm,
-      result.map ? "MLLR and MAP" : result.mllr ? "MLLR" : "no acoustic adaptation");
+      result.map ? "MAP acoustic adaptation" : result.mllr ? "MLLR acoustic adaptation" : "no acoustic adaptation");
   return outcome;
 }
 

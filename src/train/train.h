@@ -28,7 +28,7 @@ struct TrainOptions {
   int threads = 2;
   uint64_t seed = 1;
   bool stt_acoustic = true;     // stt: adapt the acoustic model too (else the language model only)
-  bool stt_map = false;         // stt: MAP after MLLR
+  bool stt_map = true;          // stt: MAP re-estimation (else MLLR alone)
   ProgressSink progress;
   StopRequested should_stop;
 };
