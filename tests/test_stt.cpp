@@ -10,8 +10,10 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "media/media.h"
 #include "stt/stt.h"
 #include "support.h"
+#include "transcript/transcript.h"
 
 namespace dself {
 namespace {
@@ -163,6 +165,122 @@ TEST(Sendump, DebianModelRoundTripsThroughS3MixtureWeights) {
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("mixw 2 3 128"), std::string::npos) << r.output.substr(0, 2000);
   }
+}
+
+}  // namespace
+}  // namespace dself
+
+namespace dself {
+namespace {
+
+// The small sample person (about 25 s of train-split speech): too little for the acoustic model,
+// so the language model and dictionary only, with a note saying how much is needed.
+TEST(SttAdapt, TooLittleSpeechAdaptsTheLanguageModelOnly) {
+  test::TempDir dir;
+  const fs::path avatar = test::copy_avatar(dir.path());
+  stt::AdaptOptions options;
+  options.avatar = avatar;
+  const stt::AdaptResult result = stt::adapt(options);
+  EXPECT_GT(result.train_speech_s, 5);
+  EXPECT_FALSE(result.mllr);
+  EXPECT_FALSE(result.map);
+  bool noted = false;
+  for (const auto& note : result.notes) noted = noted || note.find("it needs 60 s") != std::string::npos;
+  EXPECT_TRUE(noted) << ::testing::PrintToString(result.notes);
+  const fs::path model = avatar / "models" / "stt";
+  const std::string arpa = read_file(model / "person.arpa");
+  EXPECT_NE(arpa.find("\\3-grams:"), std::string::npos);
+  // Every word of the train split is in the person's dictionary, and none of the held-out-only ones
+  // is in the LM (the held-out split is never learned from).
+  const std::string dict = read_file(model / "person.dict");
+  const nlohmann::json utterances = nlohmann::json::parse(read_file(avatar / "speech" / "1" / "utterances.json"));
+  for (const auto& u : utterances["utterances"]) {
+    if (u["split"] != "train") continue;
+    for (const auto& w : transcript::scoring_words(u["text"].get<std::string>())) {
+      EXPECT_NE(dict.find("\n" + w + " "), std::string::npos) << w;
+    }
+  }
+  // The adapted recogniser loads and transcribes a train clip close to its text.
+  auto sphinx = stt::person_recognizer_options(avatar);
+  ASSERT_TRUE(sphinx.has_value());
+  EXPECT_TRUE(sphinx->mllr.empty());
+  transcript::PocketSphinxRecognizer recognizer(*sphinx);
+  for (const auto& u : utterances["utterances"]) {
+    if (u["split"] != "train") continue;
+    const auto heard = recognizer.transcribe(media::decode_audio(avatar / "speech" / "1" / u["wav"].get<std::string>()));
+    std::vector<std::string> words;
+    for (const auto& w : heard.words) words.push_back(w.text);
+    EXPECT_LT(transcript::word_error_rate(transcript::scoring_words(u["text"].get<std::string>()), words), 0.5)
+        << u["text"];
+    break;
+  }
+}
+
+TEST(SttAdapt, MissingSphinxtrainIsAnEnvironmentErrorNamingThePackage) {
+  test::TempDir dir;
+  const fs::path avatar = test::copy_avatar(dir.path());
+  stt::AdaptOptions options;
+  options.avatar = avatar;
+  options.min_acoustic_speech_s = 1;
+  options.sphinxtrain_dir = dir / "no-sphinxtrain";
+  try {
+    stt::adapt(options);
+    FAIL() << "adapted without sphinxtrain";
+  } catch (const EnvironmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("install the Debian package sphinxtrain"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(avatar / "models" / "stt" / "config.json"));
+}
+
+// sphinx_fe, bw, mllr_solve and map_adapt on the small person's train split (about 20 s of speech;
+// the test takes about 7 s).
+TEST(SttAdapt, MllrAndMapAdaptationRunsAndLoads) {
+  test::TempDir dir;
+  const fs::path avatar = test::copy_avatar(dir.path());
+  stt::AdaptOptions options;
+  options.avatar = avatar;
+  options.min_acoustic_speech_s = 1;
+  const stt::AdaptResult result = stt::adapt(options);
+  EXPECT_TRUE(result.mllr);
+  EXPECT_TRUE(result.map);
+  const fs::path model = avatar / "models" / "stt";
+  for (const char* f : {"mllr_matrix", "hmm/means", "hmm/variances", "hmm/mixture_weights", "hmm/mdef", "logs/bw.log",
+                        "logs/map_adapt.log"}) {
+    EXPECT_TRUE(fs::exists(model / f)) << f;
+  }
+  auto sphinx = stt::person_recognizer_options(avatar);
+  ASSERT_TRUE(sphinx.has_value());
+  EXPECT_EQ(sphinx->acoustic_model, model / "hmm");
+  transcript::PocketSphinxRecognizer recognizer(*sphinx);
+  const auto heard = recognizer.transcribe(media::decode_audio(avatar / "speech" / "1" / "0000.wav"));
+  EXPECT_FALSE(heard.words.empty());
+}
+
+// dself transcribe: text, JSON with words and times, a silent file, a missing one.
+TEST(TranscribeCli, TranscribesSaysWhichModelAndHandlesSilenceAndMissingFiles) {
+  test::TempDir dir;
+  const fs::path clip = test::prepared_avatar_dir() / "speech" / "1" / "0000.wav";
+  // With --avatar, an avatar without an adapted model: the generic model, and a note saying so.
+  const auto json_run =
+      test::run_dself({"--avatar", test::prepared_avatar_dir().string(), "transcribe", "--json", clip.string()});
+  ASSERT_EQ(json_run.exit_code, 0) << json_run.output;
+  EXPECT_NE(json_run.output.find("generic one is used"), std::string::npos) << json_run.output;
+  const nlohmann::json j = nlohmann::json::parse(json_run.output.substr(json_run.output.find('{')));
+  EXPECT_EQ(j["engine"], "pocketsphinx");
+  EXPECT_EQ(j["adaptation"], "generic");
+  ASSERT_FALSE(j["words"].empty());
+  EXPECT_LT(j["words"][0]["start_s"].get<double>(), j["words"][0]["end_s"].get<double>());
+  EXPECT_GE(j["words"][0]["confidence"].get<double>(), 0.0);
+
+  std::vector<float> silence(32000, 0.0f);
+  media::write_wav(dir / "silence.wav", silence, 16000);
+  const auto quiet = test::run_dself({"transcribe", "--json", (dir / "silence.wav").string()});
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.output;
+  EXPECT_NE(quiet.output.find("no speech was recognised"), std::string::npos) << quiet.output;
+
+  const auto missing = test::run_dself({"transcribe", (dir / "nothing.mp4").string()});
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_NE(missing.output.find("nothing.mp4"), std::string::npos) << missing.output;
 }
 
 }  // namespace

@@ -251,8 +251,8 @@ AdaptResult adapt(const AdaptOptions& options) {
   transcript::PocketSphinxOptions base;
   base.model_dir = options.generic_model_dir;
   base.dictionary = dir / "person.dict";
-  result.lm_weight = options.lm_weights.empty() ? 0.5 : options.lm_weights.back();
-  if (!dev.empty() && !fit.empty()) {
+  result.lm_weight = options.default_lm_weight;
+  if (dev.size() >= options.min_dev_utterances && !fit.empty()) {
     write_person_lm(fit, work / "dev.arpa");
     result.dev_wer_generic = wer_of(base, dev);
     double best = 2;
@@ -270,7 +270,9 @@ AdaptResult adapt(const AdaptOptions& options) {
     }
     result.dev_wer_person_lm = best;
   } else {
-    result.notes.push_back("too few train utterances for a development split: the person LM weight is not tuned");
+    result.notes.push_back(fmt::format("too few train utterances for a development split: the person LM weight is "
+                                       "not tuned ({:.2f})",
+                                       result.lm_weight));
   }
   write_person_lm(data.train, dir / "person.arpa");
   progress.advance();

@@ -82,6 +82,8 @@ struct AdaptOptions {
   double dev_share = 0.2;           // share of the train split held back to tune the LM weight
   std::vector<double> lm_weights = {0.5, 0.7, 0.9};  // person-LM weights tried on the dev split
   double max_dev_s = 90;            // development audio decoded per weight, at most (seconds)
+  size_t min_dev_utterances = 3;    // fewer development utterances: default_lm_weight, untuned
+  double default_lm_weight = 0.7;   // the person LM's weight when it cannot be tuned
   ProgressSink progress;
   StopRequested should_stop;
 };
