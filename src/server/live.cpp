@@ -380,9 +380,10 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     std::error_code ec;
     fs::remove(file, ec);
     if (!recognizer_) {
-      // The person's adapted model when `dself train stt` made one (its language model knows what
-      // visitors ask the person about), else the generic one.
-      auto person = stt::person_recognizer_options(options_.avatar);
+      // The person's language model when `dself train stt` made one (it knows what visitors ask the
+      // person about); the acoustic model adapted to the person's voice only where `eval stt` found
+      // it does not hurt other speakers (docs/STT.md); else the generic model.
+      auto person = stt::visitor_recognizer_options(options_.avatar);
       recognizer_ = std::make_unique<transcript::PocketSphinxRecognizer>(person ? *person : transcript::PocketSphinxOptions{});
     }
     transcript::Transcript heard = recognizer_->transcribe(audio);

@@ -348,6 +348,23 @@ std::optional<transcript::PocketSphinxOptions> person_recognizer_options(const f
   return options;
 }
 
+std::optional<transcript::PocketSphinxOptions> visitor_recognizer_options(const fs::path& avatar) {
+  std::optional<transcript::PocketSphinxOptions> options = person_recognizer_options(avatar);
+  if (!options) return options;
+  bool keep_acoustic = false;
+  const fs::path metrics = workspace::metrics_path(avatar, "stt");
+  if (fs::exists(metrics)) {
+    const json m = json::parse(read_file(metrics), nullptr, false);
+    keep_acoustic = !m.is_discarded() && m.value("other_voices_acoustic", "") == "adapted";
+  }
+  if (!keep_acoustic) {
+    options->mllr.clear();
+    options->acoustic_model.clear();
+    options->name += " (language model; generic acoustic model for other voices)";
+  }
+  return options;
+}
+
 std::string stt_data_hash(const fs::path& avatar) {
   std::string key = "dself-stt v1\n";
   for (const auto& dir : speech_source_dirs(avatar)) {

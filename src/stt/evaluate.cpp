@@ -120,6 +120,11 @@ json evaluate_stt(const fs::path& avatar, bool librivox) {
         result["librivox"] = {{"skipped", "pocketsphinx-testdata is not installed"}};
       } else {
         json l = {{"generic", judge(generic, items).to_json()}};
+        transcript::PocketSphinxOptions lm_on_others = generic;
+        lm_on_others.dictionary = person->dictionary;
+        lm_on_others.person_lm = person->person_lm;
+        lm_on_others.person_lm_weight = person->person_lm_weight;
+        l["person_lm"] = judge(lm_on_others, items).to_json();
         if (has_acoustic) {
           transcript::PocketSphinxOptions adapted = generic;
           adapted.dictionary = person->dictionary;
@@ -128,6 +133,11 @@ json evaluate_stt(const fs::path& avatar, bool librivox) {
           l["acoustic"] = judge(adapted, items).to_json();
           l["both"] = judge(*person, items).to_json();
         }
+        // Other speakers (a visitor's voice messages) keep the generic acoustic model unless the
+        // adaptation costs them at most 2 points of WER here.
+        const double cost = has_acoustic ? l["acoustic"]["wer"].get<double>() - l["generic"]["wer"].get<double>() : 0.0;
+        l["acoustic_cost_points"] = 100 * cost;
+        result["other_voices_acoustic"] = has_acoustic && cost <= 0.02 ? "adapted" : "generic";
         result["librivox"] = l;
       }
     }

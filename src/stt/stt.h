@@ -115,6 +115,12 @@ std::optional<transcript::PocketSphinxOptions> person_recognizer_options(
     const std::filesystem::path& avatar, const std::filesystem::path& generic_model_dir =
                                              "/usr/share/pocketsphinx/model/en-us");
 
+// For voices that are not the person's (the live server's visitors): the person's language model
+// and dictionary, with the adapted acoustic model only when `eval stt` found it costs other speakers
+// (LibriVox) at most 2 points of WER ("other_voices_acoustic" in models/stt/metrics.json); nullopt
+// when there is no person's model.
+std::optional<transcript::PocketSphinxOptions> visitor_recognizer_options(const std::filesystem::path& avatar);
+
 // `dself eval stt`: WER on the held-out utterances for generic, + person LM, + acoustic
 // adaptation, both; on Debian's LibriVox recordings for generic and the acoustic adaptation; the
 // decoder's real-time factor. Writes models/stt/metrics.json when there is a person's model.
