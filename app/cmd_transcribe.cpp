@@ -79,11 +79,11 @@ void add_transcribe_command(CLI::App& app, const GlobalOptions& globals) {
   command->add_option("file", options->input, "Audio or video file (for --stt captions: a .vtt/.srt file, or a "
                                               "video with one beside it)")
       ->required();
-  const std::map<std::string, Engine> engines = {{"pocketsphinx", Engine::pocketsphinx},
-                                                 {"captions", Engine::captions}};
-  command->add_option("--stt", options->engine, "Engine: pocketsphinx or captions")
-      ->transform(CLI::CheckedTransformer(engines, CLI::ignore_case))
-      ->default_str("pocketsphinx");
+  // Each engine is one branch of the switch in the callback (another engine: a name here, a case there).
+  auto engine_name = std::make_shared<std::string>("pocketsphinx");
+  command->add_option("--stt", *engine_name, "Engine: pocketsphinx or captions")
+      ->check(CLI::IsMember({"pocketsphinx", "captions"}, CLI::ignore_case))
+      ->capture_default_str();
   command->add_option("--model", options->model,
                       "PocketSphinx model directory (en-us/, en-us.lm.bin, cmudict-en-us.dict)")
       ->capture_default_str();
@@ -95,7 +95,8 @@ void add_transcribe_command(CLI::App& app, const GlobalOptions& globals) {
       "transcript and a note. Exit status: 0 done (also when nothing was said); 1 the file is missing or\n"
       "unreadable; 2 the engine's model or a dependency is missing.");
   CLI::Option* avatar_option = app.get_option("--avatar");
-  command->callback([options, avatar_option, &globals] {
+  command->callback([options, engine_name, avatar_option, &globals] {
+    options->engine = *engine_name == "captions" ? Engine::captions : Engine::pocketsphinx;
     const bool avatar_given = avatar_option->count() > 0 ||
                               std::getenv("DSELF_AVATAR") != nullptr;
     Transcribed result;
