@@ -23,6 +23,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& globals) {
   add_eval_persona_command(*eval, globals);
   add_eval_say_command(*eval, globals);
   add_eval_voice_command(*eval, globals);
+  add_eval_stt_command(*eval, globals);
 
   auto options = std::make_shared<EvalPrepareOptions>();
   auto* prepare = eval->add_subcommand(

@@ -21,12 +21,16 @@ void add_prepare_command(CLI::App& app, const GlobalOptions& globals) {
                                                             {"pocketsphinx", prepare::SttEngine::pocketsphinx}};
   command->add_option("--stt", options->stt,
                       "Where transcripts come from: auto (captions when a source has them, else PocketSphinx), "
-                      "captions, or pocketsphinx")
+                      "captions, or pocketsphinx (the person's adapted model once `dself train stt` made one)")
       ->transform(CLI::CheckedTransformer(engines, CLI::ignore_case))
       ->default_str("auto");
   command->add_option("--pocketsphinx-model", options->pocketsphinx_model,
                       "PocketSphinx model directory (en-us/, en-us.lm.bin, cmudict-en-us.dict)")
       ->capture_default_str();
+  command->add_flag("--retranscribe", options->retranscribe,
+                    "Transcribe again, with the person's adapted model (`dself train stt`), the sources PocketSphinx "
+                    "transcribed with another model, and rebuild their speech datasets (sources with captions "
+                    "are kept)");
   command->add_option("--person", options->person,
                       "The identity the avatar is made of, by its number in `dself status` or the report (default: "
                       "the one who speaks most on screen, when one dominates)")

@@ -135,6 +135,26 @@ void print_text(const nlohmann::json& status) {
     std::printf("         evaluated: %s: WER %s (PocketSphinx on held-out sentences)\n",
                 models["voice"].value("voice", std::string("-")).c_str(), figure(models["voice"], {"wer"}).c_str());
   }
+  const auto& trained_stt = status["trained"]["stt"];
+  const std::string stt_state = trained_stt.value("state", std::string("none"));
+  if (stt_state == "none") {
+    std::printf("stt      PocketSphinx's generic en-us model: not adapted yet (run `dself train stt`)\n");
+  } else {
+    const auto& summary = trained_stt["summary"];
+    std::printf("stt      adapted to the person, %s%s%s", stt_state.c_str(), stt_state == "stale" ? ": " : "",
+                stt_state == "stale" ? trained_stt.value("why", std::string()).c_str() : "");
+    if (summary.is_object()) {
+      std::printf(" (%.1f min of speech, %d words added, LM weight %.2f, %s)", summary.value("train_speech_s", 0.0) / 60,
+                  summary.value("added_words", 0), summary.value("lm_weight", 0.0),
+                  summary.value("map", false) ? "MAP" : summary.value("mllr", false) ? "MLLR" : "language model only");
+    }
+    std::printf("\n");
+  }
+  if (models.contains("stt")) {
+    std::printf("         evaluated: held-out WER %s (generic %s), real-time factor %s\n",
+                figure(models["stt"], {"held_out_wer"}).c_str(), figure(models["stt"], {"generic_wer"}).c_str(),
+                figure(models["stt"], {"real_time_factor"}).c_str());
+  }
   if (models.contains("motion")) {
     std::printf("motion   landmark distance %s%% IOD on held-out frames (rest face: %s%%)\n",
                 figure(models["motion"], {"tracked", "lmd_iod_pct"}).c_str(),

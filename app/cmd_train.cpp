@@ -15,8 +15,10 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
   auto options = std::make_shared<train::TrainOptions>();
   auto model = std::make_shared<std::string>("all");
   auto* command = app.add_subcommand("train", "Train the person's models on the prepared data (resumable)");
-  command->add_option("model", *model, "Which model: voice, or all (every model whose data is ready)")
-      ->check(CLI::IsMember({"voice", "all"}))
+  command->add_option("model", *model,
+                      "Which model: voice, stt (speech recognition adapted to the person), or all (every model "
+                      "whose data is ready)")
+      ->check(CLI::IsMember({"voice", "stt", "all"}))
       ->capture_default_str();
   command->add_option("--steps", options->steps, "Training steps per model; 0: the model's default for the data")
       ->check(CLI::NonNegativeNumber)
@@ -30,16 +32,25 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
       ->capture_default_str();
   command->add_option("--seed", options->seed, "Random seed")->capture_default_str();
   command->add_flag("--force", options->force, "Train again even when the model is up to date");
+  auto lm_only = std::make_shared<bool>(false);
+  command->add_flag("--lm-only", *lm_only,
+                    "stt: only the person's language model and dictionary (no acoustic adaptation)");
+  auto mllr_only = std::make_shared<bool>(false);
+  command->add_flag("--mllr-only", *mllr_only,
+                    "stt: adapt the acoustic model by MLLR alone (the default, MAP, measured better: docs/STT.md)");
   command->footer(
       "A model already trained on the data as it is now is skipped. Training checkpoints as it goes:\n"
       "Ctrl-C (or --time-budget) stops it at the next step, and running train again resumes there\n"
       "(a second Ctrl-C ends the process at once: at most the time since the last checkpoint is lost).\n"
       "Exit status: 0 trained, up to date or stopped by the budget; 1 bad input (e.g. too little\n"
       "speech, not prepared); 2 a dependency or the environment failed; 130 interrupted.");
-  command->callback([options, model, &globals] {
+  command->callback([options, model, lm_only, mllr_only, &globals] {
     options->avatar = globals.avatar;
+    options->stt_acoustic = !*lm_only;
+    options->stt_map = !*mllr_only;
     options->models.clear();
     if (*model == "voice") options->models.push_back(train::Model::voice);
+    if (*model == "stt") options->models.push_back(train::Model::stt);
     options->should_stop = stop_on_interrupt();
     auto outcomes = train::train(*options);
     for (const auto& outcome : outcomes) {

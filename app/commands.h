@@ -32,8 +32,9 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals);
 void add_say_command(CLI::App& app, const GlobalOptions& globals);
 void add_eval_say_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval say`
 void add_eval_voice_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval voice`
+void add_eval_stt_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval stt`
 void add_train_command(CLI::App& app, const GlobalOptions& globals);
-void add_serve_command(CLI::App& app, const GlobalOptions& globals);
 void add_transcribe_command(CLI::App& app, const GlobalOptions& globals);
+void add_serve_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

@@ -18,6 +18,9 @@ packages=(
   libtorch-dev libsptk-dev sptk
   # speech recognition: PocketSphinx with its US English model; real read speech for evaluation
   libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us pocketsphinx-testdata
+  # adapting it to the person (`dself train stt`): bw, mllr_solve, map_adapt; sphinx_fe;
+  # pocketsphinx_mdef_convert
+  sphinxtrain sphinxbase-utils pocketsphinx
   # the persona's word meanings: WordNet 3.0 data (its C library's header too)
   wordnet-base wordnet-dev
   # the server: RESTinio on Asio

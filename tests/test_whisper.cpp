@@ -298,17 +298,17 @@ TEST(WhisperCli, TranscribeAndScorePrintJsonAndBadInputIsNamed) {
   EXPECT_EQ(json["engine"], "whisper");
   EXPECT_EQ(json["windows"].get<int>(), 2);
   r = dself::test::run_dself(
-      {"transcribe", "--model", model.string(), (dir / "a.wav").string(), "--score", "the fox", "--json"});
+      {"transcribe", "--stt", "whisper", "--model", model.string(), (dir / "a.wav").string(), "--score", "the fox", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto score = nlohmann::json::parse(r.output.substr(r.output.find('{')));
   EXPECT_LT(score["total_logprob"].get<double>(), 0);
   EXPECT_EQ(score["tokens"].size(), score["token_logprobs"].size());
   // Bad input: exit 1 naming the file and what is wrong (truncated and mismatched weights: the
   // library tests above and tests/test_hf.cpp).
-  r = dself::test::run_dself({"transcribe", "--model", (dir / "nothing").string(), (dir / "a.wav").string()});
+  r = dself::test::run_dself({"transcribe", "--stt", "whisper", "--model", (dir / "nothing").string(), (dir / "a.wav").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("nothing: not a directory"), std::string::npos) << r.output;
-  r = dself::test::run_dself({"transcribe", "--model", model.string(), (dir / "absent.wav").string()});
+  r = dself::test::run_dself({"transcribe", "--stt", "whisper", "--model", model.string(), (dir / "absent.wav").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("absent.wav: no such file"), std::string::npos) << r.output;
   // A tokenizer that does not fit the model: more tokens than the model's vocabulary.
@@ -319,7 +319,7 @@ TEST(WhisperCli, TranscribeAndScorePrintJsonAndBadInputIsNamed) {
   fs::remove(dir / "small/model.safetensors");
   Whisper small(WhisperConfig::from_json(config, "t"));
   dself::hf::write_checkpoint(dir / "small", config, whisper_tensors(small));
-  r = dself::test::run_dself({"transcribe", "--model", (dir / "small").string(), (dir / "a.wav").string()});
+  r = dself::test::run_dself({"transcribe", "--stt", "whisper", "--model", (dir / "small").string(), (dir / "a.wav").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("small/vocab.json: the tokenizer"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("does not fit the model's 500 tokens"), std::string::npos) << r.output;

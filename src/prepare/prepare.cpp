@@ -20,6 +20,7 @@
 #include "media/media.h"
 #include "prepare/identity.h"
 #include "speech/speech.h"
+#include "stt/stt.h"
 #include "transcript/transcript.h"
 
 namespace dself::prepare {
@@ -72,19 +73,27 @@ nlohmann::json read_json(const std::filesystem::path& path) {
 }
 
 // The recogniser takes a second to load: load it once, and only if some source needs it.
+// The person's adapted model (models/stt) when `dself train stt` made one, else the generic one.
 class LazyRecognizer {
  public:
-  explicit LazyRecognizer(std::filesystem::path model_dir) : model_dir_(std::move(model_dir)) {}
+  LazyRecognizer(std::filesystem::path avatar, std::filesystem::path model_dir)
+      : avatar_(std::move(avatar)), model_dir_(std::move(model_dir)) {}
   transcript::PocketSphinxRecognizer& get() {
     if (!recognizer_) {
-      transcript::PocketSphinxOptions sphinx;
-      sphinx.model_dir = model_dir_;
-      recognizer_ = std::make_unique<transcript::PocketSphinxRecognizer>(sphinx);
+      std::optional<transcript::PocketSphinxOptions> sphinx = stt::person_recognizer_options(avatar_, model_dir_);
+      if (sphinx) {
+        spdlog::info("transcripts: PocketSphinx with the person's adapted model ({})", sphinx->name);
+      } else {
+        sphinx = transcript::PocketSphinxOptions{};
+        sphinx->model_dir = model_dir_;
+      }
+      recognizer_ = std::make_unique<transcript::PocketSphinxRecognizer>(*sphinx);
     }
     return *recognizer_;
   }
 
  private:
+  std::filesystem::path avatar_;
   std::filesystem::path model_dir_;
   std::unique_ptr<transcript::PocketSphinxRecognizer> recognizer_;
 };
@@ -169,7 +178,9 @@ class SourcePreparer {
 
   // What a step's result depends on: the video, the steps it reads from, and its own version.
   // The face track reads only the video; the others form a chain audio → transcript → speech.
-  std::string input_hash(Step s) const {
+  // With `adapted` (or --retranscribe), a PocketSphinx transcript also depends on the person's
+  // adapted model: one that --retranscribe made stays up to date in a later plain prepare.
+  std::string input_hash(Step s, bool adapted = false) const {
     std::string inputs = files_.video.content_hash;
     // The tracks read only the video; the face reads them and which of them are the person's.
     if (s == Step::tracks) return hash_bytes(inputs + "|" + step_versions[static_cast<int>(Step::tracks)]);
@@ -184,6 +195,11 @@ class SourcePreparer {
       std::string engine = engine_for_source();
       inputs += "|" + engine;
       inputs += engine == "captions" ? files_.captions->content_hash : options_.pocketsphinx_model.string();
+      // --retranscribe: a transcript made by another model than the person's adapted one is out of date.
+      const auto person_config = workspace::model_dir(options_.avatar, "stt") / "config.json";
+      if (engine != "captions" && (options_.retranscribe || adapted) && std::filesystem::exists(person_config)) {
+        inputs += "|person " + hash_file(person_config);
+      }
     }
     return hash_bytes(inputs);
   }
@@ -249,7 +265,9 @@ class SourcePreparer {
     const std::string stage = std::string("prepare.") + step_name(s);
     const std::string hash = input_hash(s);
     auto previous = catalog_.stage_run(stage, files_.source.id);
-    if (previous && previous->input_hash == hash && outputs_usable(s)) {
+    const bool current = previous && (previous->input_hash == hash ||
+                                      (!options_.retranscribe && previous->input_hash == input_hash(s, true)));
+    if (current && outputs_usable(s)) {
       outcome_.skipped.push_back(step_name(s));
       return;
     }
@@ -448,7 +466,7 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
   }
   int64_t job = catalog.start_job("prepare", "");
   PrepareReport report;
-  LazyRecognizer recognizer(options.pocketsphinx_model);
+  LazyRecognizer recognizer(options.avatar, options.pocketsphinx_model);
   Tools tools(options);
   try {
     std::vector<std::unique_ptr<SourcePreparer>> preparers;

@@ -27,6 +27,10 @@ struct PrepareOptions {
   std::filesystem::path avatar = "avatar";
   SttEngine stt = SttEngine::automatic;
   std::filesystem::path pocketsphinx_model = "/usr/share/pocketsphinx/model/en-us";  // Debian's en-us model
+  // PocketSphinx uses the person's adapted model (models/stt, `dself train stt`) when there is one.
+  // With retranscribe, sources transcribed by PocketSphinx with another model are transcribed again
+  // with it, and their speech datasets rebuilt; sources with captions are left as they are.
+  bool retranscribe = false;
   int person = 0;  // --person N: the identity the avatar is made of (1-based, as `status` lists them);
                    // 0: the one who speaks most on screen, when one dominates
   ProgressSink progress;  // every step's progress (besides the display)

@@ -117,8 +117,8 @@ JobRecord JobRunner::submit(const std::string& kind, const std::vector<std::stri
   if (kind != "ingest" && kind != "prepare" && kind != "report" && kind != "train") {
     throw HttpError(400, fmt::format("unknown job kind \"{}\": give \"ingest\", \"prepare\", \"report\" or \"train\"", kind));
   }
-  if (kind == "train" && train.model != "voice" && train.model != "all") {
-    throw HttpError(400, fmt::format("unknown model \"{}\": give \"voice\" or \"all\"", train.model));
+  if (kind == "train" && train.model != "voice" && train.model != "stt" && train.model != "all") {
+    throw HttpError(400, fmt::format("unknown model \"{}\": give \"voice\", \"stt\" or \"all\"", train.model));
   }
   std::vector<std::string> checked;
   if (kind == "ingest") {
@@ -265,6 +265,7 @@ std::string JobRunner::run_train(const JobRecord& job, const ProgressSink& progr
   train::TrainOptions options;
   options.avatar = options_.avatar;
   if (job.train.model == "voice") options.models = {train::Model::voice};
+  if (job.train.model == "stt") options.models = {train::Model::stt};
   options.steps = job.train.steps;
   options.time_budget_s = job.train.time_budget_s;
   options.threads = std::max(1u, std::thread::hardware_concurrency());

@@ -21,6 +21,7 @@
 #include "persona/persona.h"
 #include "server/detail/live.h"
 #include "server/detail/requests.h"
+#include "stt/stt.h"
 #include "transcript/transcript.h"
 #include "say/say.h"
 #include "voice/voice.h"
@@ -378,7 +379,13 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     }
     std::error_code ec;
     fs::remove(file, ec);
-    if (!recognizer_) recognizer_ = std::make_unique<transcript::PocketSphinxRecognizer>();
+    if (!recognizer_) {
+      // The person's language model when `dself train stt` made one (it knows what visitors ask the
+      // person about); the acoustic model adapted to the person's voice only where `eval stt` found
+      // it does not hurt other speakers (docs/STT.md); else the generic model.
+      auto person = stt::visitor_recognizer_options(options_.avatar);
+      recognizer_ = std::make_unique<transcript::PocketSphinxRecognizer>(person ? *person : transcript::PocketSphinxOptions{});
+    }
     transcript::Transcript heard = recognizer_->transcribe(audio);
     std::string text;
     for (const auto& word : heard.words) text += (text.empty() ? "" : " ") + word.text;

@@ -9,6 +9,7 @@
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/workspace.h"
+#include "stt/stt.h"
 #include "voice/voice.h"
 
 namespace dself::train {
@@ -29,6 +30,7 @@ void require_prepared(const fs::path& avatar, const Catalog& catalog) {
 // The files a finished model must have; a model missing one is retrained.
 bool model_files_present(const fs::path& avatar, Model model) {
   const fs::path dir = workspace::model_dir(avatar, model_name(model));
+  if (model == Model::stt) return fs::is_regular_file(dir / "config.json") && fs::is_regular_file(dir / "person.arpa");
   return fs::is_regular_file(dir / "config.json") && fs::is_regular_file(dir / "model.safetensors");
 }
 
@@ -36,6 +38,8 @@ std::string data_hash(const fs::path& avatar, Model model) {
   switch (model) {
     case Model::voice:
       return voice::voice_data_hash(avatar);
+    case Model::stt:
+      return stt::stt_data_hash(avatar);
   }
   return {};
 }
@@ -87,12 +91,61 @@ ModelOutcome train_voice(const TrainOptions& options, Catalog& catalog, bool nam
   return outcome;
 }
 
+// The person's speech recognition: their language model and dictionary, and the acoustic model
+// adapted to their voice (src/stt). Not checkpointed: it is minutes, and a re-run starts over.
+ModelOutcome train_stt(const TrainOptions& options, Catalog& catalog, bool named) {
+  ModelOutcome outcome;
+  outcome.model = Model::stt;
+  // The data only: another choice of --lm-only / --map is made with --force.
+  const std::string hash = data_hash(options.avatar, Model::stt);
+  auto previous = catalog.stage_run(stage_name(Model::stt), 0);
+  if (!options.force && previous && previous->input_hash == hash && model_files_present(options.avatar, Model::stt)) {
+    outcome.state = "up_to_date";
+    outcome.message = "the speech model was adapted to the speech dataset as it is now";
+    return outcome;
+  }
+  stt::AdaptOptions adapt_options;
+  adapt_options.avatar = options.avatar;
+  adapt_options.acoustic = options.stt_acoustic;
+  adapt_options.map = options.stt_map;
+  adapt_options.progress = options.progress;
+  adapt_options.should_stop = options.should_stop;
+  stt::AdaptResult result;
+  try {
+    result = stt::adapt(adapt_options);
+  } catch (const InputError& e) {
+    if (named) throw;
+    outcome.state = "not_ready";
+    outcome.message = e.what();
+    return outcome;
+  }
+  outcome.warnings = result.notes;
+  nlohmann::json summary = {{"train_speech_s", result.train_speech_s},
+                            {"added_words", result.added_words},
+                            {"lm_weight", result.lm_weight},
+                            {"dev_wer_generic", result.dev_wer_generic},
+                            {"dev_wer_person_lm", result.dev_wer_person_lm},
+                            {"mllr", result.mllr},
+                            {"map", result.map}};
+  catalog.mark_stage_done(StageRun{stage_name(Model::stt), 0, hash, "", summary.dump()});
+  outcome.state = "trained";
+  outcome.message = fmt::format(
+      "adapted to {:.1f} minutes of speech: {} words added, person LM weight {:.2f} (development WER {:.1f}% -> "
+      "{:.1f}%), {}",
+      result.train_speech_s / 60, result.added_words, result.lm_weight, 100 * result.dev_wer_generic,
+      100 * result.dev_wer_person_lm,
+      result.map ? "MAP acoustic adaptation" : result.mllr ? "MLLR acoustic adaptation" : "no acoustic adaptation");
+  return outcome;
+}
+
 }  // namespace
 
 const char* model_name(Model model) {
   switch (model) {
     case Model::voice:
       return "voice";
+    case Model::stt:
+      return "stt";
   }
   return "?";
 }
@@ -105,7 +158,7 @@ std::vector<ModelOutcome> train(const TrainOptions& options) {
   // Holding the lock, no other train runs: a job still marked running was killed.
   catalog.interrupt_stale_jobs("train");
   const bool named = !options.models.empty();
-  const std::vector<Model> models = named ? options.models : std::vector<Model>{Model::voice};
+  const std::vector<Model> models = named ? options.models : std::vector<Model>{Model::voice, Model::stt};
 
   std::string arguments;
   for (Model model : models) arguments += std::string(arguments.empty() ? "" : " ") + model_name(model);
@@ -116,6 +169,9 @@ std::vector<ModelOutcome> train(const TrainOptions& options) {
       switch (model) {
         case Model::voice:
           outcomes.push_back(train_voice(options, catalog, named));
+          break;
+        case Model::stt:
+          outcomes.push_back(train_stt(options, catalog, named));
           break;
       }
     }
@@ -142,6 +198,9 @@ std::string model_state(const fs::path& avatar, Model model, std::string* why) {
     switch (model) {
       case Model::voice:
         voice::check_trained_voice(workspace::model_dir(avatar, model_name(model)));
+        break;
+      case Model::stt:
+        stt::person_recognizer_options(avatar);
         break;
     }
   } catch (const std::exception& e) {

@@ -16,8 +16,8 @@
 namespace dself::train {
 
 // The models dself trains, in the order `train all` runs them.
-enum class Model { voice };
-const char* model_name(Model model);  // "voice"
+enum class Model { voice, stt };
+const char* model_name(Model model);  // "voice", "stt"
 
 struct TrainOptions {
   std::filesystem::path avatar = "avatar";
@@ -27,6 +27,8 @@ struct TrainOptions {
   double time_budget_s = 0;     // per model; 0: no limit (a stopped model resumes next run)
   int threads = 2;
   uint64_t seed = 1;
+  bool stt_acoustic = true;     // stt: adapt the acoustic model too (else the language model only)
+  bool stt_map = true;          // stt: MAP re-estimation (else MLLR alone)
   ProgressSink progress;
   StopRequested should_stop;
 };

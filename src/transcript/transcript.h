@@ -58,6 +58,13 @@ std::vector<SpeechChunk> find_speech_chunks(std::span<const float> audio, int sa
 struct PocketSphinxOptions {
   std::filesystem::path model_dir = "/usr/share/pocketsphinx/model/en-us";  // Debian's pocketsphinx-en-us
   double max_chunk_s = 30;  // longest stretch decoded at once, in seconds
+  // The person's adaptation (src/stt, `dself train stt`); each empty path: the generic part.
+  std::filesystem::path acoustic_model;  // HMM directory (MAP-adapted); empty: model_dir/en-us
+  std::filesystem::path dictionary;      // pronunciations; empty: model_dir/cmudict-en-us.dict
+  std::filesystem::path mllr;            // MLLR transform of the means (sphinxtrain's mllr_solve)
+  std::filesystem::path person_lm;       // ARPA n-gram model, interpolated with the generic LM
+  double person_lm_weight = 0.5;         // the person LM's share of the interpolation, 0..1
+  std::string name;                      // what model_name() reports; empty: model_dir
 };
 
 using ChunkProgress = std::function<void(size_t chunks_done, size_t chunk_count)>;
@@ -74,6 +81,7 @@ class PocketSphinxRecognizer {
   std::string model_name() const;
 
  private:
+  void use_person_lm();
   struct Model;
   PocketSphinxOptions options_;
   std::unique_ptr<Model> model_;
