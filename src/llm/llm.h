@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -147,6 +148,25 @@ int64_t sample_token(const torch::Tensor& logits, const std::vector<int64_t>& co
 // and top-p), as float32 [vocab]; for tests.
 torch::Tensor sampling_distribution(const torch::Tensor& logits, const std::vector<int64_t>& context,
                                     const SamplingParams& params);
+
+// Generating a reply.
+struct GenerateParams {
+  SamplingParams sampling;
+  int max_new_tokens = 256;  // longest reply, tokens
+};
+struct Generation {
+  std::vector<int64_t> tokens;    // generated, without the stop token
+  std::string stop_reason;        // "stop_token", "max_tokens", "context", "callback"
+  int64_t prompt_tokens = 0;      // tokens of the prompt
+  int64_t reused_tokens = 0;      // of those, already in the cache from the previous turn (not recomputed)
+};
+// Generates after `prompt`: the cache keeps what it holds of a common prefix with the prompt (the
+// earlier turns of a conversation) and computes only the rest, then samples token by token until
+// a stop token, max_new_tokens, a full context, or on_token returning false. Repetition penalty
+// over the whole context, as in HF generation.
+Generation generate(const Model& model, KvCache& cache, const std::vector<int64_t>& prompt,
+                    const std::vector<int64_t>& stop_tokens, const GenerateParams& params,
+                    const std::function<bool(int64_t token)>& on_token);
 
 // Chat templates: the checkpoint's tokenizer_config.json "chat_template", recognised by family.
 enum class TemplateFamily { chatml, llama3 };

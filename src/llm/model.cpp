@@ -48,8 +48,9 @@ torch::Tensor rope_inverse_frequencies(const Config& c) {
 }  // namespace
 
 torch::Tensor Linear::operator()(const torch::Tensor& x) const {
-  auto y = bias.defined() ? torch::nn::functional::linear(x, weight, bias) : torch::matmul(x, weight.t());
-  if (lora_a.defined()) y = y + torch::matmul(torch::matmul(x, lora_a.t()), lora_b.t()) * lora_scale;
+  auto y = matmul_nt(x, weight);
+  if (bias.defined()) y = y + bias;
+  if (lora_a.defined()) y = y + matmul_nt(matmul_nt(x, lora_a), lora_b) * lora_scale;
   return y;
 }
 
@@ -182,10 +183,14 @@ torch::Tensor Model::forward(const std::vector<int64_t>& tokens, KvCache* cache,
     }
     // Grouped heads: the n_rep query heads of one key/value head attend together.
     auto qg = q.reshape({c.n_kv_heads, n_rep * n, c.head_dim});
-    auto scores = torch::matmul(qg, keys.transpose(1, 2)).mul_(scale).view({c.n_kv_heads, n_rep, n, total});
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-    auto probs = torch::softmax(scores, -1).view({c.n_kv_heads, n_rep * n, total});
-    auto att = torch::matmul(probs, values).view({c.n_heads, n, c.head_dim}).transpose(0, 1).reshape({n, -1});
+    std::vector<torch::Tensor> heads;
+    for (int64_t g = 0; g < c.n_kv_heads; ++g) {
+      auto scores = (matmul_nt(qg[g], keys[g]) * scale).view({n_rep, n, total});
+      scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+      auto probs = torch::softmax(scores, -1).view({n_rep * n, total});
+      heads.push_back(matmul_nt(probs, values[g].t()));  // [n_rep * n, d]
+    }
+    auto att = torch::stack(heads).view({c.n_heads, n, c.head_dim}).transpose(0, 1).reshape({n, -1});
     x = x + l.o_proj(att);
     auto h2 = rms_norm(x, l.post_attention_layernorm, c.rms_norm_eps);
     x = x + l.down_proj(torch::silu(l.gate_proj(h2)) * l.up_proj(h2));
@@ -196,7 +201,46 @@ torch::Tensor Model::forward(const std::vector<int64_t>& tokens, KvCache* cache,
   }
   if (!all_positions) x = x.narrow(0, n - 1, 1);
   x = rms_norm(x, m.norm, c.rms_norm_eps);
-  return torch::matmul(x, m.lm_head.t());
+  return matmul_nt(x, m.lm_head);
+}
+
+}  // namespace dself::llm
+
+namespace dself::llm {
+
+Model random_model(const Config& c, uint64_t seed, int64_t context_length) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto normal = [&](std::vector<int64_t> shape) { return at::normal(0.0, 0.02, shape, gen); };
+  const int64_t h = c.hidden_size, q = c.n_heads * c.head_dim, kv = c.n_kv_heads * c.head_dim, f = c.intermediate_size;
+  std::map<std::string, torch::Tensor> w;
+  w["model.embed_tokens.weight"] = normal({c.vocab_size, h});
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    w[p + "input_layernorm.weight"] = torch::ones({h});
+    w[p + "post_attention_layernorm.weight"] = torch::ones({h});
+    w[p + "self_attn.q_proj.weight"] = normal({q, h});
+    w[p + "self_attn.k_proj.weight"] = normal({kv, h});
+    w[p + "self_attn.v_proj.weight"] = normal({kv, h});
+    w[p + "self_attn.o_proj.weight"] = normal({h, q});
+    if (c.attention_bias) {
+      w[p + "self_attn.q_proj.bias"] = normal({q});
+      w[p + "self_attn.k_proj.bias"] = normal({kv});
+      w[p + "self_attn.v_proj.bias"] = normal({kv});
+      if (c.model_type == "llama") w[p + "self_attn.o_proj.bias"] = normal({h});
+    }
+    w[p + "mlp.gate_proj.weight"] = normal({f, h});
+    w[p + "mlp.up_proj.weight"] = normal({f, h});
+    w[p + "mlp.down_proj.weight"] = normal({h, f});
+    if (c.mlp_bias) {
+      w[p + "mlp.gate_proj.bias"] = normal({f});
+      w[p + "mlp.up_proj.bias"] = normal({f});
+      w[p + "mlp.down_proj.bias"] = normal({h});
+    }
+  }
+  w["model.norm.weight"] = torch::ones({h});
+  if (!c.tie_word_embeddings) w["lm_head.weight"] = normal({c.vocab_size, h});
+  return Model(c, w, context_length, "random model");
 }
 
 }  // namespace dself::llm

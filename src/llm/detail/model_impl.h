@@ -42,6 +42,9 @@ struct Model::Impl {
   std::map<std::string, safetensors::DType> dtypes;              // as read, for save()
 };
 
+// a · bᵀ for a [m, k], b [n, k] (float32): the fastest way Debian's CPU libtorch has (kernels.cpp).
+torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b);
+
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
@@ -49,5 +52,13 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const
 // model.safetensors, or the shards that model.safetensors.index.json's weight_map lists.
 std::map<std::string, torch::Tensor> read_weights(const std::filesystem::path& dir,
                                                   std::map<std::string, safetensors::DType>* dtypes);
+
+}  // namespace dself::llm
+
+namespace dself::llm {
+
+// A model of this config with random weights (normal, std 0.02; norms 1), for benchmarks at real
+// shapes and tests of training; the same seed gives the same weights.
+Model random_model(const Config& config, uint64_t seed, int64_t context_length);
 
 }  // namespace dself::llm
