@@ -34,5 +34,6 @@ void add_eval_say_command(CLI::App& eval, const GlobalOptions& globals);  // `ds
 void add_eval_voice_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval voice`
 void add_train_command(CLI::App& app, const GlobalOptions& globals);
 void add_serve_command(CLI::App& app, const GlobalOptions& globals);
+void add_transcribe_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

@@ -8,8 +8,8 @@ packages=(
   cmake g++ ninja-build pkg-config make
   # download, decode, encode
   yt-dlp ffmpeg libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
-  # catalog, hashing, CLI, JSON, logs
-  libsqlite3-dev libcurl4-openssl-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  # catalog, hashing, CLI, JSON, logs; PCRE2 for the tokenizers' \p{L} patterns
+  libsqlite3-dev libcurl4-openssl-dev libpcre2-dev zlib1g-dev libxxhash-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   # images and faces
   libopencv-dev libdlib-dev libdlib-data
   # phonemes and the fallback voice

@@ -1,0 +1,317 @@
+// Whisper: the front end against a direct computation of its formulas, one forward pass of small
+// random checkpoints against OpenAI's model.py (tests/data/whisper/make_*.py say how the expected
+// values were made), the key/value cache, decoding and the command.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "hf/checkpoint.h"
+#include "media/media.h"
+#include "support.h"
+#include "whisper/detail/decode.h"
+#include "whisper/detail/frontend.h"
+#include "whisper/detail/model.h"
+#include "whisper/whisper.h"
+
+namespace fs = std::filesystem;
+using namespace dself::whisper;
+using dself::whisper::Model;
+
+namespace {
+
+const fs::path kData = fs::path(DSELF_TESTS_DIR) / "data/whisper";
+
+std::vector<float> read_f32(const fs::path& path) {
+  const auto bytes = dself::read_file(path);
+  std::vector<float> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  return out;
+}
+
+// make_frontend.py's test_signal: 1 s, computed in double, stored as float.
+std::vector<float> test_signal() {
+  std::vector<float> x(16000);
+  for (size_t n = 0; n < x.size(); ++n) {
+    const double t = double(n) / 16000;
+    x[n] = float(0.5 * std::sin(2 * M_PI * 440 * t) + 0.25 * std::sin(2 * M_PI * (300 + 2000 * t) * t) +
+                 0.05 * std::sin(2 * M_PI * 5500 * t) * (t > 0.5 ? 1 : 0));
+  }
+  return x;
+}
+
+// make_model.py's mel_input.
+torch::Tensor mel_input(int n_mels, int n_frames) {
+  auto mel = torch::empty({1, n_mels, n_frames});
+  auto a = mel.accessor<float, 3>();
+  for (int c = 0; c < n_mels; ++c)
+    for (int t = 0; t < n_frames; ++t)
+      a[0][c][t] = float(0.8 * std::sin(0.1 * c + 0.37 * t) + 0.2 * std::cos(0.05 * c * t));
+  return mel;
+}
+
+torch::Tensor to_tensor(const nlohmann::json& rows) {
+  std::vector<float> values;
+  int64_t n_rows = 0;
+  for (const auto& row : rows) {
+    for (float v : row.get<std::vector<float>>()) values.push_back(v);
+    ++n_rows;
+  }
+  return torch::from_blob(values.data(), {n_rows, int64_t(values.size()) / n_rows}).clone();
+}
+
+}  // namespace
+
+TEST(WhisperFrontEnd, LogMelMatchesDirectComputation) {
+  for (int n_mels : {80, 128}) {
+    const auto expected = read_f32(kData / fmt::format("frontend_{}.f32", n_mels));
+    const auto mel = log_mel(test_signal(), n_mels, 150);
+    ASSERT_EQ(mel.sizes(), (std::vector<int64_t>{n_mels, 150}));
+    const auto want = torch::from_blob(const_cast<float*>(expected.data()), {int64_t(n_mels), 150});
+    const float max_error = (mel - want).abs().max().item<float>();
+    EXPECT_LT(max_error, 1e-5) << n_mels << " mels";
+    // The silence after the signal sits at the max - 8 floor: the clamp is exercised.
+    EXPECT_NEAR(mel.index({0, 149}).item<float>(), (mel.max().item<float>() * 4 - 4 - 8 + 4) / 4, 1e-5);
+  }
+}
+
+TEST(WhisperModel, ForwardMatchesOpenAiReference) {
+  torch::NoGradGuard no_grad;
+  const auto all = nlohmann::json::parse(dself::read_file(kData / "expected_forward.json"));
+  for (const auto* name : {"tiny", "multilingual", "mels128"}) {
+    SCOPED_TRACE(name);
+    auto model = load_whisper(kData / name);
+    const auto& c = model->config;
+    const auto& want = all[name];
+    const auto audio = model->encoder->forward(mel_input(c.n_mels, c.n_frames()));
+    ASSERT_EQ(audio.sizes(), (std::vector<int64_t>{1, c.max_source_positions, c.d_model}));
+    EXPECT_TRUE(
+        torch::allclose(audio[0][0], torch::tensor(want["encoder_first_row"].get<std::vector<float>>()), 1e-4, 1e-4));
+    EXPECT_TRUE(
+        torch::allclose(audio[0][-1], torch::tensor(want["encoder_last_row"].get<std::vector<float>>()), 1e-4, 1e-4));
+    const auto tokens = torch::tensor(want["tokens"].get<std::vector<int64_t>>()).unsqueeze(0);
+    auto cache = model->decoder->start(audio);
+    const auto logits = model->decoder->forward(tokens, cache)[0];
+    const auto expected = to_tensor(want["logits"]);
+    ASSERT_EQ(logits.sizes(), expected.sizes());
+    EXPECT_LT((logits - expected).abs().max().item<float>(), 1e-4);
+  }
+}
+
+TEST(WhisperModel, CachedDecodingEqualsUncached) {
+  torch::NoGradGuard no_grad;
+  auto model = load_whisper(kData / "tiny");
+  const auto audio = model->encoder->forward(mel_input(80, model->config.n_frames()));
+  const auto tokens = torch::tensor(std::vector<int64_t>{3, 50, 7, 99, 12, 1, 127}).unsqueeze(0);
+  auto full_cache = model->decoder->start(audio);
+  const auto full = model->decoder->forward(tokens, full_cache);
+  auto cache = model->decoder->start(audio);
+  // Two tokens, then one at a time.
+  std::vector<torch::Tensor> steps{model->decoder->forward(tokens.narrow(1, 0, 2), cache)};
+  for (int64_t t = 2; t < tokens.size(1); ++t) steps.push_back(model->decoder->forward(tokens.narrow(1, t, 1), cache));
+  EXPECT_EQ(cache.length, tokens.size(1));
+  EXPECT_LT((torch::cat(steps, 1) - full).abs().max().item<float>(), 1e-5);
+}
+
+TEST(WhisperModel, LoadSaveLoadIsBitIdentical) {
+  dself::test::TempDir dir;
+  for (const auto* name : {"tiny", "multilingual", "mels128"}) {
+    std::map<std::string, dself::safetensors::DType> dtypes;
+    auto model = load_whisper(kData / name, &dtypes);
+    dself::hf::write_checkpoint(dir / name, model->config.json, whisper_tensors(model, dtypes));
+    const auto original = dself::safetensors::read(kData / name / "model.safetensors");
+    const auto saved = dself::safetensors::read(dir / name / "model.safetensors");
+    ASSERT_EQ(saved.tensors.size(), original.tensors.size()) << name;
+    for (const auto& [n, t] : original.tensors) {
+      EXPECT_EQ(saved.tensors.at(n).bytes, t.bytes) << name << " " << n;
+      EXPECT_EQ(saved.tensors.at(n).dtype, t.dtype) << name << " " << n;
+    }
+    auto again = load_whisper(dir / name);
+    for (const auto& p : again->named_parameters())
+      EXPECT_TRUE(torch::equal(p.value(), model->named_parameters()[p.key()])) << name << " " << p.key();
+  }
+}
+
+TEST(WhisperModel, BadCheckpointsNameTheFileAndTheProblem) {
+  dself::test::TempDir dir;
+  auto message = [](const fs::path& path) {
+    try {
+      load_whisper(path);
+    } catch (const dself::InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  fs::copy(kData / "tiny", dir / "m");
+  auto config = nlohmann::json::parse(dself::read_file(dir / "m/config.json"));
+  config["model_type"] = "llama";
+  dself::write_file_atomic(dir / "m/config.json", config.dump());
+  EXPECT_NE(message(dir / "m").find("config.json: model_type \"llama\" is not \"whisper\""), std::string::npos);
+  config["model_type"] = "whisper";
+  config["d_model"] = 48;
+  dself::write_file_atomic(dir / "m/config.json", config.dump());
+  EXPECT_NE(message(dir / "m").find("model.safetensors: tensor model.encoder.conv1.weight has shape [24, 80, 3] where"),
+            std::string::npos)
+      << message(dir / "m");
+  config.erase("d_model");
+  dself::write_file_atomic(dir / "m/config.json", config.dump());
+  EXPECT_NE(message(dir / "m").find("\"d_model\" is missing"), std::string::npos);
+}
+
+namespace {
+
+// A random Whisper checkpoint with 2 s windows (100 audio positions) and a Whisper-style
+// tokenizer: the small BPE of tests/data/hf/bpe, then Whisper's special tokens in Whisper's order
+// and the timestamps <|0.00|> … <|2.00|>.
+fs::path write_random_whisper(const fs::path& dir, bool multilingual, uint64_t seed) {
+  const auto bpe = fs::path(DSELF_TESTS_DIR) / "data/hf/bpe";
+  fs::create_directories(dir);
+  fs::copy_file(bpe / "vocab.json", dir / "vocab.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(bpe / "merges.txt", dir / "merges.txt", fs::copy_options::overwrite_existing);
+  int32_t id = 491;
+  nlohmann::json added = nlohmann::json::object();
+  for (const char* name : {"<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>",
+                           "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"})
+    added[name] = id++;
+  for (int i = 0; i <= 100; ++i) added[fmt::format("<|{:.2f}|>", i * 0.02)] = id++;
+  dself::write_file_atomic(dir / "added_tokens.json", added.dump());
+  dself::write_file_atomic(dir / "generation_config.json", nlohmann::json{{"is_multilingual", multilingual}}.dump());
+  const nlohmann::json config = {{"model_type", "whisper"},
+                                 {"num_mel_bins", 80},
+                                 {"d_model", 32},
+                                 {"encoder_layers", 2},
+                                 {"encoder_attention_heads", 4},
+                                 {"decoder_layers", 2},
+                                 {"decoder_attention_heads", 4},
+                                 {"encoder_ffn_dim", 128},
+                                 {"decoder_ffn_dim", 128},
+                                 {"vocab_size", id},
+                                 {"max_source_positions", 100},
+                                 {"max_target_positions", 64},
+                                 {"activation_function", "gelu"}};
+  torch::manual_seed(seed);
+  Whisper model(WhisperConfig::from_json(config, "test"));
+  dself::hf::write_checkpoint(dir, config, whisper_tensors(model));
+  return dir;
+}
+
+// test_signal() repeated to `seconds`.
+std::vector<float> long_signal(double seconds) {
+  const auto one = test_signal();
+  std::vector<float> out;
+  while (out.size() < size_t(seconds * 16000)) out.insert(out.end(), one.begin(), one.end());
+  out.resize(size_t(seconds * 16000));
+  return out;
+}
+
+}  // namespace
+
+TEST(WhisperDecode, TranscriptionIsDeterministicAndSegmentsAreOrdered) {
+  dself::test::TempDir dir;
+  const auto model = Model::load(write_random_whisper(dir / "m", false, 1));
+  const auto audio = long_signal(5.3);
+  for (int beam : {1, 5}) {
+    SCOPED_TRACE(beam);
+    TranscribeParams params;
+    params.beam_size = beam;
+    const auto a = transcribe_samples(model, audio, params);
+    const auto b = transcribe_samples(model, audio, params);
+    EXPECT_EQ(transcript_json(model, a), transcript_json(model, b));
+    EXPECT_GE(a.n_windows, 3);  // 2 s windows over 5.3 s
+    EXPECT_EQ(a.language, "en");
+    EXPECT_NEAR(a.duration_s, 5.3, 1e-6);
+    double last_end = 0;
+    for (const auto& s : a.segments) {
+      EXPECT_LT(s.start_s, s.end_s);
+      EXPECT_GE(s.start_s + 1e-9, last_end - 2.0);  // within the window that follows the seek
+      EXPECT_LE(s.end_s, 5.3 + 2.0);
+      EXPECT_FALSE(s.text.empty());
+      last_end = s.end_s;
+    }
+  }
+}
+
+TEST(WhisperDecode, ScoreIsTheTeacherForcedLogProbability) {
+  dself::test::TempDir dir;
+  const auto model = Model::load(write_random_whisper(dir / "m", false, 2));
+  const auto audio = long_signal(1.5);
+  const auto s = score_samples(model, audio, "  the quick fox ");
+  EXPECT_EQ(s.prompt_text, "<|startoftranscript|><|notimestamps|>");
+  ASSERT_EQ(s.token_logprobs.size(), s.tokens.size());
+  EXPECT_EQ(s.tokens.back(), 491);  // <|endoftext|>
+  double sum = 0;
+  for (double lp : s.token_logprobs) sum += lp;
+  EXPECT_NEAR(s.total_logprob, sum, 1e-9);
+  // The same log-probabilities one token at a time through the cache.
+  torch::NoGradGuard no_grad;
+  auto& net = model.impl->net;
+  const auto features = net->encoder->forward(log_mel(audio, 80, 200).unsqueeze(0));
+  auto cache = net->decoder->start(features);
+  std::vector<int32_t> sequence = s.prompt;
+  sequence.insert(sequence.end(), s.tokens.begin(), s.tokens.end());
+  for (size_t i = 0; i + 1 < sequence.size(); ++i) {
+    const auto logits = net->decoder->forward(torch::tensor({int64_t(sequence[i])}).view({1, 1}), cache)[0][0];
+    if (i + 1 < s.prompt.size()) continue;
+    EXPECT_NEAR(torch::log_softmax(logits, 0)[sequence[i + 1]].item<double>(),
+                s.token_logprobs[i + 1 - s.prompt.size()], 1e-4);
+  }
+  // A multilingual model's prompt names the language and the task.
+  const auto multi = Model::load(write_random_whisper(dir / "multi", true, 3));
+  TranscribeParams german;
+  german.language = "de";
+  EXPECT_EQ(score_samples(multi, audio, "fox", german).prompt_text,
+            "<|startoftranscript|><|de|><|transcribe|><|notimestamps|>");
+  EXPECT_THROW(score_samples(multi, audio, "fox", TranscribeParams{.language = "xx"}), dself::InputError);
+}
+
+TEST(WhisperCli, TranscribeAndScorePrintJsonAndBadInputIsNamed) {
+  dself::test::TempDir dir;
+  const auto model = write_random_whisper(dir / "m", false, 4);
+  const auto audio = long_signal(2.5);
+  dself::media::write_wav(dir / "a.wav", audio, 16000);
+  auto r = dself::test::run_dself(
+      {"--quiet", "transcribe", "--stt", "whisper", "--model", model.string(), (dir / "a.wav").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto json = nlohmann::json::parse(r.output);
+  EXPECT_EQ(json["engine"], "whisper");
+  EXPECT_EQ(json["windows"].get<int>(), 2);
+  r = dself::test::run_dself(
+      {"transcribe", "--model", model.string(), (dir / "a.wav").string(), "--score", "the fox", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto score = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_LT(score["total_logprob"].get<double>(), 0);
+  EXPECT_EQ(score["tokens"].size(), score["token_logprobs"].size());
+  // Bad input: exit 1 naming the file and what is wrong.
+  r = dself::test::run_dself({"transcribe", "--model", (dir / "nothing").string(), (dir / "a.wav").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("nothing: not a directory"), std::string::npos) << r.output;
+  r = dself::test::run_dself({"transcribe", "--model", model.string(), (dir / "absent.wav").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("absent.wav: no such file"), std::string::npos) << r.output;
+  // A tokenizer that does not fit the model: more tokens than the model's vocabulary.
+  auto config = nlohmann::json::parse(dself::read_file(model / "config.json"));
+  fs::copy(model, dir / "small");
+  config["vocab_size"] = 500;
+  dself::write_file_atomic(dir / "small/config.json", config.dump());
+  r = dself::test::run_dself({"transcribe", "--model", (dir / "small").string(), (dir / "a.wav").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("model.safetensors: tensor model.decoder.embed_tokens.weight has shape"), std::string::npos)
+      << r.output;
+  fs::remove(dir / "small/model.safetensors");
+  Whisper small(WhisperConfig::from_json(config, "t"));
+  dself::hf::write_checkpoint(dir / "small", config, whisper_tensors(small));
+  r = dself::test::run_dself({"transcribe", "--model", (dir / "small").string(), (dir / "a.wav").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("small/vocab.json: the tokenizer"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("does not fit the model's 500 tokens"), std::string::npos) << r.output;
+  // A truncated weights file.
+  const auto bytes = dself::read_file(model / "model.safetensors");
+  dself::write_file_atomic(model / "model.safetensors", bytes.substr(0, bytes.size() / 2));
+  r = dself::test::run_dself({"transcribe", "--model", model.string(), (dir / "a.wav").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("model.safetensors: truncated"), std::string::npos) << r.output;
+}
