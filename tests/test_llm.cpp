@@ -162,7 +162,7 @@ TEST(Llm, BadCheckpointsAreRefusedClearly) {
 
   auto weights = copy("weights");
   fs::remove(weights / "model.safetensors");
-  expect_error(weights, "no model.safetensors");
+  expect_error(weights, "neither model.safetensors nor model.safetensors.index.json");
 
   auto scaling = copy("scaling");
   json = read_json(scaling / "config.json");

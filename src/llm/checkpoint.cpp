@@ -10,17 +10,14 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/safetensors.h"
+#include "hf/checkpoint.h"
+#include "hf/torch.h"
 #include "llm/detail/model_impl.h"
 #include "llm/llm.h"
 
 namespace dself::llm {
 
 namespace {
-
-torch::Tensor to_torch(const safetensors::Tensor& t, const std::string& name) {
-  auto values = safetensors::to_floats(t, name);
-  return torch::from_blob(values.data(), t.shape, torch::kFloat).clone();
-}
 
 int64_t available_memory_bytes() {
   std::ifstream in("/proc/meminfo");
@@ -45,55 +42,19 @@ int64_t memory_needed_bytes(const Config& c, int64_t context_length) {
 
 std::map<std::string, torch::Tensor> read_weights(const std::filesystem::path& dir,
                                                   std::map<std::string, safetensors::DType>* dtypes) {
-  std::vector<std::filesystem::path> files;
-  const auto index = dir / "model.safetensors.index.json";
-  if (std::filesystem::exists(dir / "model.safetensors")) {
-    files.push_back(dir / "model.safetensors");
-  } else if (std::filesystem::exists(index)) {
-    nlohmann::json json;
-    try {
-      json = nlohmann::json::parse(read_file(index));
-    } catch (const nlohmann::json::exception& e) {
-      throw InputError(fmt::format("{}: not valid JSON ({})", index.string(), e.what()));
-    }
-    if (!json.contains("weight_map") || !json["weight_map"].is_object()) {
-      throw InputError(index.string() + ": no \"weight_map\" object (a sharded checkpoint's index names each "
-                                        "tensor's shard)");
-    }
-    std::set<std::string> shards;
-    for (const auto& [name, file] : json["weight_map"].items()) {
-      const std::string f = file.is_string() ? file.get<std::string>() : "";
-      if (f.empty() || f.find('/') != std::string::npos || f.find("..") != std::string::npos) {
-        throw InputError(fmt::format("{}: the shard of \"{}\" must be a file name in the same directory", index.string(),
-                                     name));
-      }
-      shards.insert(f);
-    }
-    for (const auto& f : shards) {
-      if (!std::filesystem::exists(dir / f)) {
-        throw InputError(fmt::format("{}: the shard {} listed in model.safetensors.index.json is missing",
-                                     dir.string(), f));
-      }
-      files.push_back(dir / f);
-    }
-  } else {
-    throw InputError(fmt::format("{}: no model.safetensors nor model.safetensors.index.json (dself reads "
-                                 "safetensors weights; convert a .bin checkpoint first)", dir.string()));
-  }
+  // src/hf reads model.safetensors or the shards of model.safetensors.index.json, naming the file
+  // of any problem.
+  auto checkpoint = hf::Checkpoint::open(dir);
   std::map<std::string, torch::Tensor> weights;
-  for (const auto& path : files) {
-    auto file = safetensors::read(path);
-    for (auto& [name, t] : file.tensors) {
-      if (t.dtype != safetensors::DType::F32 && t.dtype != safetensors::DType::F16 &&
-          t.dtype != safetensors::DType::BF16) {
-        throw InputError(fmt::format("{}: tensor \"{}\" is {}, not a float type (F32, F16, BF16)", path.string(), name,
-                                     safetensors::dtype_name(t.dtype)));
-      }
-      weights[name] = to_torch(t, path.string() + ": " + name);
-      if (dtypes) (*dtypes)[name] = t.dtype;
-      t.bytes.clear();
-      t.bytes.shrink_to_fit();
+  for (const auto& name : checkpoint.names()) {
+    const auto& t = checkpoint.tensor(name);
+    if (t.dtype != safetensors::DType::F32 && t.dtype != safetensors::DType::F16 &&
+        t.dtype != safetensors::DType::BF16) {
+      throw InputError(fmt::format("{}: tensor \"{}\" is {}, not a float type (F32, F16, BF16)",
+                                   checkpoint.file_of(name).string(), name, safetensors::dtype_name(t.dtype)));
     }
+    weights[name] = hf::to_torch(t, checkpoint.file_of(name).string() + ": " + name).to(torch::kFloat);
+    if (dtypes) (*dtypes)[name] = t.dtype;
   }
   return weights;
 }
