@@ -65,8 +65,8 @@ Model Model::load(const std::filesystem::path& dir, const LoadOptions& options) 
                                  dir.string()));
   }
   Config config = read_config(dir);
-  const int64_t context =
-      options.context_length > 0 ? options.context_length : std::min<int64_t>(config.max_position_embeddings, 4096);
+  const int64_t context = std::min<int64_t>(config.max_position_embeddings,
+                                            options.context_length > 0 ? options.context_length : 4096);
   const int64_t needed = memory_needed_bytes(config, context);
   const int64_t limit = options.memory_limit_bytes > 0 ? options.memory_limit_bytes : available_memory_bytes();
   if (limit > 0 && needed > limit) {
