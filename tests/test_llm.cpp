@@ -313,3 +313,21 @@ TEST(LlmChatTemplate, AnUnknownTemplateIsRefused) {
               std::string::npos);
   }
 }
+
+TEST(Llm, ScoresATextAsTheIndependentLogitsDo) {
+  auto model = Model::load(kData / "qwen2_bias_bf16");
+  auto expected = read_json(kData / "qwen2_bias_bf16" / "expected.json");
+  auto tokens = expected["tokens"].get<std::vector<int64_t>>();
+  double want = 0;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    // log softmax of the script's logits, here in plain double arithmetic.
+    const auto row = expected["logits"][i].get<std::vector<double>>();
+    double top = *std::max_element(row.begin(), row.end()), sum = 0;
+    for (double v : row) sum += std::exp(v - top);
+    want += row[size_t(tokens[i + 1])] - top - std::log(sum);
+  }
+  auto score = score_tokens(model, tokens);
+  EXPECT_EQ(score.token_count, int64_t(tokens.size()) - 1);
+  EXPECT_NEAR(score.log_probability, want, 1e-3);
+  EXPECT_THROW(score_tokens(model, {5}), InputError);
+}

@@ -1,4 +1,6 @@
 // The generation loop: prefill what the cache lacks, then one token at a time.
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -43,6 +45,27 @@ Generation generate(const Model& model, KvCache& cache, const std::vector<int64_
   }
   g.stop_reason = "max_tokens";
   return g;
+}
+
+}  // namespace dself::llm
+
+namespace dself::llm {
+
+TextScore score_tokens(const Model& model, const std::vector<int64_t>& tokens) {
+  torch::NoGradGuard no_grad;
+  if (tokens.size() < 2) throw InputError("a text of fewer than 2 tokens has nothing to score");
+  if (int64_t(tokens.size()) > model.context_length()) {
+    throw InputError(fmt::format("a text of {} tokens is longer than the context length ({} tokens)", tokens.size(),
+                                 model.context_length()));
+  }
+  auto logits = model.forward(tokens, nullptr, /*all_positions=*/true);
+  auto log_probs = torch::log_softmax(logits.to(torch::kDouble), -1);
+  TextScore score;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    score.log_probability += log_probs[int64_t(i)][tokens[i + 1]].item<double>();
+  }
+  score.token_count = int64_t(tokens.size()) - 1;
+  return score;
 }
 
 }  // namespace dself::llm

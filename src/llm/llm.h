@@ -168,6 +168,15 @@ Generation generate(const Model& model, KvCache& cache, const std::vector<int64_
                     const std::vector<int64_t>& stop_tokens, const GenerateParams& params,
                     const std::function<bool(int64_t token)>& on_token);
 
+// How likely the model finds a text: the natural-log probability of each token given the ones
+// before it (the first token is context only, so token_count = tokens - 1). Throws InputError
+// for fewer than 2 tokens or more than the context length.
+struct TextScore {
+  double log_probability = 0;  // sum over the scored tokens, natural log
+  int64_t token_count = 0;     // tokens scored
+};
+TextScore score_tokens(const Model& model, const std::vector<int64_t>& tokens);
+
 // Chat templates: the checkpoint's tokenizer_config.json "chat_template", recognised by family.
 enum class TemplateFamily { chatml, llama3 };
 struct ChatMessage {

@@ -110,7 +110,8 @@ class LlmEngine : public ChatEngine {
       return !on_text || on_text(piece);
     });
     reply.stopped = g.stop_reason == "callback";
-    if (!reply.stopped && emitted < text.size() && !ends_inside_a_character(text) && on_text) {
+    // The reply is over: bytes that never made a character are sent as they decode (U+FFFD).
+    if (!reply.stopped && emitted < text.size() && on_text) {
       reply.stopped = !on_text(text.substr(emitted));
     }
     reply.text = text;
