@@ -150,3 +150,27 @@ TEST_F(LlmEngineTest, BadModelsAreRefusedClearly) {
                     nlohmann::json{{"chat_template", "{{ '[INST] ' + messages[0]['content'] }}"}}.dump());
   expect_error(options_for(model_), "the chat template is of a family dself does not format");
 }
+
+TEST(LlmEvalPerplexity, ScoresEachLineOfAFile) {
+  test::TempDir dir;
+  auto model = make_tiny_chat_model(dir / "model");
+  write_file_atomic(dir / "held_out.txt", "I bake bread every Sunday.\n\nThe garden is full of tomatoes.\n");
+  auto run = test::run_dself({"eval", "persona", "--perplexity", (dir / "held_out.txt").string(), "--model",
+                              model.string(), "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto json = nlohmann::json::parse(run.output);
+  ASSERT_EQ(json["lines"].size(), 2u);  // the blank line is skipped
+  EXPECT_EQ(json["lines"][1]["line"], 3);
+  int64_t total = 0;
+  for (const auto& line : json["lines"]) {
+    EXPECT_EQ(line["token_count"].get<int64_t>(), int64_t(line["tokens"].size()) - 1);
+    EXPECT_LT(line["log_probability"].get<double>(), 0);
+    total += line["token_count"].get<int64_t>();
+  }
+  EXPECT_EQ(json["total_tokens"].get<int64_t>(), total);
+  EXPECT_GT(json["perplexity"].get<double>(), 1);
+
+  auto alone = test::run_dself({"eval", "persona", "--perplexity", (dir / "held_out.txt").string()});
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_NE(alone.output.find("--perplexity FILE and --model DIR go together"), std::string::npos) << alone.output;
+}
