@@ -78,6 +78,7 @@ bench: all
 	$(BUILD)/bench/bench_serve
 	$(BUILD)/bench/bench_vocoder
 	$(BUILD)/bench/bench_whisper
+	$(BUILD)/bench/bench_llm 2
 
 # The voice's training time and peak memory against the amount of speech: sample persons of 5, 10
 # and 30 minutes of video (BENCH_TRAIN_MINUTES), each made, prepared and trained on 2 threads

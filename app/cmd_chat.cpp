@@ -24,6 +24,7 @@ struct ChatOptions {
   bool json = false;
   persona::PersonaParams params;
   persona::OpenAiOptions openai;
+  persona::LlmOptions llm;
 };
 
 std::string clock_of(double s) {
@@ -77,13 +78,44 @@ void turn(Catalog& catalog, persona::ChatEngine& engine, int64_t conversation_id
 
 }  // namespace
 
+void add_llm_options(CLI::App& command, persona::LlmOptions& o) {
+  command.add_option("--model", o.model_dir,
+                     "llm engine: a Hugging Face chat checkpoint directory (Llama, Qwen2, SmolLM: config.json, "
+                     "model.safetensors, tokenizer.json, tokenizer_config.json); never downloaded");
+  command.add_option("--llm-max-tokens", o.max_tokens, "llm engine: longest reply, tokens")
+      ->check(CLI::Range(1, 8192))
+      ->capture_default_str();
+  command.add_option("--llm-temperature", o.temperature, "llm engine: sampling temperature (0: greedy)")
+      ->check(CLI::Range(0.0, 10.0))
+      ->capture_default_str();
+  command.add_option("--llm-top-p", o.top_p, "llm engine: nucleus sampling, share of probability kept")
+      ->check(CLI::Range(0.001, 1.0))
+      ->capture_default_str();
+  command.add_option("--llm-top-k", o.top_k, "llm engine: keep the k most likely tokens (0: all)")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  command.add_option("--llm-repetition-penalty", o.repetition_penalty, "llm engine: >1 discourages repeats (1: off)")
+      ->check(CLI::Range(0.01, 10.0))
+      ->capture_default_str();
+  command.add_option("--llm-seed", o.seed, "llm engine: sampling seed (same seed, same reply)")->capture_default_str();
+  command.add_option("--llm-context", o.context_length,
+                     "llm engine: tokens of conversation kept (at most the model's own; older turns are dropped)")
+      ->check(CLI::Range(64, 1 << 20))
+      ->capture_default_str();
+  command.add_option("--llm-threads", o.threads, "llm engine: CPU threads (0: libtorch's default)")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+}
+
 void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
   auto options = std::make_shared<ChatOptions>();
   auto* command = app.add_subcommand("chat", "Talk with the persona: one reply to MESSAGE, or a session on stdin");
   command->add_option("message", options->message, "What to say; without it, read lines from stdin until EOF or /quit");
-  command->add_option("--engine", options->engine, "Chat engine")
-      ->check(CLI::IsMember({"extractive", "openai"}))
+  command->add_option("--engine", options->engine,
+                      "Chat engine: extractive (the person's own sentences), openai (a server), llm (a local model)")
+      ->check(CLI::IsMember({"extractive", "openai", "llm"}))
       ->capture_default_str();
+  add_llm_options(*command, options->llm);
   command->add_option("--llm-url", options->openai.url,
                       "openai engine: the server's base URL, e.g. http://127.0.0.1:8000/v1 (key: $DSELF_LLM_API_KEY)");
   command->add_option("--llm-model", options->openai.model, "openai engine: the model name");
@@ -105,11 +137,16 @@ void add_chat_command(CLI::App& app, const GlobalOptions& globals) {
     bool interactive = command->count("message") == 0;
     if (!interactive) persona::check_message(options->message, options->params);
     if (options->engine == "openai") persona::check_openai_options(options->openai);  // before anything loads
+    if (options->engine == "llm" && options->llm.model_dir.empty()) {
+      throw InputError("--engine llm needs --model DIR: a Hugging Face chat checkpoint directory (docs/LLM.md)");
+    }
     persona::Memory memory(globals.avatar, options->params);
     std::unique_ptr<persona::ChatEngine> engine;
     if (options->engine == "openai") {
       if (const char* key = std::getenv("DSELF_LLM_API_KEY")) options->openai.api_key = key;
       engine = persona::make_openai_engine(memory, options->openai);
+    } else if (options->engine == "llm") {
+      engine = persona::make_llm_engine(memory, options->llm);
     } else {
       engine = persona::make_extractive_engine(memory);
     }

@@ -37,9 +37,11 @@ void add_serve_command(CLI::App& app, const GlobalOptions& globals) {
   command->add_option("--io-threads", options->io_threads, "Threads serving HTTP (models run elsewhere)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  command->add_option("--engine", options->engine, "Chat engine")
-      ->check(CLI::IsMember({"extractive", "openai"}))
+  command->add_option("--engine", options->engine,
+                      "Chat engine: extractive (the person's own sentences), openai (a server), llm (a local model)")
+      ->check(CLI::IsMember({"extractive", "openai", "llm"}))
       ->capture_default_str();
+  add_llm_options(*command, options->llm);
   command->add_option("--llm-url", options->llm_url,
                       "openai engine: the server's base URL, e.g. http://127.0.0.1:8000/v1 (key: $DSELF_LLM_API_KEY)");
   command->add_option("--llm-model", options->llm_model, "openai engine: the model name");

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/progress.h"
+#include "persona/persona.h"
 
 namespace dself {
 
@@ -29,6 +30,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& globals);
 void add_eval_persona_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval persona`
 void add_report_command(CLI::App& app, const GlobalOptions& globals);
 void add_chat_command(CLI::App& app, const GlobalOptions& globals);
+// The llm engine's flags (--model DIR, --llm-*), shared by chat and serve; defaults from LlmOptions.
+void add_llm_options(CLI::App& command, persona::LlmOptions& options);
 void add_say_command(CLI::App& app, const GlobalOptions& globals);
 void add_eval_say_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval say`
 void add_eval_voice_command(CLI::App& eval, const GlobalOptions& globals);  // `dself eval voice`

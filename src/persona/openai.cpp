@@ -17,12 +17,14 @@
 namespace dself::persona {
 
 namespace {
-
 std::string clock_of(double s) {
   int total = static_cast<int>(s);
   return fmt::format("{}:{:02}", total / 60, total % 60);
 }
+}  // namespace
 
+// The system prompt of the engines that generate (openai, llm): speak as the person, from the
+// retrieved passages only.
 std::string system_prompt(const PersonaCard& card, const std::vector<Hit>& hits) {
   std::string p =
       "You are speaking as the person in these videos, in the first person, in their own words and style. "
@@ -47,6 +49,10 @@ std::string system_prompt(const PersonaCard& card, const std::vector<Hit>& hits)
   }
   return p;
 }
+
+namespace {
+
+
 
 // libcurl once per process: curl_global_init is not thread-safe, and live sessions make engines
 // on their own threads. ref: https://curl.se/libcurl/c/curl_global_init.html ("call it once,

@@ -223,6 +223,29 @@ void check_openai_options(const OpenAiOptions& options);
 // error status (with the server's message) or a malformed stream.
 std::unique_ptr<ChatEngine> make_openai_engine(const Memory& memory, const OpenAiOptions& options);
 
+// A local chat model (src/llm): a Hugging Face Llama-family checkpoint directory the user has
+// (SmolLM2, Qwen2/2.5, Llama 3.x -Instruct). The
+// extractive engine decides whether the person talked about the question (greetings, thanks and
+// questions with no support get its answer, as with the other engines' declines); otherwise the
+// model answers from the system prompt (the persona card and the retrieved passages, the same as
+// the openai engine's), streamed token by token, and the reply lists those passages as sources.
+struct LlmOptions {
+  std::filesystem::path model_dir;  // config.json, model.safetensors, tokenizer.json, tokenizer_config.json
+  int max_tokens = 160;             // longest reply, tokens
+  double temperature = 0.7;         // 0: greedy
+  double top_p = 0.9;
+  int top_k = 40;
+  double repetition_penalty = 1.1;
+  uint64_t seed = 1;                // same seed, same question: same reply
+  int context_length = 2048;        // tokens the cache holds (at most the model's own)
+  int threads = 0;                  // libtorch threads; 0: leave as it is
+};
+
+// Loads (once per process and model directory; later engines share it) the model, its tokenizer
+// and chat template. Throws InputError naming the file for a missing or malformed checkpoint, an
+// unknown architecture or template, a model too big for memory.
+std::unique_ptr<ChatEngine> make_llm_engine(const Memory& memory, const LlmOptions& options);
+
 // Throws InputError when a message is empty or longer than params.max_message_chars characters
 // (Unicode code points of its UTF-8, not bytes).
 void check_message(std::string_view message, const PersonaParams& params);

@@ -319,6 +319,8 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
         openai.model = options_.llm_model;
         openai.api_key = options_.llm_api_key;
         engine_ = persona::make_openai_engine(*memory_, openai);
+      } else if (options_.engine == "llm") {
+        engine_ = persona::make_llm_engine(*memory_, options_.llm);
       } else {
         engine_ = persona::make_extractive_engine(*memory_);
       }

@@ -645,6 +645,9 @@ void check_options(const ServeOptions& options) {
     openai.model = options.llm_model;
     persona::check_openai_options(openai);
   }
+  if (options.engine == "llm" && options.llm.model_dir.empty()) {
+    throw InputError("--engine llm needs --model DIR: a Hugging Face chat checkpoint directory (docs/LLM.md)");
+  }
 }
 
 void serve(const ServeOptions& given) {

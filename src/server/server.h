@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "persona/persona.h"
+
 namespace dself {
 class Catalog;
 }
@@ -28,7 +30,8 @@ struct ServeOptions {
   size_t max_message_kb = 8192;     // largest WebSocket message (a voice message in base64), KiB
   int max_live_sessions = 4;        // concurrent WebSocket conversations; more get 429
   int io_threads = 2;               // threads serving HTTP (never running models)
-  std::string engine = "extractive";  // chat engine: "extractive" or "openai"
+  std::string engine = "extractive";  // chat engine: "extractive", "openai" or "llm"
+  persona::LlmOptions llm;            // llm engine: the local model (--model DIR) and its sampling
   std::string llm_url;              // openai engine: base URL of an OpenAI-compatible server
   std::string llm_model;            // openai engine: model name
   std::string llm_api_key;          // openai engine: bearer key ($DSELF_LLM_API_KEY)

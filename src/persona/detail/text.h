@@ -26,6 +26,9 @@ std::string as_sentence(const std::string& text);
 std::string readable(const std::string& text, const std::set<std::string>& names);
 // Words written capitalised inside sentences more often than not (names, places): lower case.
 std::set<std::string> capitalised_words(const std::vector<Sentence>& sentences);
+// The system prompt of the generating engines (openai.cpp): speak as the person, in their style,
+// from these retrieved passages only.
+std::string system_prompt(const PersonaCard& card, const std::vector<Hit>& hits);
 // The persona card built from all sentences (card.cpp).
 PersonaCard build_card(const std::vector<Sentence>& sentences);
 
