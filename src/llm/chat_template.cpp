@@ -152,4 +152,14 @@ std::string format_chat(const ChatTemplate& t, const std::vector<ChatMessage>& m
   return out;
 }
 
+std::string without_special_tokens(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    out += text[i];
+    if (text[i] == '<' && i + 1 < text.size() && text[i + 1] == '|') out += ' ';
+  }
+  return out;
+}
+
 }  // namespace dself::llm

@@ -202,4 +202,9 @@ ChatTemplate read_chat_template(const std::filesystem::path& model_dir);
 // (add_generation_prompt), exactly as the checkpoint's template renders it.
 std::string format_chat(const ChatTemplate& tmpl, const std::vector<ChatMessage>& messages);
 
+// A message's text with every "<|" written "< |", so that what a visitor types (or a passage
+// holds) can never be read as a special token (<|im_end|>, <|eot_id|>) when the formatted
+// prompt is encoded with the template's special tokens recognised.
+std::string without_special_tokens(std::string_view text);
+
 }  // namespace dself::llm

@@ -135,8 +135,11 @@ class LlmEngine : public ChatEngine {
     const int64_t room = m.model.context_length() - options_.max_tokens;
     size_t first = 0;
     while (true) {
-      std::vector<llm::ChatMessage> messages = {{"system", system_prompt(memory_.card(), hits)}};
-      for (size_t i = first; i < history.size(); ++i) messages.push_back({history[i].role, history[i].text});
+      // The template's own markers are special tokens; nothing in the messages may pose as one.
+      std::vector<llm::ChatMessage> messages = {
+          {"system", llm::without_special_tokens(system_prompt(memory_.card(), hits))}};
+      for (size_t i = first; i < history.size(); ++i)
+        messages.push_back({history[i].role, llm::without_special_tokens(history[i].text)});
       const auto ids = m.tokenizer.encode(llm::format_chat(m.chat_template, messages), /*allow_special=*/true);
       if (int64_t(ids.size()) <= room) {
         if (first > 0) {
