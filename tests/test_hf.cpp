@@ -110,6 +110,11 @@ TEST(HfTokenizer, BadFilesAreNamed) {
   dself::write_file_atomic(dir / "tokenizer.json", "{\"model\": ");
   EXPECT_NE(input_error([&] { Tokenizer::load(dir.path()); }).find("tokenizer.json: not valid JSON"),
             std::string::npos);
+  // Two tokens with one id (found by fuzz_tokenizer: "e" given "m"'s id decoded "The" as "Thm").
+  auto twice = nlohmann::json::parse(dself::read_file(kBpe / "json/tokenizer.json"));
+  twice["model"]["vocab"]["e"] = twice["model"]["vocab"]["m"];
+  dself::write_file_atomic(dir / "tokenizer.json", twice.dump());
+  EXPECT_NE(input_error([&] { Tokenizer::load(dir.path()); }).find("share the id"), std::string::npos);
 }
 
 namespace {

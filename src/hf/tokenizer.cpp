@@ -193,6 +193,17 @@ struct Tokenizer::Impl {
     }
   }
 
+  // Every id names one token (else decoding could not tell them apart: found by fuzz_tokenizer).
+  void add_to_vocab(const std::string& token, int32_t id, const std::string& where) {
+    if (id < 0) throw InputError(fmt::format("{}: token \"{}\" has the negative id {}", where, token, id));
+    auto [it, added_now] = tokens.emplace(id, token);
+    if (!added_now) {
+      throw InputError(fmt::format("{}: tokens \"{}\" and \"{}\" share the id {}: the vocabulary is damaged", where,
+                                   it->second, token, id));
+    }
+    vocab[token] = id;
+  }
+
   void finish() {
     std::stable_sort(added.begin(), added.end(),
                      [](const Added& a, const Added& b) { return a.content.size() > b.content.size(); });
@@ -310,10 +321,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const fs::path& path) {
     if (model.value("byte_fallback", false))
       throw InputError(fmt::format("{}: a SentencePiece-style BPE (byte_fallback), not a byte-level BPE", where));
     impl->ignore_merges = model.value("ignore_merges", false);
-    for (const auto& [token, id] : model.at("vocab").items()) {
-      impl->vocab[token] = id.get<int32_t>();
-      impl->tokens[id.get<int32_t>()] = token;
-    }
+    for (const auto& [token, id] : model.at("vocab").items()) impl->add_to_vocab(token, id.get<int32_t>(), where);
     int rank = 0;
     for (const auto& m : model.at("merges")) {
       std::string key;
@@ -391,10 +399,7 @@ Tokenizer Tokenizer::from_vocab_merges(const fs::path& vocab, const fs::path& me
   impl->source = vocab;
   const auto json = parse_json_file(vocab);
   try {
-    for (const auto& [token, id] : json.items()) {
-      impl->vocab[token] = id.get<int32_t>();
-      impl->tokens[id.get<int32_t>()] = token;
-    }
+    for (const auto& [token, id] : json.items()) impl->add_to_vocab(token, id.get<int32_t>(), vocab.string());
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: not a {{token: id}} object: {}", vocab.string(), e.what()));
   }
