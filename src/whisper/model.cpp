@@ -59,13 +59,29 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& x, const torch::Tensor&
                                     const torch::Tensor& mask) {
   // ref: whisper/model.py MultiHeadAttention.qkv_attention (scores scaled by head_dim^-1/2).
   const auto B = x.size(0), T = x.size(1), S = k.size(1), d = x.size(2), hd = d / n_heads;
-  auto q = q_proj->forward(x).view({B, T, n_heads, hd}).transpose(1, 2);
+  auto q = hf::linear(q_proj, x).view({B, T, n_heads, hd}).transpose(1, 2);
   auto kh = k.view({B, S, n_heads, hd}).transpose(1, 2);
   auto vh = v.view({B, S, n_heads, hd}).transpose(1, 2);
-  auto scores = torch::matmul(q, kh.transpose(-1, -2)) * (1.0 / std::sqrt(double(hd)));
-  if (mask.defined()) scores = scores + mask;
-  auto out = torch::matmul(torch::softmax(scores, -1), vh).transpose(1, 2).reshape({B, T, d});
-  return out_proj->forward(out);
+  const double scale = 1.0 / std::sqrt(double(hd));
+  torch::Tensor out;
+  if (torch::GradMode::is_enabled()) {
+    auto scores = torch::matmul(q, kh.transpose(-1, -2)) * scale;
+    if (mask.defined()) scores = scores + mask;
+    out = torch::matmul(torch::softmax(scores, -1), vh).transpose(1, 2).reshape({B, T, d});
+  } else {
+    // Inference: head by head through hf::matmul_nt (oneDNN), not the reference BLAS's bmm.
+    std::vector<torch::Tensor> heads;
+    heads.reserve(size_t(B * n_heads));
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t h = 0; h < n_heads; ++h) {
+        auto scores = hf::matmul_nt(q[b][h].contiguous(), kh[b][h].contiguous()) * scale;
+        if (mask.defined()) scores = scores + mask;
+        heads.push_back(hf::matmul_nt(torch::softmax(scores, -1), vh[b][h].t().contiguous()));
+      }
+    }
+    out = torch::stack(heads).view({B, n_heads, T, hd}).transpose(1, 2).reshape({B, T, d});
+  }
+  return hf::linear(out_proj, out);
 }
 
 EncoderLayerImpl::EncoderLayerImpl(int d, int h, int ffn) {
@@ -80,8 +96,8 @@ EncoderLayerImpl::EncoderLayerImpl(int d, int h, int ffn) {
 torch::Tensor EncoderLayerImpl::forward(torch::Tensor x) {
   // ref: whisper/model.py ResidualAttentionBlock.forward (pre-norm residual blocks).
   auto h = self_attn_layer_norm->forward(x);
-  x = x + self_attn->attend(h, self_attn->k_proj->forward(h), self_attn->v_proj->forward(h), {});
-  return x + fc2->forward(F::gelu(fc1->forward(final_layer_norm->forward(x))));
+  x = x + self_attn->attend(h, hf::linear(self_attn->k_proj, h), hf::linear(self_attn->v_proj, h), {});
+  return x + hf::linear(fc2, F::gelu(hf::linear(fc1, final_layer_norm->forward(x))));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(int d, int h, int ffn) {
@@ -132,8 +148,8 @@ DecoderCache DecoderImpl::start(const torch::Tensor& audio) {
   DecoderCache cache;
   for (const auto& m : *layers) {
     auto* layer = m->as<DecoderLayer>();
-    cache.cross_k.push_back(layer->encoder_attn->k_proj->forward(audio));
-    cache.cross_v.push_back(layer->encoder_attn->v_proj->forward(audio));
+    cache.cross_k.push_back(hf::linear(layer->encoder_attn->k_proj, audio));
+    cache.cross_v.push_back(hf::linear(layer->encoder_attn->v_proj, audio));
     cache.self_k.emplace_back();
     cache.self_v.emplace_back();
   }
@@ -154,7 +170,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tokens, DecoderCache& ca
   for (auto& m : *layers) {
     auto* layer = m->as<DecoderLayer>();
     auto h = layer->self_attn_layer_norm->forward(x);
-    auto k = layer->self_attn->k_proj->forward(h), v = layer->self_attn->v_proj->forward(h);
+    auto k = hf::linear(layer->self_attn->k_proj, h), v = hf::linear(layer->self_attn->v_proj, h);
     if (cache.self_k[i].defined()) {
       k = torch::cat({cache.self_k[i], k}, 1);
       v = torch::cat({cache.self_v[i], v}, 1);
@@ -164,11 +180,11 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tokens, DecoderCache& ca
     x = x + layer->self_attn->attend(h, k, v, mask);
     h = layer->encoder_attn_layer_norm->forward(x);
     x = x + layer->encoder_attn->attend(h, cache.cross_k[i], cache.cross_v[i], {});
-    x = x + layer->fc2->forward(F::gelu(layer->fc1->forward(layer->final_layer_norm->forward(x))));
+    x = x + hf::linear(layer->fc2, F::gelu(hf::linear(layer->fc1, layer->final_layer_norm->forward(x))));
     ++i;
   }
   cache.length += T;
-  return torch::matmul(layer_norm->forward(x), embed_tokens->weight.t());
+  return hf::matmul_nt(layer_norm->forward(x), embed_tokens->weight);
 }
 
 WhisperImpl::WhisperImpl(const WhisperConfig& c) : config(c) {

@@ -1,6 +1,8 @@
 // The model's weights, for the stage's own files and tests (LoRA, training).
 #pragma once
 
+#include "hf/torch.h"
+
 #include <map>
 #include <string>
 #include <utility>
@@ -42,8 +44,8 @@ struct Model::Impl {
   std::map<std::string, safetensors::DType> dtypes;              // as read, for save()
 };
 
-// a · bᵀ for a [m, k], b [n, k] (float32): the fastest way Debian's CPU libtorch has (kernels.cpp).
-torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b);
+// a · bᵀ for a [m, k], b [n, k] (float32): the fastest way Debian's CPU libtorch has (src/hf/matmul.cpp).
+using hf::matmul_nt;
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);

@@ -3,11 +3,12 @@
 // float GEMM at about 1.5 GFLOPS here; its built-in oneDNN (MKL-DNN) runs the same product at
 // 15-30 GFLOPS, and a plain vectorised dot product per output row beats both for one row (a
 // decode step is memory-bound). With gradients on (training) or off the CPU, torch::matmul.
+// Used by the chat LMs and Whisper alike.
 #include <ATen/Parallel.h>
 
-#include "llm/detail/model_impl.h"
+#include "hf/torch.h"
 
-namespace dself::llm {
+namespace dself::hf {
 
 namespace {
 
@@ -43,6 +44,11 @@ torch::Tensor rows_times_weight(const torch::Tensor& x, const torch::Tensor& w) 
 }  // namespace
 
 torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.dim() > 2 && !torch::GradMode::is_enabled() && a.is_cpu() && a.scalar_type() == torch::kFloat) {
+    auto sizes = a.sizes().vec();
+    sizes.back() = b.size(0);
+    return matmul_nt(a.reshape({-1, a.size(-1)}), b).view(sizes);
+  }
   if (torch::GradMode::is_enabled() || !a.is_cpu() || a.scalar_type() != torch::kFloat || a.dim() != 2) {
     return torch::matmul(a, b.t());
   }
@@ -52,4 +58,13 @@ torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b) {
   return torch::mkldnn_linear(x.to_mkldnn(), w.to_mkldnn(), {}).to_dense();
 }
 
-}  // namespace dself::llm
+}  // namespace dself::hf
+
+namespace dself::hf {
+
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  auto y = matmul_nt(x, layer->weight);
+  return layer->bias.defined() ? y + layer->bias : y;
+}
+
+}  // namespace dself::hf
