@@ -115,6 +115,15 @@ TEST(HfTokenizer, BadFilesAreNamed) {
   twice["model"]["vocab"]["e"] = twice["model"]["vocab"]["m"];
   dself::write_file_atomic(dir / "tokenizer.json", twice.dump());
   EXPECT_NE(input_error([&] { Tokenizer::load(dir.path()); }).find("share the id"), std::string::npos);
+  // An id that is no whole number, or out of range (a float to int conversion was undefined).
+  for (const nlohmann::json bad : {nlohmann::json(6.6e47), nlohmann::json(-3), nlohmann::json(4294967296LL)}) {
+    auto odd = nlohmann::json::parse(dself::read_file(kBpe / "json/tokenizer.json"));
+    odd["model"]["vocab"]["e"] = bad;
+    dself::write_file_atomic(dir / "tokenizer.json", odd.dump());
+    EXPECT_NE(input_error([&] { Tokenizer::load(dir.path()); }).find("a token id must be a whole number"),
+              std::string::npos)
+        << bad.dump();
+  }
 }
 
 namespace {

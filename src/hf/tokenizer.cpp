@@ -23,6 +23,17 @@ const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?
 
 namespace {
 
+// A token id as the file writes it: a whole number from 0 to 2^31 - 1 (a float or a huge
+// number would not convert: found by fuzz_tokenizer).
+int32_t token_id(const nlohmann::json& value, const std::string& where) {
+  if (!value.is_number_integer() || (value.is_number_unsigned() ? value.get<uint64_t>() > INT32_MAX
+                                                                 : value.get<int64_t>() < 0 || value.get<int64_t>() > INT32_MAX)) {
+    throw InputError(fmt::format("{}: a token id must be a whole number from 0 to {}, not {}", where, INT32_MAX,
+                                 value.dump()));
+  }
+  return static_cast<int32_t>(value.get<int64_t>());
+}
+
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
     out += char(cp);
@@ -321,7 +332,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const fs::path& path) {
     if (model.value("byte_fallback", false))
       throw InputError(fmt::format("{}: a SentencePiece-style BPE (byte_fallback), not a byte-level BPE", where));
     impl->ignore_merges = model.value("ignore_merges", false);
-    for (const auto& [token, id] : model.at("vocab").items()) impl->add_to_vocab(token, id.get<int32_t>(), where);
+    for (const auto& [token, id] : model.at("vocab").items()) impl->add_to_vocab(token, token_id(id, where), where);
     int rank = 0;
     for (const auto& m : model.at("merges")) {
       std::string key;
@@ -384,7 +395,7 @@ Tokenizer Tokenizer::from_tokenizer_json(const fs::path& path) {
     if (json.contains("added_tokens"))
       for (const auto& a : json["added_tokens"])
         impl->added.push_back(
-            {a.at("content").get<std::string>(), a.at("id").get<int32_t>(), a.value("special", false)});
+            {a.at("content").get<std::string>(), token_id(a.at("id"), where), a.value("special", false)});
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: not a tokenizer.json: {}", where, e.what()));
   }
@@ -399,7 +410,7 @@ Tokenizer Tokenizer::from_vocab_merges(const fs::path& vocab, const fs::path& me
   impl->source = vocab;
   const auto json = parse_json_file(vocab);
   try {
-    for (const auto& [token, id] : json.items()) impl->add_to_vocab(token, id.get<int32_t>(), vocab.string());
+    for (const auto& [token, id] : json.items()) impl->add_to_vocab(token, token_id(id, vocab.string()), vocab.string());
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: not a {{token: id}} object: {}", vocab.string(), e.what()));
   }
@@ -421,7 +432,7 @@ Tokenizer Tokenizer::from_vocab_merges(const fs::path& vocab, const fs::path& me
   if (!added_tokens.empty()) {
     const auto added = parse_json_file(added_tokens);
     try {
-      for (const auto& [content, id] : added.items()) impl->added.push_back({content, id.get<int32_t>(), true});
+      for (const auto& [content, id] : added.items()) impl->added.push_back({content, token_id(id, added_tokens.string()), true});
     } catch (const nlohmann::json::exception& e) {
       throw InputError(fmt::format("{}: not a {{token: id}} object: {}", added_tokens.string(), e.what()));
     }
