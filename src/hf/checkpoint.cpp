@@ -10,8 +10,6 @@ namespace dself::hf {
 
 namespace fs = std::filesystem;
 
-namespace {
-
 nlohmann::json read_json(const fs::path& path, const std::string& what) {
   if (!fs::exists(path)) throw InputError(fmt::format("{}: missing ({} expected there)", path.string(), what));
   try {
@@ -21,7 +19,6 @@ nlohmann::json read_json(const fs::path& path, const std::string& what) {
   }
 }
 
-}  // namespace
 
 nlohmann::json read_config(const fs::path& dir) {
   if (!fs::is_directory(dir))

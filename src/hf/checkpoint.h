@@ -15,6 +15,10 @@
 
 namespace dself::hf {
 
+// A JSON file of a checkpoint; `what` says what it holds. Throws InputError naming the file when
+// it is missing or not valid JSON.
+nlohmann::json read_json(const std::filesystem::path& path, const std::string& what);
+
 // The checkpoint's config.json. Throws InputError naming the file when it is missing or not a
 // JSON object, or when `dir` is not a directory.
 nlohmann::json read_config(const std::filesystem::path& dir);

@@ -13,10 +13,10 @@
 #include <fmt/format.h>
 
 #include <ctime>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "hf/checkpoint.h"
 #include "llm/llm.h"
 
 namespace dself::llm {
@@ -87,17 +87,11 @@ ChatTemplate recognise_template(const std::string& jinja, const std::string& whe
 
 ChatTemplate read_chat_template(const std::filesystem::path& model_dir) {
   const auto path = model_dir / "tokenizer_config.json";
-  std::ifstream in(path);
-  if (!in) {
+  if (!std::filesystem::exists(path)) {
     throw InputError(fmt::format("{}: no tokenizer_config.json (it holds the chat template; a chat checkpoint has one)",
                                  model_dir.string()));
   }
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: not valid JSON ({})", path.string(), e.what()));
-  }
+  const nlohmann::json json = hf::read_json(path, "the tokenizer's configuration and chat template");
   if (!json.contains("chat_template")) {
     throw InputError(path.string() + ": no \"chat_template\" (a base model without one cannot chat; use an -Instruct "
                                      "checkpoint)");

@@ -4,10 +4,10 @@
 // hidden_size / num_attention_heads, tie_word_embeddings to false; Qwen2 always has q/k/v biases.
 #include <fmt/format.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "hf/checkpoint.h"
 #include "llm/llm.h"
 
 namespace dself::llm {
@@ -127,19 +127,12 @@ Config config_from_json(const nlohmann::json& json, const std::string& where) {
 
 Config read_config(const std::filesystem::path& model_dir) {
   const auto path = model_dir / "config.json";
-  std::ifstream in(path);
-  if (!in) {
+  if (!std::filesystem::exists(path)) {
     throw InputError(fmt::format("{}: no config.json (--model must be a Hugging Face checkpoint directory: "
                                  "config.json, model.safetensors, tokenizer.json, tokenizer_config.json)",
                                  model_dir.string()));
   }
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("{}: not valid JSON ({})", path.string(), e.what()));
-  }
-  return config_from_json(json, path.string());
+  return config_from_json(hf::read_json(path, "the model's configuration"), path.string());
 }
 
 nlohmann::json to_json(const Config& c) {

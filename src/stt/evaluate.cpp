@@ -16,6 +16,15 @@
 namespace dself::stt {
 namespace {
 
+// The generic recogniser with the person's language model and dictionary: their words, not their voice.
+transcript::PocketSphinxOptions with_person_lm(transcript::PocketSphinxOptions generic,
+                                               const transcript::PocketSphinxOptions& person) {
+  generic.dictionary = person.dictionary;
+  generic.person_lm = person.person_lm;
+  generic.person_lm_weight = person.person_lm_weight;
+  return generic;
+}
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
@@ -78,11 +87,7 @@ json evaluate_stt(const fs::path& avatar, bool librivox) {
   json wer;
   wer["generic"] = judge(generic, held_out).to_json();
   if (person) {
-    transcript::PocketSphinxOptions lm_only = generic;
-    lm_only.dictionary = person->dictionary;
-    lm_only.person_lm = person->person_lm;
-    lm_only.person_lm_weight = person->person_lm_weight;
-    wer["person_lm"] = judge(lm_only, held_out).to_json();
+    wer["person_lm"] = judge(with_person_lm(generic, *person), held_out).to_json();
     const fs::path dir = workspace::model_dir(avatar, "stt");
     // Every acoustic adaptation on disk, alone and with the person LM.
     std::vector<std::pair<std::string, transcript::PocketSphinxOptions>> acoustic;
@@ -120,11 +125,7 @@ json evaluate_stt(const fs::path& avatar, bool librivox) {
         result["librivox"] = {{"skipped", "pocketsphinx-testdata is not installed"}};
       } else {
         json l = {{"generic", judge(generic, items).to_json()}};
-        transcript::PocketSphinxOptions lm_on_others = generic;
-        lm_on_others.dictionary = person->dictionary;
-        lm_on_others.person_lm = person->person_lm;
-        lm_on_others.person_lm_weight = person->person_lm_weight;
-        l["person_lm"] = judge(lm_on_others, items).to_json();
+        l["person_lm"] = judge(with_person_lm(generic, *person), items).to_json();
         if (has_acoustic) {
           transcript::PocketSphinxOptions adapted = generic;
           adapted.dictionary = person->dictionary;
