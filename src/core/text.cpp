@@ -1,6 +1,13 @@
 #include "core/text.h"
 
+#include <cctype>
+
 namespace dself {
+
+std::string ascii_lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
 
 std::string escape_markup(std::string_view text, bool escape_quotes) {
   std::string out;

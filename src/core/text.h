@@ -7,6 +7,9 @@
 
 namespace dself {
 
+// ASCII letters lowered; other bytes (UTF-8 included) kept as they are.
+std::string ascii_lower(std::string text);
+
 // Escapes &, < and > (and " when escape_quotes: needed in HTML attributes, not in WebVTT).
 std::string escape_markup(std::string_view text, bool escape_quotes = true);
 

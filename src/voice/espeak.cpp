@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "media/media.h"
 #include "transcript/transcript.h"
 #include "voice/detail/espeak.h"
@@ -97,11 +98,6 @@ std::vector<speech::TimedPhone> phones_from_events(const std::vector<PhonemeEven
 
 // ---- The voices espeak-ng has ----------------------------------------------------------------
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 struct Catalog {
   std::set<std::string> languages;  // English voices, e.g. "en-us", "en-gb-x-rp"
   std::set<std::string> variants;   // "m1", "f3", "klatt", ...
@@ -115,7 +111,7 @@ const Catalog& catalog() {
       // espeak_SetVoiceByName takes a voice file's name ("gmw/en-US" -> en-us), not every
       // language a voice lists ("en-gb" is only a language of "gmw/en").
       for (const espeak_VOICE** v = espeak_ListVoices(nullptr); v != nullptr && *v != nullptr; ++v) {
-        std::string id = lower((*v)->identifier != nullptr ? (*v)->identifier : "");
+        std::string id = ascii_lower((*v)->identifier != nullptr ? (*v)->identifier : "");
         std::string file = id.substr(id.rfind('/') + 1);
         if (file == "en" || file.starts_with("en-")) result.languages.insert(file);
       }
@@ -137,9 +133,9 @@ const Catalog& catalog() {
 std::string checked_voice_name(const std::string& name) {
   const Catalog& known = catalog();
   const size_t plus = name.find('+');
-  const std::string language = lower(name.substr(0, plus));
+  const std::string language = ascii_lower(name.substr(0, plus));
   std::string variant = plus == std::string::npos ? "" : name.substr(plus + 1);
-  if (!variant.empty() && !known.variants.contains(variant)) variant = lower(variant);
+  if (!variant.empty() && !known.variants.contains(variant)) variant = ascii_lower(variant);
   const bool variant_ok = plus == std::string::npos || known.variants.contains(variant);
   if (known.languages.contains(language) && variant_ok) return variant.empty() ? language : language + "+" + variant;
   auto list = [](const std::set<std::string>& names) {

@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "core/text.h"
 #include "voice/detail/text.h"
 #include "voice/voice.h"
 
@@ -16,11 +17,6 @@ bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0;
 bool is_terminator(char c) { return c == '.' || c == '!' || c == '?' || c == ';'; }
 // Closing quotes and brackets that stay with the sentence they end: 'He said "no."'
 bool is_closer(char c) { return c == '"' || c == '\'' || c == ')' || c == ']'; }
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Abbreviations after which a full stop does not end the sentence. Titles come before a name;
 // the rest come mid-sentence ("e.g.", "vs."). "etc.", "Jr.", "Sr." and "No." end a sentence when
@@ -54,7 +50,7 @@ bool ends_sentence(std::string_view text, size_t first, size_t last) {
   }
   if (text[first] != '.' || last != first) return true;  // "!", "?", ";", "...", "?!"
   const std::string word = word_before(text, first);
-  const std::string key = lower(word);
+  const std::string key = ascii_lower(word);
   if (abbreviations().contains(key)) return false;
   if (word.size() == 1 && std::isupper(static_cast<unsigned char>(word[0]))) return false;  // an initial: "J. Smith"
   const char next = next_word_start(text, after);

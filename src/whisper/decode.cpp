@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr double kTimePrecision = 0.02;  // seconds per timestamp step
-
 std::vector<int32_t> int_list(const nlohmann::json& json, const char* key) {
   std::vector<int32_t> out;
   if (json.is_object() && json.contains(key) && json[key].is_array())

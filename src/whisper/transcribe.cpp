@@ -12,7 +12,6 @@ namespace dself::whisper {
 
 namespace {
 
-constexpr double kTimePrecision = 0.02;  // seconds per timestamp step
 constexpr int kInputStride = 2;          // mel frames per audio position (the stride-2 convolution)
 
 std::string trim(const std::string& s) {

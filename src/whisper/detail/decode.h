@@ -2,7 +2,6 @@
 // special tokens of a Whisper tokenizer. Internal to dself_whisper (and its tests).
 #pragma once
 
-
 #include <string>
 #include <vector>
 
@@ -11,6 +10,8 @@
 #include "whisper/whisper.h"
 
 namespace dself::whisper {
+
+inline constexpr double kTimePrecision = 0.02;  // seconds per timestamp step
 
 // The special tokens, found by their spelling in the tokenizer (ref: whisper/tokenizer.py).
 struct SpecialTokens {
