@@ -460,7 +460,10 @@ class SourcePreparer {
       stop_if_requested(options_.should_stop, "prepare");
       const auto first = std::min(samples.size(), static_cast<size_t>(std::max(0.0, u.source_start_s) * audio_rate));
       const auto last = std::min(samples.size(), static_cast<size_t>(std::max(0.0, u.source_end_s) * audio_rate));
-      const std::span<const float> clip(samples.data() + first, last - first);
+      // Scores are given the clip's first window (all of it for the published models' 30 s, as
+      // utterances are at most 15 s), so Whisper's own transcript is of that window too.
+      const size_t window = static_cast<size_t>(model.window_s() * audio_rate);
+      const std::span<const float> clip(samples.data() + first, std::min(last - first, window));
       try {
         const whisper::Transcript own = whisper::transcribe_samples(model, clip, params);
         const whisper::Score caption = whisper::score_samples(model, clip, u.text, params);

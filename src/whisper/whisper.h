@@ -72,6 +72,7 @@ class Model {
 
   const std::filesystem::path& dir() const;
   bool multilingual() const;
+  double window_s() const;       // the audio one window holds: 30 s for the published models
   std::string describe() const;  // "whisper d_model 384, 4+4 layers, 80 mels, 51864 tokens (English-only)"
 
   struct Impl;
