@@ -7,16 +7,16 @@
 
 #include <chrono>
 #include <map>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "media/media.h"
 #include "speech/speech.h"
-#include "transcript/transcript.h"
 #include "support.h"
 #include "support/client.h"
+#include "transcript/transcript.h"
 #include "whisper/whisper.h"
 #include "whisper_checkpoint.h"
 
@@ -50,7 +50,8 @@ std::string absolute_path(const fs::path& path) { return fs::absolute(path).lexi
 // Every source's transcript file and its modification time.
 std::map<fs::path, fs::file_time_type> transcript_times(const fs::path& avatar) {
   std::map<fs::path, fs::file_time_type> times;
-  for (const auto& entry : fs::directory_iterator(avatar / "transcripts")) times[entry.path()] = fs::last_write_time(entry);
+  for (const auto& entry : fs::directory_iterator(avatar / "transcripts"))
+    times[entry.path()] = fs::last_write_time(entry);
   return times;
 }
 
@@ -111,7 +112,8 @@ TEST(AvatarConfig, GetSetUnsetAndValidation) {
   EXPECT_EQ(run_dself({"--avatar", avatar, "config", "whisper_model"}).output, absolute_path(model) + "\n");
   r = run_dself({"--avatar", avatar, "config", "--unset", "stt"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(run_dself({"--avatar", avatar, "config", "stt"}).output, "");  // an empty line (empty lines are not captured)
+  EXPECT_EQ(run_dself({"--avatar", avatar, "config", "stt"}).output,
+            "");  // an empty line (empty lines are not captured)
   EXPECT_EQ(run_dself({"--avatar", avatar, "config", "whisper_model"}).output, absolute_path(model) + "\n");
 
   // A hand-edited file that is not a config: named, exit 1.
@@ -150,8 +152,8 @@ TEST(AvatarConfig, TheWhisperModelIsChosenByOneRule) {
 
   // transcribe follows it too.
   dself::media::write_wav(dir / "a.wav", std::vector<float>(16000, 0.01f), 16000);
-  auto r = run_dself({"--quiet", "--avatar", avatar.string(), "transcribe", "--stt", "whisper", (dir / "a.wav").string(),
-                      "--json"});
+  auto r = run_dself(
+      {"--quiet", "--avatar", avatar.string(), "transcribe", "--stt", "whisper", (dir / "a.wav").string(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(json_output(r.output)["model"], (avatar / "models/whisper").string());
   r = run_dself({"--quiet", "--avatar", (dir / "elsewhere").string(), "transcribe", "--stt", "whisper",
@@ -163,7 +165,8 @@ TEST(AvatarConfig, TheWhisperModelIsChosenByOneRule) {
   const std::string before = dself::whisper::model_identity(set);
   EXPECT_EQ(before, dself::whisper::model_identity(set));
   fs::copy_file(flag / "model.safetensors", set / "model.safetensors", fs::copy_options::overwrite_existing);
-  fs::last_write_time(set / "model.safetensors", fs::last_write_time(set / "model.safetensors") + std::chrono::seconds(5));
+  fs::last_write_time(set / "model.safetensors",
+                      fs::last_write_time(set / "model.safetensors") + std::chrono::seconds(5));
   EXPECT_NE(before, dself::whisper::model_identity(set));
 }
 

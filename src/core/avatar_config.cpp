@@ -53,19 +53,21 @@ AvatarConfig read_avatar_config(const std::filesystem::path& avatar) {
       throw InputError(fmt::format("{}: {}; {}", path.string(), e.what(), fix));
     }
     if (!value.is_string() || value.get<std::string>().empty()) {
-      throw InputError(fmt::format("{}: \"{}\" is {}, not a non-empty string; {}", path.string(), key, value.dump(), fix));
+      throw InputError(
+          fmt::format("{}: \"{}\" is {}, not a non-empty string; {}", path.string(), key, value.dump(), fix));
     }
   }
   if (json.contains("stt")) {
     const std::string stt = json["stt"].get<std::string>();
     const auto& names = stt_engine_names();
     if (std::find(names.begin(), names.end(), stt) == names.end()) {
-      throw InputError(fmt::format("{}: \"stt\" is \"{}\", not one of {}; {}", path.string(), stt,
-                                   fmt::join(names, ", "), fix));
+      throw InputError(
+          fmt::format("{}: \"stt\" is \"{}\", not one of {}; {}", path.string(), stt, fmt::join(names, ", "), fix));
     }
     config.stt = stt;
   }
-  if (json.contains("whisper_model")) config.whisper_model = std::filesystem::path(json["whisper_model"].get<std::string>());
+  if (json.contains("whisper_model"))
+    config.whisper_model = std::filesystem::path(json["whisper_model"].get<std::string>());
   return config;
 }
 

@@ -41,20 +41,21 @@ std::optional<ModelChoice> find_model(const fs::path& avatar, const fs::path& fl
 
 ModelChoice resolve_model(const fs::path& avatar, const fs::path& flag_dir, const std::string& flag_name) {
   if (auto choice = find_model(avatar, flag_dir)) return *choice;
-  throw InputError(fmt::format(
-      "no Whisper model: give {} DIR (a Hugging Face Whisper checkpoint: config.json, model.safetensors, "
-      "tokenizer files), or set one for the avatar with `dself --avatar {} config whisper_model DIR`, or "
-      "fine-tune one with `dself train stt --whisper DIR`",
-      flag_name, avatar.string()));
+  throw InputError(
+      fmt::format("no Whisper model: give {} DIR (a Hugging Face Whisper checkpoint: config.json, model.safetensors, "
+                  "tokenizer files), or set one for the avatar with `dself --avatar {} config whisper_model DIR`, or "
+                  "fine-tune one with `dself train stt --whisper DIR`",
+                  flag_name, avatar.string()));
 }
 
 void check_checkpoint(const fs::path& dir) {
   const nlohmann::json config = hf::read_config(dir);
   WhisperConfig::from_json(config, (dir / "config.json").string());
   if (!fs::exists(dir / "model.safetensors") && !fs::exists(dir / "model.safetensors.index.json")) {
-    throw InputError(fmt::format("{}: missing (no weights: neither model.safetensors nor "
-                                 "model.safetensors.index.json is in {})",
-                                 (dir / "model.safetensors").string(), dir.string()));
+    throw InputError(
+        fmt::format("{}: missing (no weights: neither model.safetensors nor "
+                    "model.safetensors.index.json is in {})",
+                    (dir / "model.safetensors").string(), dir.string()));
   }
   hf::Tokenizer::load(dir);
 }
@@ -63,14 +64,16 @@ std::string model_identity(const fs::path& dir) {
   const fs::path config = dir / "config.json";
   if (!fs::exists(config)) throw InputError(fmt::format("{}: missing (the model's configuration)", config.string()));
   std::string identity = fs::absolute(dir).lexically_normal().string() + "|config " + hash_file(config);
-  for (const char* name : {"tokenizer.json", "vocab.json", "merges.txt", "added_tokens.json", "generation_config.json"}) {
+  for (const char* name :
+       {"tokenizer.json", "vocab.json", "merges.txt", "added_tokens.json", "generation_config.json"}) {
     if (fs::exists(dir / name)) identity += fmt::format("|{} {}", name, hash_file(dir / name));
   }
   // Weights: every safetensors file and the index, by size and time (a fine-tune rewrites them).
   std::vector<fs::path> weights;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (entry.path().extension() == ".safetensors" || name == "model.safetensors.index.json") weights.push_back(entry.path());
+    if (entry.path().extension() == ".safetensors" || name == "model.safetensors.index.json")
+      weights.push_back(entry.path());
   }
   std::sort(weights.begin(), weights.end());
   for (const auto& w : weights) {
