@@ -375,8 +375,9 @@ class SourcePreparer {
     } else if (engine_for_source() == "whisper") {
       const whisper::Model& model = whisper_.get();
       const auto& samples = audio();
-      Progress progress(fmt::format("whisper {}", outcome_.title), static_cast<int64_t>(samples.size() / audio_rate),
-                        "s", options_.progress);
+      // Named as PocketSphinx's task: the server's jobs place a source's progress by its steps' names.
+      Progress progress(fmt::format("speech recognition {}", outcome_.title),
+                        static_cast<int64_t>(samples.size() / audio_rate), "s", options_.progress);
       whisper::TranscribeParams params;
       params.should_stop = options_.should_stop;  // asked before every 30 s window
       params.progress = [&](const ProgressEvent& e) { progress.set_done(e.done); };
