@@ -8,6 +8,8 @@
 #include "hf/checkpoint.h"
 #include "whisper/detail/model.h"
 
+#include <torch/utils.h>  // torch::manual_seed
+
 namespace dself::test {
 
 namespace fs = std::filesystem;
