@@ -18,12 +18,19 @@ void add_prepare_command(CLI::App& app, const GlobalOptions& globals) {
       "prepare", "Make each source's audio, transcript, speech dataset and face track (resumable)");
   const std::map<std::string, prepare::SttEngine> engines = {{"auto", prepare::SttEngine::automatic},
                                                             {"captions", prepare::SttEngine::captions},
-                                                            {"pocketsphinx", prepare::SttEngine::pocketsphinx}};
+                                                            {"pocketsphinx", prepare::SttEngine::pocketsphinx},
+                                                            {"whisper", prepare::SttEngine::whisper}};
   command->add_option("--stt", options->stt,
                       "Where transcripts come from: auto (captions when a source has them, else PocketSphinx), "
-                      "captions, or pocketsphinx (the person's adapted model once `dself train stt` made one)")
+                      "captions, pocketsphinx (the person's adapted model once `dself train stt` made one), or "
+                      "whisper (a Whisper checkpoint: --model, else the person's fine-tuned one, else `dself config "
+                      "whisper_model`)")
       ->transform(CLI::CheckedTransformer(engines, CLI::ignore_case))
-      ->default_str("auto");
+      ->default_str("the avatar's `dself config stt`, else auto");
+  command->add_option("--model", options->whisper_model,
+                      "A Hugging Face Whisper checkpoint directory, for --stt whisper and for checking captions "
+                      "against the audio (default: the person's fine-tuned models/whisper, else `dself config "
+                      "whisper_model`; none: captions are not checked)");
   command->add_option("--pocketsphinx-model", options->pocketsphinx_model,
                       "PocketSphinx model directory (en-us/, en-us.lm.bin, cmudict-en-us.dict)")
       ->capture_default_str();

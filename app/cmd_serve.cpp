@@ -48,6 +48,14 @@ void add_serve_command(CLI::App& app, const GlobalOptions& globals) {
   command->add_option("--yt-dlp", options->yt_dlp, "Ingest jobs: the yt-dlp program")
       ->envname("DSELF_YTDLP")
       ->capture_default_str();
+  command->add_option("--stt", options->stt,
+                      "Engine of the live avatar's voice messages: pocketsphinx or whisper (default: whisper when "
+                      "`dself config stt` says so, else pocketsphinx)")
+      ->check(CLI::IsMember({"pocketsphinx", "whisper"}));
+  command->add_option("--whisper-model", options->whisper_model,
+                      "--stt whisper: a Hugging Face Whisper checkpoint directory (--model is the llm engine's "
+                      "chat model); default: the person's fine-tuned models/whisper, else `dself config "
+                      "whisper_model`. Loaded once at start: one that does not load stops serve (exit 1)");
   command->footer(
       "Prints `dself serve: listening on http://HOST:PORT/` when ready; stops on Ctrl-C or SIGTERM.\n"
       "The API and the live protocol: docs/API.md.");

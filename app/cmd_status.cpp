@@ -155,6 +155,19 @@ void print_text(const nlohmann::json& status) {
                 figure(models["stt"], {"held_out_wer"}).c_str(), figure(models["stt"], {"generic_wer"}).c_str(),
                 figure(models["stt"], {"real_time_factor"}).c_str());
   }
+  // The engine prepare and the server use, and the Whisper checkpoint chosen (whisper::find_model).
+  if (status.contains("stt")) {
+    const auto& stt = status["stt"];
+    std::printf("         engine %s; Whisper model %s%s\n", stt.value("engine", std::string("auto")).c_str(),
+                stt["whisper_model"].is_string() ? stt["whisper_model"].get<std::string>().c_str() : "none",
+                stt["whisper_model_from"].is_string()
+                    ? fmt::format(" ({})", stt["whisper_model_from"].get<std::string>() == "trained"
+                                                ? "fine-tuned on the person"
+                                                : "set with `dself config whisper_model`")
+                          .c_str()
+                    : " (set one with `dself config whisper_model DIR`)");
+    if (stt.contains("error")) std::printf("         warning: %s\n", stt["error"].get<std::string>().c_str());
+  }
   if (models.contains("motion")) {
     std::printf("motion   landmark distance %s%% IOD on held-out frames (rest face: %s%%)\n",
                 figure(models["motion"], {"tracked", "lmd_iod_pct"}).c_str(),

@@ -86,12 +86,10 @@ std::string clock(double s) { return fmt::format("{:02d}:{:05.2f}", int(s) / 60,
 // Whisper on the user's checkpoint: segments with times (or, with --score, the teacher-forced
 // log-probability of a text), printed here since its JSON carries tokens and confidences.
 void transcribe_whisper(const TranscribeOptions& o, const GlobalOptions& globals) {
-  if (o.model.empty())
-    throw InputError(
-        "--model DIR is needed with --stt whisper: a Hugging Face Whisper checkpoint directory "
-        "(config.json, model.safetensors, tokenizer files), e.g. a download of openai/whisper-tiny.en");
+  // --model, else the avatar's fine-tuned model, else its setting (`dself config whisper_model`).
+  const whisper::ModelChoice choice = whisper::resolve_model(globals.avatar, o.model, "--model");
   if (!fs::exists(o.input)) throw InputError(fmt::format("{}: no such file", o.input.string()));
-  const auto model = whisper::Model::load(o.model);
+  const auto model = whisper::Model::load(choice.dir);
   auto params = o.whisper;
   params.timestamps = !o.no_timestamps;
   params.should_stop = stop_on_interrupt();
@@ -133,7 +131,8 @@ void add_transcribe_command(CLI::App& app, const GlobalOptions& globals) {
       ->required();
   const std::map<std::string, Engine> engines = {
       {"pocketsphinx", Engine::pocketsphinx}, {"captions", Engine::captions}, {"whisper", Engine::whisper}};
-  command->add_option("--stt", options->engine, "Engine: pocketsphinx, captions or whisper (needs --model)")
+  command->add_option("--stt", options->engine, "Engine: pocketsphinx, captions or whisper (--model, else the avatar's fine-tuned model, else its "
+                      "`dself config whisper_model`)")
       ->transform(CLI::CheckedTransformer(engines, CLI::ignore_case))
       ->default_str("pocketsphinx");
   command->add_option("--model", options->model,
@@ -165,7 +164,7 @@ void add_transcribe_command(CLI::App& app, const GlobalOptions& globals) {
   command->callback([options, avatar_option, &globals] {
     if (options->engine != Engine::whisper &&
         (!options->score.empty() || options->no_timestamps || !options->whisper.language.empty())) {
-      throw InputError("--score, --no-timestamps and --language are Whisper's: add --stt whisper --model DIR");
+      throw InputError("--score, --no-timestamps and --language are Whisper's: add --stt whisper (--model DIR)");
     }
     const bool avatar_given = avatar_option->count() > 0 || std::getenv("DSELF_AVATAR") != nullptr;
     Transcribed result;

@@ -39,5 +39,6 @@ void add_eval_stt_command(CLI::App& eval, const GlobalOptions& globals);  // `ds
 void add_train_command(CLI::App& app, const GlobalOptions& globals);
 void add_transcribe_command(CLI::App& app, const GlobalOptions& globals);
 void add_serve_command(CLI::App& app, const GlobalOptions& globals);
+void add_config_command(CLI::App& app, const GlobalOptions& globals);
 
 }  // namespace dself

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   dself::add_train_command(app, globals);
   dself::add_transcribe_command(app, globals);
   dself::add_serve_command(app, globals);
+  dself::add_config_command(app, globals);
 
   // CLI11 reads an unknown command as a missing one ("A subcommand is required"): name it.
   const std::vector<CLI::App*> commands = app.get_subcommands([](CLI::App*) { return true; });

@@ -18,6 +18,7 @@ namespace dself::workspace {
 namespace fs = std::filesystem;
 
 fs::path catalog_path(const fs::path& avatar) { return avatar / "dself.db"; }
+fs::path config_path(const fs::path& avatar) { return avatar / "config.json"; }
 fs::path sources_dir(const fs::path& avatar) { return avatar / "sources"; }
 fs::path audio_dir(const fs::path& avatar) { return avatar / "audio"; }
 fs::path audio_path(const fs::path& avatar, int64_t source_id) {

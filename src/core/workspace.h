@@ -11,6 +11,7 @@ namespace dself::workspace {
 
 // --- paths, all inside the avatar directory ---
 std::filesystem::path catalog_path(const std::filesystem::path& avatar);               // dself.db
+std::filesystem::path config_path(const std::filesystem::path& avatar);                // config.json (`dself config`)
 std::filesystem::path sources_dir(const std::filesystem::path& avatar);                // sources/
 std::filesystem::path audio_dir(const std::filesystem::path& avatar);                  // audio/
 std::filesystem::path audio_path(const std::filesystem::path& avatar, int64_t source_id);       // audio/<id>.wav

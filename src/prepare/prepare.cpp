@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/avatar_config.h"
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -22,6 +23,7 @@
 #include "speech/speech.h"
 #include "stt/stt.h"
 #include "transcript/transcript.h"
+#include "whisper/whisper.h"
 
 namespace dself::prepare {
 namespace {
@@ -30,6 +32,16 @@ constexpr int audio_rate = 16000;  // Hz: what the recognisers, aligner and voic
 
 // Bump a step's version when its output changes for the same input, so that old results are redone.
 constexpr const char* step_versions[] = {"audio-1", "transcript-1", "speech-1", "tracks-1", "face-2"};
+// The caption check's version, part of the speech step's input when captions are checked.
+constexpr const char* caption_check_version = "caption-check-1";
+
+// A caption is flagged when its average log-probability per token is more than this below that of
+// Whisper's own transcript of the same clip (nats per token). The clip's own transcript is the
+// reference, so the threshold follows the audio and the model (a small model on noisy speech
+// scores every text low); the margin is Whisper's own limit for a decoding it trusts: an average
+// log-probability below -1 makes it decode again. ref: openai/whisper transcribe.py
+// (logprob_threshold = -1.0).
+constexpr double caption_margin = 1.0;
 
 struct SourceFiles {
   Source source;
@@ -98,6 +110,31 @@ class LazyRecognizer {
   std::unique_ptr<transcript::PocketSphinxRecognizer> recognizer_;
 };
 
+// The Whisper checkpoint of this run (for transcripts, or for checking captions), loaded once and
+// only if some source needs it; its identity (whisper::model_identity) is part of the input hashes.
+class LazyWhisper {
+ public:
+  LazyWhisper() = default;
+  LazyWhisper(whisper::ModelChoice choice, std::string identity)
+      : choice_(std::move(choice)), identity_(std::move(identity)) {}
+  bool available() const { return choice_.has_value(); }
+  const std::string& identity() const { return identity_; }
+  const std::filesystem::path& dir() const { return choice_->dir; }
+  const whisper::Model& get() {
+    if (!model_) {
+      model_ = whisper::Model::load(choice_->dir);
+      spdlog::info("whisper: {} ({}, {})", choice_->dir.string(), model_->describe(),
+                   whisper::model_source_name(choice_->source));
+    }
+    return *model_;
+  }
+
+ private:
+  std::optional<whisper::ModelChoice> choice_;
+  std::string identity_;
+  std::optional<whisper::Model> model_;
+};
+
 // Models loaded once per run: dictionaries, the acoustic model, dlib's detector and predictor.
 struct Tools {
   speech::Phonemizer phonemizer;
@@ -112,8 +149,13 @@ struct Tools {
 class SourcePreparer {
  public:
   SourcePreparer(const PrepareOptions& options, Catalog& catalog, const SourceFiles& files,
-                 LazyRecognizer& recognizer, Tools& tools)
-      : options_(options), catalog_(catalog), files_(files), recognizer_(recognizer), tools_(tools) {}
+                 LazyRecognizer& recognizer, LazyWhisper& whisper, Tools& tools)
+      : options_(options),
+        catalog_(catalog),
+        files_(files),
+        recognizer_(recognizer),
+        whisper_(whisper),
+        tools_(tools) {}
 
   // The steps before the identities are known; whether they all succeeded.
   bool run_before_identities() {
@@ -170,6 +212,9 @@ class SourcePreparer {
         return "captions";
       case SttEngine::pocketsphinx:
         return "pocketsphinx";
+      case SttEngine::whisper:
+        return "whisper";
+      case SttEngine::configured:  // resolved by prepare() before any source
       case SttEngine::automatic:
         return files_.captions ? "captions" : "pocketsphinx";
     }
@@ -194,11 +239,17 @@ class SourcePreparer {
     if (s >= Step::transcript) {
       std::string engine = engine_for_source();
       inputs += "|" + engine;
-      inputs += engine == "captions" ? files_.captions->content_hash : options_.pocketsphinx_model.string();
+      inputs += engine == "captions" ? files_.captions->content_hash
+                : engine == "whisper"  ? whisper_.identity()
+                                       : options_.pocketsphinx_model.string();
       // --retranscribe: a transcript made by another model than the person's adapted one is out of date.
       const auto person_config = workspace::model_dir(options_.avatar, "stt") / "config.json";
-      if (engine != "captions" && (options_.retranscribe || adapted) && std::filesystem::exists(person_config)) {
+      if (engine == "pocketsphinx" && (options_.retranscribe || adapted) && std::filesystem::exists(person_config)) {
         inputs += "|person " + hash_file(person_config);
+      }
+      // Captions checked against the audio: the dataset depends on the model that checked them.
+      if (s >= Step::speech && checks_captions()) {
+        inputs += std::string("|") + caption_check_version + " " + whisper_.identity();
       }
     }
     return hash_bytes(inputs);
@@ -313,11 +364,24 @@ class SourcePreparer {
     return {{"audio_s", static_cast<double>(samples.size()) / audio_rate}};
   }
 
+  // Whether this source's speech dataset has its captions checked by Whisper.
+  bool checks_captions() const { return engine_for_source() == "captions" && whisper_.available(); }
+
   nlohmann::json make_transcript() {
     transcript::Transcript result;
     if (engine_for_source() == "captions") {
       result = transcript::read_captions(options_.avatar / files_.captions->path);
       result.model = files_.captions->path;
+    } else if (engine_for_source() == "whisper") {
+      const whisper::Model& model = whisper_.get();
+      const auto& samples = audio();
+      // Named as PocketSphinx's task: the server's jobs place a source's progress by its steps' names.
+      Progress progress(fmt::format("speech recognition {}", outcome_.title),
+                        static_cast<int64_t>(samples.size() / audio_rate), "s", options_.progress);
+      whisper::TranscribeParams params;
+      params.should_stop = options_.should_stop;  // asked before every 30 s window
+      params.progress = [&](const ProgressEvent& e) { progress.set_done(e.done); };
+      result = whisper::to_transcript(model, whisper::transcribe_samples(model, samples, params));
     } else {
       auto& recognizer = recognizer_.get();
       const auto& samples = audio();
@@ -350,6 +414,12 @@ class SourcePreparer {
           progress.set_total(static_cast<int64_t>(count));
           progress.set_done(static_cast<int64_t>(done));
         });
+    nlohmann::json captions_summary;
+    if (checks_captions() && !dataset.utterances.empty()) {
+      captions_summary = check_captions(dataset);
+      write_file_atomic(workspace::utterances_path(options_.avatar, files_.source.id),
+                        speech::to_json(dataset).dump(1));
+    }
     if (dataset.utterances.empty()) {
       std::string reasons;
       for (const auto& [reason, count] : dataset.dropped) reasons += fmt::format(" {} {},", count, reason);
@@ -364,12 +434,58 @@ class SourcePreparer {
       for (const auto& p : u.alignment.phones) phone_count += p.phone == "sil" ? 0 : 1;
       held_out += u.split == speech::Split::held_out ? 1 : 0;
     }
-    return {{"utterances", dataset.utterances.size()},
-            {"held_out", held_out},
-            {"speech_s", speech_s},
-            {"words", word_count},
-            {"phones", phone_count},
-            {"dropped", dataset.dropped}};
+    nlohmann::json summary = {{"utterances", dataset.utterances.size()},
+                              {"held_out", held_out},
+                              {"speech_s", speech_s},
+                              {"words", word_count},
+                              {"phones", phone_count},
+                              {"dropped", dataset.dropped}};
+    if (!captions_summary.is_null()) summary["caption_check"] = captions_summary;
+    return summary;
+  }
+
+  // Scores each utterance's caption text, and Whisper's own transcript of the clip, with the
+  // model's teacher-forced log-probability, and flags captions the audio does not support (see
+  // caption_margin). An utterance whose text the model cannot score (longer than its positions)
+  // is left unchecked. Returns {"model", "checked", "flagged", "margin"}.
+  nlohmann::json check_captions(speech::SpeechDataset& dataset) {
+    const whisper::Model& model = whisper_.get();
+    const auto& samples = audio();
+    Progress progress(fmt::format("check captions {}", outcome_.title), static_cast<int64_t>(dataset.utterances.size()),
+                      "utterances", options_.progress);
+    whisper::TranscribeParams params;
+    params.timestamps = false;
+    params.temperatures = {0.0f};  // the model's likeliest text, the reference the caption is compared with
+    size_t checked = 0, flagged = 0;
+    for (auto& u : dataset.utterances) {
+      stop_if_requested(options_.should_stop, "prepare");
+      const auto first = std::min(samples.size(), static_cast<size_t>(std::max(0.0, u.source_start_s) * audio_rate));
+      const auto last = std::min(samples.size(), static_cast<size_t>(std::max(0.0, u.source_end_s) * audio_rate));
+      // Scores are given the clip's first window (all of it for the published models' 30 s, as
+      // utterances are at most 15 s), so Whisper's own transcript is of that window too.
+      const size_t window = static_cast<size_t>(model.window_s() * audio_rate);
+      const std::span<const float> clip(samples.data() + first, std::min(last - first, window));
+      try {
+        const whisper::Transcript own = whisper::transcribe_samples(model, clip, params);
+        const whisper::Score caption = whisper::score_samples(model, clip, u.text, params);
+        const whisper::Score reference = whisper::score_samples(model, clip, own.text, params);
+        speech::CaptionCheck c;
+        c.model = whisper_.dir().string();
+        c.caption_logprob = caption.total_logprob / static_cast<double>(caption.tokens.size());
+        c.whisper_logprob = reference.total_logprob / static_cast<double>(reference.tokens.size());
+        c.whisper_text = own.text;
+        c.margin = caption_margin;
+        c.flagged = c.caption_logprob < c.whisper_logprob - c.margin;
+        u.caption_check = c;
+        ++checked;
+        flagged += c.flagged ? 1 : 0;
+      } catch (const InputError& e) {
+        spdlog::warn("prepare: the caption of utterance {} of {} was not checked: {}", u.id, files_.video.path,
+                     describe(e));
+      }
+      progress.advance();
+    }
+    return {{"model", whisper_.dir().string()}, {"checked", checked}, {"flagged", flagged}, {"margin", caption_margin}};
   }
 
   nlohmann::json find_face_tracks() {
@@ -423,6 +539,7 @@ class SourcePreparer {
   Catalog& catalog_;
   const SourceFiles& files_;
   LazyRecognizer& recognizer_;
+  LazyWhisper& whisper_;
   Tools& tools_;
   SourceOutcome outcome_;
   std::optional<std::vector<float>> audio_;
@@ -454,8 +571,43 @@ int PrepareReport::failed_count() const {
   return count;
 }
 
-PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_outcome) {
-  workspace::require_ingested(options.avatar);
+SttEngine configured_engine(const std::filesystem::path& avatar) {
+  const std::string stt = read_avatar_config(avatar).stt.value_or("auto");
+  if (stt == "captions") return SttEngine::captions;
+  if (stt == "pocketsphinx") return SttEngine::pocketsphinx;
+  if (stt == "whisper") return SttEngine::whisper;
+  return SttEngine::automatic;
+}
+
+namespace {
+
+// The Whisper checkpoint of a run: the one transcripts are made with (required for --stt whisper:
+// InputError saying how to set one), or the one captions are checked with (when there is one).
+LazyWhisper choose_whisper(const PrepareOptions& options) {
+  if (options.stt == SttEngine::whisper) {
+    whisper::ModelChoice choice = whisper::resolve_model(options.avatar, options.whisper_model, "--model");
+    whisper::check_checkpoint(choice.dir);
+    return LazyWhisper(choice, whisper::model_identity(choice.dir));
+  }
+  std::optional<whisper::ModelChoice> choice = whisper::find_model(options.avatar, options.whisper_model);
+  if (!choice || options.stt == SttEngine::pocketsphinx) return {};
+  try {
+    whisper::check_checkpoint(choice->dir);
+    return LazyWhisper(*choice, whisper::model_identity(choice->dir));
+  } catch (const InputError& e) {
+    // An explicit --model must be right; a setting that went stale only costs the check.
+    if (choice->source == whisper::ModelSource::flag) throw;
+    spdlog::warn("prepare: captions are not checked against the audio: {}", describe(e));
+    return {};
+  }
+}
+
+}  // namespace
+
+PrepareReport prepare(const PrepareOptions& given, const OutcomeListener& on_outcome) {
+  workspace::require_ingested(given.avatar);
+  PrepareOptions options = given;
+  if (options.stt == SttEngine::configured) options.stt = configured_engine(options.avatar);
   workspace::Lock lock(options.avatar, "prepare");
   Catalog catalog(options.avatar);
   catalog.interrupt_stale_jobs("prepare");  // holding the lock: one still "running" was killed
@@ -464,6 +616,7 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
     throw InputError(fmt::format("the avatar at {} has no videos yet: add some with `dself ingest`",
                                  options.avatar.string()));
   }
+  LazyWhisper whisper = choose_whisper(options);
   int64_t job = catalog.start_job("prepare", "");
   PrepareReport report;
   LazyRecognizer recognizer(options.avatar, options.pocketsphinx_model);
@@ -475,7 +628,7 @@ PrepareReport prepare(const PrepareOptions& options, const OutcomeListener& on_o
       stop_if_requested(options.should_stop, "prepare");
       spdlog::info("prepare [{}/{}] {}", i + 1, sources.size(),
                    sources[i].source.title.empty() ? sources[i].video.path : sources[i].source.title);
-      preparers.push_back(std::make_unique<SourcePreparer>(options, catalog, sources[i], recognizer, tools));
+      preparers.push_back(std::make_unique<SourcePreparer>(options, catalog, sources[i], recognizer, whisper, tools));
       if (preparers.back()->run_before_identities()) tracked.push_back(sources[i].source.id);
     }
     // Who is who, over every source whose faces were tracked; then each source's person.

@@ -18,14 +18,23 @@ namespace dself::prepare {
 
 // Where a source's transcript comes from.
 enum class SttEngine {
+  configured,    // the avatar's setting (`dself config stt`), else automatic
   automatic,     // its captions when it has them, otherwise PocketSphinx
   captions,      // its captions only; a source without them fails
   pocketsphinx,  // speech recognition, even when captions exist
+  whisper,       // Whisper on a checkpoint (whisper::resolve_model), even when captions exist
 };
+
+// The engine `configured` stands for on this avatar (InputError naming a malformed config.json).
+SttEngine configured_engine(const std::filesystem::path& avatar);
 
 struct PrepareOptions {
   std::filesystem::path avatar = "avatar";
-  SttEngine stt = SttEngine::automatic;
+  SttEngine stt = SttEngine::configured;
+  // --model: a Whisper checkpoint for --stt whisper and for checking captions against the audio;
+  // empty: the person's fine-tuned one, else the avatar's setting (whisper::find_model). With a
+  // model, captions are checked (speech/utterances.json "caption_check"); without, they are not.
+  std::filesystem::path whisper_model;
   std::filesystem::path pocketsphinx_model = "/usr/share/pocketsphinx/model/en-us";  // Debian's en-us model
   // PocketSphinx uses the person's adapted model (models/stt, `dself train stt`) when there is one.
   // With retranscribe, sources transcribed by PocketSphinx with another model are transcribed again

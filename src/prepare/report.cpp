@@ -92,6 +92,30 @@ std::string identities_section(const PrepareOptions& options) {
   return html + "</table>";
 }
 
+// Captions checked against the audio: how many, the flagged ones, or why none were checked.
+std::string captions_section(int captioned, int checked, int flagged, const std::string& flagged_rows) {
+  if (captioned == 0 && checked == 0) return "";
+  std::string html = "<h2>Captions checked against the audio</h2><p class=note>";
+  if (checked == 0) {
+    return html + fmt::format("The {} utterances made from captions were not checked against the audio: no Whisper "
+                              "model was available. Set one with <code>dself config whisper_model DIR</code> and run "
+                              "<code>dself prepare</code> again.</p>",
+                              captioned);
+  }
+  html += fmt::format("{} of {} caption utterances checked; {} flagged: their text is less likely, by more than the "
+                      "margin, than Whisper's own transcript of the same clip (average log-probability per token; "
+                      "docs/STT.md).",
+                      checked, captioned, flagged);
+  if (checked < captioned) html += fmt::format(" {} could not be checked (too long for the model).", captioned - checked);
+  html += "</p>";
+  if (flagged > 0) {
+    html += "<table><tr><th>source</th><th>utterance</th><th>time</th><th>caption</th><th>Whisper heard</th>"
+            "<th>caption log-prob/token</th><th>Whisper's</th></tr>\n" +
+            flagged_rows + "</table>";
+  }
+  return html;
+}
+
 }  // namespace
 
 std::filesystem::path write_report(const PrepareOptions& options) {
@@ -103,6 +127,9 @@ std::filesystem::path write_report(const PrepareOptions& options) {
   std::string face_sections;
   double total_video_s = 0, total_speech_s = 0;
   int prepared_count = 0;
+  // Captions checked against the audio (prepare, with a Whisper model): counts, and the flagged ones.
+  int captioned_count = 0, checked_count = 0, flagged_count = 0;
+  std::string flagged_rows;
   std::vector<Source> sources = catalog.sources();
   Progress progress("report", static_cast<int64_t>(sources.size()), "sources", options.progress);
   for (const Source& source : sources) {
@@ -136,8 +163,20 @@ std::filesystem::path write_report(const PrepareOptions& options) {
 
     std::filesystem::path speech_path = workspace::speech_dir(options.avatar, source.id);
     if (std::filesystem::exists(workspace::utterances_path(options.avatar, source.id))) {
+      const bool from_captions = transcript.is_object() && transcript.value("engine", "") == "captions";
       for (const auto& u : speech::read_dataset(speech_path).utterances) {
         utterance_lengths.push_back(u.source_end_s - u.source_start_s);
+        captioned_count += from_captions ? 1 : 0;
+        if (!u.caption_check) continue;
+        const speech::CaptionCheck& c = *u.caption_check;
+        ++checked_count;
+        if (!c.flagged) continue;
+        ++flagged_count;
+        flagged_rows += fmt::format(
+            "<tr><td>{}</td><td>{}</td><td class=n>{}–{}</td><td>{}</td><td>{}</td><td class=n>{:.2f}</td>"
+            "<td class=n>{:.2f}</td></tr>\n",
+            escape(title), escape(u.id), format_minutes(u.source_start_s), format_minutes(u.source_end_s),
+            escape(u.text), escape(c.whisper_text), c.caption_logprob, c.whisper_logprob);
       }
     }
     face_sections += face_report_section(options, source.id, title);
@@ -156,6 +195,7 @@ std::filesystem::path write_report(const PrepareOptions& options) {
           rows + "</table>";
   html += "<h2>Speech</h2><figure>" + svg::bar_chart("Speech kept per source", speech_bars, "min") + "</figure>";
   html += "<figure>" + svg::histogram("Utterance lengths", utterance_lengths, 0, 16, 16, "seconds") + "</figure>";
+  html += captions_section(captioned_count, checked_count, flagged_count, flagged_rows);
   html += identities_section(options);
   html += "<h2>Faces</h2>" + face_sections + "</body></html>\n";
   std::filesystem::path path = workspace::report_path(options.avatar);

@@ -353,8 +353,8 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     }
   }
 
-  // A recorded voice message -> text, through a file inside the workspace (FFmpeg decodes it)
-  // and the prepare stage's STT engine.
+  // A recorded voice message -> text, through a file inside the workspace (FFmpeg decodes it),
+  // by Whisper when the server was started with it (load_stt), else PocketSphinx.
   std::string transcribe(const std::string& audio_base64, const std::string& mime) {
     auto decoded = restinio::utils::base64::try_decode(audio_base64);
     if (!decoded) throw InputError("audio_base64 is not valid base64");
@@ -381,6 +381,23 @@ class LiveSession : public std::enable_shared_from_this<LiveSession> {
     }
     std::error_code ec;
     fs::remove(file, ec);
+    if (options_.loaded_whisper) {
+      whisper::TranscribeParams params;
+      params.should_stop = [this] { return cancelled(); };
+      whisper::Transcript heard;
+      try {
+        heard = whisper::transcribe_samples(*options_.loaded_whisper, audio, params);
+      } catch (const Stopped&) {
+        throw Cancelled{};  // the client has gone
+      }
+      std::string text;
+      for (const auto& segment : heard.segments) {
+        std::string piece = segment.text;
+        piece.erase(0, piece.find_first_not_of(' '));
+        if (!piece.empty()) text += (text.empty() ? "" : " ") + piece;
+      }
+      return text;
+    }
     if (!recognizer_) {
       // The person's language model when `dself train stt` made one (it knows what visitors ask the
       // person about); the acoustic model adapted to the person's voice only where `eval stt` found

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "core/avatar_config.h"
 #include "core/catalog.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -334,7 +335,12 @@ class Server {
 
   Handled status(const Request& r) {
     Catalog catalog(options_.avatar);
-    return reply_json(r, 200, status_document(options_.avatar, catalog));
+    nlohmann::json status = status_document(options_.avatar, catalog);
+    // What this server transcribes voice messages with (its flags may differ from the setting).
+    status["stt"]["voice_messages"] = {
+        {"engine", options_.stt},
+        {"whisper_model", options_.loaded_whisper ? nlohmann::json(options_.loaded_whisper->dir().string()) : nlohmann::json()}};
+    return reply_json(r, 200, status);
   }
 
   Handled metrics(const Request& r) {
@@ -650,9 +656,28 @@ void check_options(const ServeOptions& options) {
   }
 }
 
+void load_stt(ServeOptions& options) {
+  if (options.stt.empty()) {
+    options.stt = read_avatar_config(options.avatar).stt.value_or("") == "whisper" ? "whisper" : "pocketsphinx";
+  }
+  if (options.stt != "pocketsphinx" && options.stt != "whisper") {
+    throw InputError(fmt::format("--stt {}: give pocketsphinx or whisper", options.stt));
+  }
+  if (options.stt == "pocketsphinx") {
+    if (!options.whisper_model.empty()) throw InputError("--whisper-model is for --stt whisper");
+    return;
+  }
+  const whisper::ModelChoice choice = whisper::resolve_model(options.avatar, options.whisper_model, "--whisper-model");
+  auto model = std::make_shared<whisper::Model>(whisper::Model::load(choice.dir));
+  spdlog::info("voice messages: whisper {} ({}, {})", choice.dir.string(), model->describe(),
+               whisper::model_source_name(choice.source));
+  options.loaded_whisper = std::move(model);
+}
+
 void serve(const ServeOptions& given) {
   check_options(given);
   ServeOptions options = given;
+  load_stt(options);
   if (options.web_root.empty()) options.web_root = default_web_root();
   if (options.host == "localhost") options.host = "127.0.0.1";
   std::error_code ec;

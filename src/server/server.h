@@ -11,6 +11,7 @@
 #include <string>
 
 #include "persona/persona.h"
+#include "whisper/whisper.h"
 
 namespace dself {
 class Catalog;
@@ -36,6 +37,13 @@ struct ServeOptions {
   std::string llm_model;            // openai engine: model name
   std::string llm_api_key;          // openai engine: bearer key ($DSELF_LLM_API_KEY)
   std::string yt_dlp = "yt-dlp";    // ingest jobs: the yt-dlp program
+  // Voice messages: "pocketsphinx" or "whisper"; "": the avatar's `dself config stt` when it is
+  // whisper, else pocketsphinx.
+  std::string stt;
+  std::filesystem::path whisper_model;  // --whisper-model; empty: whisper::find_model's choice
+  // Filled by serve() before it listens: the Whisper checkpoint voice messages are transcribed
+  // with (loaded once, shared by the live sessions), when the engine is whisper.
+  std::shared_ptr<const whisper::Model> loaded_whisper;
 };
 
 // Where `make web` puts the web UI in this source tree (a build-time path).
@@ -54,6 +62,16 @@ void serve(const ServeOptions& options);
 
 // The status document (`dself status --json`, GET /api/status); shape in docs/FORMATS.md.
 nlohmann::json status_document(const std::filesystem::path& avatar, const Catalog& catalog);
+
+// The status document's "stt": the avatar's configured engine and the Whisper checkpoint
+// find_model chooses: {"engine": "auto", "whisper_model": DIR | null, "whisper_model_from":
+// "trained" | "config" | null}; a malformed config.json adds "error".
+nlohmann::json stt_status(const std::filesystem::path& avatar);
+
+// Resolves the voice messages' engine and loads the Whisper checkpoint when it is whisper (filling
+// options.stt and options.loaded_whisper). Throws InputError (exit 1) for an unknown engine, no model, or
+// a checkpoint that does not load, naming the file.
+void load_stt(ServeOptions& options);
 
 // Every model's metrics: {"<kind>": <models/<kind>/metrics.json>} (unreadable files skipped).
 nlohmann::json model_metrics(const std::filesystem::path& avatar);

@@ -2,7 +2,9 @@
 #include <filesystem>
 #include <string>
 
+#include "core/avatar_config.h"
 #include "core/catalog.h"
+#include "core/error.h"
 #include "core/fs.h"
 #include "core/workspace.h"
 #include "server/server.h"
@@ -96,6 +98,7 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
           {"persona", persona},
           {"models", model_metrics(avatar)},
           {"trained", trained},
+          {"stt", stt_status(avatar)},
           {"jobs", jobs}};
   // Who is who (prepare's faces/identities.json): each identity's screen time, and the person.
   const std::filesystem::path identities = workspace::faces_root(avatar) / "identities.json";
@@ -103,6 +106,20 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
     status["identities"] = nlohmann::json::parse(read_file(identities), nullptr, false);
   }
   return status;
+}
+
+nlohmann::json stt_status(const std::filesystem::path& avatar) {
+  nlohmann::json stt = {{"engine", "auto"}, {"whisper_model", nullptr}, {"whisper_model_from", nullptr}};
+  try {
+    stt["engine"] = read_avatar_config(avatar).stt.value_or("auto");
+    if (auto choice = whisper::find_model(avatar)) {
+      stt["whisper_model"] = choice->dir.string();
+      stt["whisper_model_from"] = whisper::model_source_name(choice->source);
+    }
+  } catch (const InputError& e) {
+    stt["error"] = e.what();
+  }
+  return stt;
 }
 
 nlohmann::json model_metrics(const std::filesystem::path& avatar) {

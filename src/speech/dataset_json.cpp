@@ -48,6 +48,12 @@ SpeechDataset dataset_from_json_unchecked(const nlohmann::json& json) {
       d.alignment.phones.push_back(
           TimedPhone{p.at("phone").get<std::string>(), p.at("start_s").get<double>(), p.at("end_s").get<double>()});
     }
+    if (u.contains("caption_check")) {
+      const auto& c = u.at("caption_check");
+      d.caption_check = CaptionCheck{c.at("model").get<std::string>(),        c.at("caption_logprob").get<double>(),
+                                     c.at("whisper_logprob").get<double>(),   c.at("whisper_text").get<std::string>(),
+                                     c.at("margin").get<double>(),            c.at("flagged").get<bool>()};
+    }
     dataset.utterances.push_back(std::move(d));
   }
   for (const auto& [reason, count] : json.at("dropped").items()) {
@@ -82,6 +88,15 @@ nlohmann::json to_json(const SpeechDataset& dataset) {
                           {"split", split_name(u.split)},
                           {"words", std::move(words)},
                           {"phones", std::move(phones)}});
+    if (u.caption_check) {
+      const CaptionCheck& c = *u.caption_check;
+      utterances.back()["caption_check"] = {{"model", c.model},
+                                            {"caption_logprob", c.caption_logprob},
+                                            {"whisper_logprob", c.whisper_logprob},
+                                            {"whisper_text", c.whisper_text},
+                                            {"margin", c.margin},
+                                            {"flagged", c.flagged}};
+    }
   }
   nlohmann::json dropped = nlohmann::json::object();
   for (const auto& [reason, count] : dataset.dropped) dropped[reason] = count;

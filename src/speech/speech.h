@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <span>
@@ -165,6 +166,18 @@ class Aligner {
 // ---------------------------------------------------------------------------------------------
 // The dataset of one source: <dir>/NNNN.wav and <dir>/utterances.json
 
+// Whether the audio supports an utterance's caption text (prepare, when a source has captions and
+// a Whisper model is available): the model's teacher-forced log-probability per token of the
+// caption beside that of the model's own transcript of the same clip (docs/STT.md).
+struct CaptionCheck {
+  std::string model;           // the Whisper checkpoint directory
+  double caption_logprob = 0;  // average log-probability per token of the caption's text
+  double whisper_logprob = 0;  // average log-probability per token of Whisper's own transcript of the clip
+  std::string whisper_text;    // that transcript
+  double margin = 0;           // nats per token: flagged when caption_logprob < whisper_logprob - margin
+  bool flagged = false;        // the audio does not support the caption
+};
+
 struct DatasetUtterance {
   std::string id;   // "0007"
   std::string wav;  // file name beside utterances.json, "0007.wav"
@@ -174,6 +187,7 @@ struct DatasetUtterance {
   std::string normalized_text;  // as said (transcript::normalize_text)
   Split split = Split::train;
   Alignment alignment;  // times from the clip's start
+  std::optional<CaptionCheck> caption_check;  // caption-derived utterances checked against the audio
 };
 
 struct SpeechDataset {
@@ -192,7 +206,9 @@ using UtteranceProgress = std::function<void(size_t utterances_done, size_t utte
 //    "utterances": [{"id", "wav", "source_start_s", "source_end_s", "text", "normalized_text",
 //                    "split": "train"|"held_out",
 //                    "words": [{"text", "start_s", "end_s", "ipa"}],
-//                    "phones": [{"phone", "start_s", "end_s"}]}],   (times from the clip's start)
+//                    "phones": [{"phone", "start_s", "end_s"}],   (times from the clip's start)
+//                    "caption_check": {"model", "caption_logprob", "whisper_logprob", "whisper_text",
+//                                      "margin", "flagged"}}],  (optional: see CaptionCheck)
 //    "dropped": {"reason": count}}
 SpeechDataset write_dataset(const std::filesystem::path& dir, const transcript::Transcript& transcript,
                             std::span<const float> audio_16k, const Phonemizer& phonemizer, Aligner& aligner,

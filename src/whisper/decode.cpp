@@ -308,6 +308,7 @@ Model Model::load(const fs::path& dir) {
 
 const fs::path& Model::dir() const { return impl->dir; }
 bool Model::multilingual() const { return impl->multilingual; }
+double Model::window_s() const { return impl->net->config.n_frames() * 160 / 16000.0; }  // hop 160 at 16 kHz
 
 std::string Model::describe() const {
   const auto& c = impl->net->config;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -71,6 +72,7 @@ class Model {
 
   const std::filesystem::path& dir() const;
   bool multilingual() const;
+  double window_s() const;       // the audio one window holds: 30 s for the published models
   std::string describe() const;  // "whisper d_model 384, 4+4 layers, 80 mels, 51864 tokens (English-only)"
 
   struct Impl;
@@ -101,5 +103,38 @@ nlohmann::json transcript_json(const Model& model, const Transcript& transcript)
 // {"engine": "whisper", "model": DIR, "text": TEXT, "prompt": [ids], "prompt_text": "...",
 //  "tokens": [ids], "token_logprobs": [...], "total_logprob": -12.3}
 nlohmann::json score_json(const Model& model, const std::string& text, const Score& score);
+
+// --- which checkpoint an avatar uses (one rule for transcribe, prepare, serve and status) ---
+
+// Where a chosen checkpoint came from.
+enum class ModelSource {
+  flag,     // --model / --whisper-model on the command line
+  trained,  // the person's fine-tuned model, <avatar>/models/whisper (`dself train stt --whisper`)
+  config,   // the avatar's setting (`dself config whisper_model DIR`)
+};
+const char* model_source_name(ModelSource source);  // "flag", "trained", "config"
+
+struct ModelChoice {
+  std::filesystem::path dir;
+  ModelSource source = ModelSource::flag;
+};
+
+// The checkpoint to use: an explicit flag (non-empty `flag_dir`) > the person's fine-tuned model
+// <avatar>/models/whisper (when its config.json exists) > the avatar config's whisper_model; none:
+// std::nullopt. Reads only the avatar's config (InputError naming it when it is malformed).
+std::optional<ModelChoice> find_model(const std::filesystem::path& avatar, const std::filesystem::path& flag_dir = {});
+// As find_model; none: throws InputError saying how to set one (`flag_name` names the flag).
+ModelChoice resolve_model(const std::filesystem::path& avatar, const std::filesystem::path& flag_dir = {},
+                          const std::string& flag_name = "--model");
+
+// Checks, without reading the weights, that `dir` holds a Whisper checkpoint: config.json of
+// model_type whisper with its sizes, a weights file (model.safetensors or its index) and tokenizer
+// files that load. Throws InputError naming the file and what is wrong.
+void check_checkpoint(const std::filesystem::path& dir);
+
+// What a result made with the checkpoint depends on, for prepare's input hashes: the directory,
+// a hash of config.json and the tokenizer files, and each weights file's size and modification
+// time (not a hash of gigabytes of weights). Throws InputError when config.json is missing.
+std::string model_identity(const std::filesystem::path& dir);
 
 }  // namespace dself::whisper
