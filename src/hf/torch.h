@@ -17,7 +17,8 @@ safetensors::Tensor from_torch(const torch::Tensor& tensor, safetensors::DType d
 
 // a·bᵀ for a float [..., k] and b [n, k]: through libtorch's oneDNN for 16 rows or more, a
 // vectorised dot per row below (Debian's libtorch multiplies through the reference BLAS, ~10×
-// slower); torch::matmul when gradients are on. Results equal torch::matmul's to rounding.
+// slower); with gradients on (fine-tuning), a custom autograd function whose backward's products
+// take the same path. Results equal torch::matmul's to rounding.
 torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b);
 // A Linear layer's forward through matmul_nt.
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x);
