@@ -5,6 +5,9 @@
 // numerics (loss falls, bit-identical reruns and resumes) are tested in test_whisper.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -140,4 +143,28 @@ TEST(WhisperTrainCli, BadCheckpointsAndUnpreparedAvatarsExitOneNamingTheProblem)
   r = train(base);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("dself prepare"), std::string::npos) << r.output;
+}
+
+TEST(WhisperTrainCli, CtrlCCheckpointsAndExits130ThenTheNextRunResumes) {
+  dself::test::TempDir dir;
+  const fs::path avatar = avatar_with_held_out(dir);
+  const fs::path base = dself::test::write_random_whisper(dir / "base", false, 13);
+  const std::vector<std::string> args{"--avatar", avatar.string(), "train", "stt", "--whisper", base.string(),
+                                      "--steps", "100000", "--threads", "1"};
+  dself::test::Background run(args, dir / "log");
+  // Training: a progress line (step, rate, ETA) every few seconds.
+  ASSERT_TRUE(dself::test::wait_until([&] { return run.output().find("steps/s elapsed") != std::string::npos; }))
+      << run.output();
+  run.signal(SIGINT);
+  EXPECT_EQ(run.wait(), 130) << run.output();
+  const auto state =
+      nlohmann::json::parse(dself::read_file(avatar / "models" / "whisper.checkpoint" / "state.json"));
+  const int step = state["step"];
+  EXPECT_GE(step, 1);
+  EXPECT_FALSE(fs::exists(avatar / "models" / "whisper"));
+  auto resumed = args;
+  resumed.insert(resumed.end(), {"--time-budget", "0.000001"});
+  const auto r = run_dself(resumed);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(fmt::format("resuming at step {} of 100000", step)), std::string::npos) << r.output;
 }
