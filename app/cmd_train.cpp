@@ -40,8 +40,11 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
                     "stt: adapt the acoustic model by MLLR alone (the default, MAP, measured better: docs/STT.md)");
   auto whisper = std::make_shared<std::string>();
   command->add_option("--whisper", *whisper,
-                      "stt: fine-tune this Hugging Face Whisper checkpoint directory on the person (decoder, encoder "
-                      "frozen) into <avatar>/models/whisper/, instead of adapting PocketSphinx");
+                      fmt::format("stt: fine-tune this Hugging Face Whisper checkpoint directory on the person "
+                                  "(decoder, encoder frozen) into <avatar>/models/whisper/, instead of adapting "
+                                  "PocketSphinx; --steps 0: {} passes over the train utterances",
+                                  whisper::FineTuneParams{}.epochs))
+      ->type_name("DIR");
   command->add_option("--learning-rate", options->whisper_learning_rate, "stt --whisper: AdamW's learning rate")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
