@@ -1,7 +1,8 @@
 // `dself train stt --whisper DIR` through the real binary on a copy of the prepared sample person
 // (its two utterances, one moved to the held-out split) with a small random Whisper: it trains,
 // writes a loadable Hugging Face directory and its metrics, is skipped when up to date, stops and
-// resumes, and refuses bad checkpoints and unprepared avatars naming the problem. The fine-tune's
+// resumes (Ctrl-C: exit 130), flags a model worse than its base, and refuses bad checkpoints and
+// unprepared avatars naming the problem. The fine-tune's
 // numerics (loss falls, bit-identical reruns and resumes) are tested in test_whisper.
 #include <gtest/gtest.h>
 
@@ -167,4 +168,20 @@ TEST(WhisperTrainCli, CtrlCCheckpointsAndExits130ThenTheNextRunResumes) {
   const auto r = run_dself(resumed);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find(fmt::format("resuming at step {} of 100000", step)), std::string::npos) << r.output;
+}
+
+TEST(WhisperTrainCli, AModelWorseThanItsBaseIsKeptAndFlagged) {
+  dself::test::TempDir dir;
+  const fs::path avatar = avatar_with_held_out(dir);
+  const fs::path base = dself::test::write_random_whisper(dir / "base", false, 14);
+  // A learning rate far too high wrecks the model on purpose.
+  const auto r = run_dself({"--avatar", avatar.string(), "train", "stt", "--whisper", base.string(), "--steps", "3",
+                            "--threads", "1", "--learning-rate", "10"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: the fine-tuned Whisper is WORSE than its base"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("WORSE than the base); "), std::string::npos) << r.output;
+  const auto metrics = nlohmann::json::parse(dself::read_file(avatar / "models" / "whisper" / "metrics.json"));
+  EXPECT_TRUE(metrics["worse_than_base"].get<bool>());
+  EXPECT_GT(metrics["held_out_loss_after"].get<double>(), metrics["held_out_loss_before"].get<double>());
+  EXPECT_TRUE(fs::exists(avatar / "models" / "whisper" / "model.safetensors")) << "kept";
 }

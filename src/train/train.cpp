@@ -209,9 +209,7 @@ ModelOutcome train_whisper(const TrainOptions& options, Catalog& catalog) {
         result.steps_done, result.step_count, base.string());
     return outcome;
   }
-  const bool worse = result.held_out_wer_after > result.held_out_wer_before ||
-                     (result.held_out_wer_after == result.held_out_wer_before &&
-                      result.held_out_loss_after > result.held_out_loss_before);
+  const bool worse = result.worse_than_base;
   if (result.n_held_out == 0)
     outcome.warnings.push_back("no held-out utterances: the fine-tuned Whisper is not judged (prepare more speech)");
   else if (worse)

@@ -297,7 +297,8 @@ FineTuneResult fine_tune(const fs::path& base, const std::vector<LabelledAudio>&
   result.training_s = training_s();
   result.complete = true;
 
-  const bool worse = after.wer > before.wer || (after.wer == before.wer && after.loss > before.loss);
+  const bool worse = after.wer > before.wer || (after.wer == before.wer && !(after.loss <= before.loss));
+  result.worse_than_base = worse;
   json metrics = {{"format", "dself-whisper-finetune"},
                   {"method", "decoder"},
                   {"base", fs::absolute(base).lexically_normal().string()},

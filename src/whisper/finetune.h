@@ -50,6 +50,9 @@ struct FineTuneResult {
   double held_out_wer_after = 0;
   double held_out_loss_before = 0;  // teacher-forced mean token cross-entropy of the labels
   double held_out_loss_after = 0;
+  // The tuned model judged worse than its base: a higher held-out WER, or the same WER and a
+  // higher (or not a number) held-out loss. It is written all the same (docs/STT.md says why).
+  bool worse_than_base = false;
   int n_train = 0;
   int n_held_out = 0;
   double training_s = 0;  // in the loop, over every run that made this model
