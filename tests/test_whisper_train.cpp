@@ -4,9 +4,8 @@
 // resumes (Ctrl-C: exit 130), flags a model worse than its base, and refuses bad checkpoints and
 // unprepared avatars naming the problem. The fine-tune's
 // numerics (loss falls, bit-identical reruns and resumes) are tested in test_whisper.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <csignal>
 #include <filesystem>
@@ -43,8 +42,9 @@ TEST(WhisperTrainCli, FineTunesWritesALoadableDirectoryAndIsSkippedWhenUpToDate)
   const fs::path avatar = avatar_with_held_out(dir);
   const fs::path base = dself::test::write_random_whisper(dir / "base", false, 11);
   const fs::path out = avatar / "models" / "whisper";
-  const std::vector<std::string> args{"--avatar", avatar.string(), "train", "stt", "--whisper", base.string(),
-                                      "--steps", "4", "--threads", "1", "--learning-rate", "0.001"};
+  const std::vector<std::string> args{"--avatar",        avatar.string(), "train", "stt",       "--whisper",
+                                      base.string(),     "--steps",       "4",     "--threads", "1",
+                                      "--learning-rate", "0.001"};
 
   // A budget spent at once: stopped, checkpointed, no model, exit 0; the next run resumes.
   auto with_budget = args;
@@ -106,8 +106,8 @@ TEST(WhisperTrainCli, BadCheckpointsAndUnpreparedAvatarsExitOneNamingTheProblem)
   const fs::path avatar = avatar_with_held_out(dir);
   const fs::path base = dself::test::write_random_whisper(dir / "base", false, 12);
   auto train = [&](const fs::path& model) {
-    return run_dself({"--avatar", avatar.string(), "train", "stt", "--whisper", model.string(), "--steps", "1",
-                      "--threads", "1"});
+    return run_dself(
+        {"--avatar", avatar.string(), "train", "stt", "--whisper", model.string(), "--steps", "1", "--threads", "1"});
   };
   auto r = train(dir / "absent");
   EXPECT_EQ(r.exit_code, 1) << r.output;
@@ -119,8 +119,7 @@ TEST(WhisperTrainCli, BadCheckpointsAndUnpreparedAvatarsExitOneNamingTheProblem)
   dself::write_file_atomic(dir / "llama" / "config.json", config.dump());
   r = train(dir / "llama");
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("llama/config.json: model_type \"llama\" is not \"whisper\""), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("llama/config.json: model_type \"llama\" is not \"whisper\""), std::string::npos) << r.output;
 
   fs::copy(base, dir / "cut");
   fs::resize_file(dir / "cut" / "model.safetensors", fs::file_size(base / "model.safetensors") / 2);
@@ -150,16 +149,15 @@ TEST(WhisperTrainCli, CtrlCCheckpointsAndExits130ThenTheNextRunResumes) {
   dself::test::TempDir dir;
   const fs::path avatar = avatar_with_held_out(dir);
   const fs::path base = dself::test::write_random_whisper(dir / "base", false, 13);
-  const std::vector<std::string> args{"--avatar", avatar.string(), "train", "stt", "--whisper", base.string(),
-                                      "--steps", "100000", "--threads", "1"};
+  const std::vector<std::string> args{"--avatar",    avatar.string(), "train",  "stt",       "--whisper",
+                                      base.string(), "--steps",       "100000", "--threads", "1"};
   dself::test::Background run(args, dir / "log");
   // Training: a progress line (step, rate, ETA) every few seconds.
   ASSERT_TRUE(dself::test::wait_until([&] { return run.output().find("steps/s elapsed") != std::string::npos; }))
       << run.output();
   run.signal(SIGINT);
   EXPECT_EQ(run.wait(), 130) << run.output();
-  const auto state =
-      nlohmann::json::parse(dself::read_file(avatar / "models" / "whisper.checkpoint" / "state.json"));
+  const auto state = nlohmann::json::parse(dself::read_file(avatar / "models" / "whisper.checkpoint" / "state.json"));
   const int step = state["step"];
   EXPECT_GE(step, 1);
   EXPECT_FALSE(fs::exists(avatar / "models" / "whisper"));

@@ -247,9 +247,13 @@ FineTuneResult fine_tune(const fs::path& base, const std::vector<LabelledAudio>&
   auto checkpoint = [&] {
     if (p.checkpoint_dir.empty()) return;
     write_checkpoint(p.checkpoint_dir, m, optimizer,
-                     {{"version", kCheckpointVersion}, {"hash", p.run_hash}, {"step", step},
-                      {"step_count", result.step_count}, {"training_s", training_s()},
-                      {"step_loss", result.step_loss}, {"held_out_wer_before", before.wer},
+                     {{"version", kCheckpointVersion},
+                      {"hash", p.run_hash},
+                      {"step", step},
+                      {"step_count", result.step_count},
+                      {"training_s", training_s()},
+                      {"step_loss", result.step_loss},
+                      {"held_out_wer_before", before.wer},
                       {"held_out_loss_before", before.loss}});
   };
   Progress progress("whisper fine-tune", result.step_count, "steps", p.progress);
@@ -260,8 +264,8 @@ FineTuneResult fine_tune(const fs::path& base, const std::vector<LabelledAudio>&
   int64_t order_epoch = -1;
   m.net->decoder->train();
   for (; step < result.step_count; ++step) {
-    const bool out_of_time = p.time_budget_s > 0 &&
-                             std::chrono::duration<double>(Clock::now() - loop_started).count() >= p.time_budget_s;
+    const bool out_of_time =
+        p.time_budget_s > 0 && std::chrono::duration<double>(Clock::now() - loop_started).count() >= p.time_budget_s;
     if ((p.should_stop && p.should_stop()) || out_of_time) {
       checkpoint();
       result.steps_done = step;
@@ -338,9 +342,10 @@ void person_utterances(const fs::path& avatar, std::vector<LabelledAudio>& train
     for (const auto& u : speech::read_dataset(dir).utterances)
       (u.split == speech::Split::train ? train : held_out).push_back({dir / u.wav, u.text});
   if (train.empty())
-    throw InputError(fmt::format("{}: no train-split utterances in speech/*/utterances.json (run `dself prepare` "
-                                 "first, on videos where the person speaks)",
-                                 root.string()));
+    throw InputError(
+        fmt::format("{}: no train-split utterances in speech/*/utterances.json (run `dself prepare` "
+                    "first, on videos where the person speaks)",
+                    root.string()));
 }
 
 }  // namespace dself::whisper

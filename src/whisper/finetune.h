@@ -26,8 +26,8 @@ struct FineTuneParams {
   int epochs = 3;               // passes over the train clips when steps is 0
   double learning_rate = 1e-5;  // AdamW on the decoder, constant (Whisper's own fine-tuning scale)
   double weight_decay = 0.0;
-  uint64_t seed = 0;            // clip order: a shuffle per epoch seeded by (seed, epoch)
-  std::string language;         // for multilingual models ("" = English)
+  uint64_t seed = 0;     // clip order: a shuffle per epoch seeded by (seed, epoch)
+  std::string language;  // for multilingual models ("" = English)
   // Where the run checkpoints (decoder weights, AdamW state, step, curve); "" = nowhere (not
   // resumable). A checkpoint there from a run with the same run_hash is resumed; another is ignored.
   std::filesystem::path checkpoint_dir;
@@ -41,7 +41,7 @@ struct FineTuneParams {
 };
 
 struct FineTuneResult {
-  bool complete = false;           // all steps done and the model written; false: stopped (resumable)
+  bool complete = false;  // all steps done and the model written; false: stopped (resumable)
   int steps_done = 0;
   int step_count = 0;
   int resumed_at = 0;              // the checkpoint's step this run started from (0: a fresh run)
