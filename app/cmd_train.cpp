@@ -38,14 +38,30 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
   auto mllr_only = std::make_shared<bool>(false);
   command->add_flag("--mllr-only", *mllr_only,
                     "stt: adapt the acoustic model by MLLR alone (the default, MAP, measured better: docs/STT.md)");
+  auto whisper = std::make_shared<std::string>();
+  command->add_option("--whisper", *whisper,
+                      fmt::format("stt: fine-tune this Hugging Face Whisper checkpoint directory on the person "
+                                  "(decoder, encoder frozen) into <avatar>/models/whisper/, instead of adapting "
+                                  "PocketSphinx; --steps 0: {} passes over the train utterances",
+                                  whisper::FineTuneParams{}.epochs))
+      ->type_name("DIR");
+  command->add_option("--learning-rate", options->whisper_learning_rate, "stt --whisper: AdamW's learning rate")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   command->footer(
       "A model already trained on the data as it is now is skipped. Training checkpoints as it goes:\n"
       "Ctrl-C (or --time-budget) stops it at the next step, and running train again resumes there\n"
       "(a second Ctrl-C ends the process at once: at most the time since the last checkpoint is lost).\n"
+      "The PocketSphinx adaptation (stt without --whisper) takes minutes and starts over instead.\n"
+      "stt --whisper DIR: held-out WER before and after in <avatar>/models/whisper/metrics.json.\n"
       "Exit status: 0 trained, up to date or stopped by the budget; 1 bad input (e.g. too little\n"
-      "speech, not prepared); 2 a dependency or the environment failed; 130 interrupted.");
-  command->callback([options, model, lm_only, mllr_only, &globals] {
+      "speech, not prepared, a bad --whisper directory); 2 a dependency or the environment failed;\n"
+      "130 interrupted.");
+  command->callback([options, model, lm_only, mllr_only, whisper, &globals] {
     options->avatar = globals.avatar;
+    options->whisper = *whisper;
+    if (!whisper->empty() && *model == "voice")
+      throw InputError("--whisper is for the speech recognition: `dself train stt --whisper DIR`");
     options->stt_acoustic = !*lm_only;
     options->stt_map = !*mllr_only;
     options->models.clear();

@@ -4,6 +4,9 @@
 // Usage: bench_whisper [--tokens N] [--repeats R] [--threads T (default: 1, then 2)]
 //        bench_whisper --write-checkpoint DIR: a small random Whisper (d_model 64, 30 s windows)
 //        with a Whisper-style tokenizer, for timing and memory of `dself transcribe` on long audio.
+//        bench_whisper --train [--threads T] [--repeats R]: the cost of a fine-tuning step (docs/STT.md,
+//        "Fine-tuning Whisper"): a decoder step (forward, backward, AdamW) on 30 tokens against the
+//        encoder's pass on one 30 s window, with and without gradients, and the parameters of each.
 // A BLAS with threads of its own (OpenBLAS) also reads OPENBLAS_NUM_THREADS: set it to T.
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -65,6 +68,61 @@ void write_checkpoint(const std::filesystem::path& dir) {
   dself::hf::write_checkpoint(dir, config, whisper_tensors(model));
 }
 
+int64_t parameter_count(torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+// One fine-tuning step as whisper::fine_tune takes it (teacher forcing, cross-entropy, AdamW on
+// the decoder) against what the encoder costs per clip: a pass without gradients (done once per
+// clip when frozen) and a pass with its backward (every step when trained).
+void bench_train(int threads, int repeats) {
+  torch::set_num_threads(threads);
+  fmt::print("{:<8} {:>7} {:>12} {:>12} {:>14} {:>16} {:>12} {:>12}\n", "model", "threads", "encoder 30s",
+             "encoder+bwd", "decoder step", "(30 tokens)", "enc params", "dec params");
+  struct Named {
+    const char* name;
+    WhisperConfig config;
+  };
+  for (const auto& [name, config] : {Named{"tiny.en", shape(384, 4, 6)}, Named{"base.en", shape(512, 6, 8)}}) {
+    torch::manual_seed(0);
+    Whisper model(config);
+    const auto mel = torch::randn({1, 80, 3000});
+    torch::Tensor features;
+    double encoder_s = 1e9, encoder_train_s = 1e9, step_s = 1e9;
+    for (int r = 0; r < repeats; ++r) {
+      auto t = std::chrono::steady_clock::now();
+      {
+        torch::NoGradGuard no_grad;
+        features = model->encoder->forward(mel);
+      }
+      encoder_s = std::min(encoder_s, seconds_since(t));
+      t = std::chrono::steady_clock::now();
+      model->encoder->zero_grad();
+      model->encoder->forward(mel).sum().backward();
+      encoder_train_s = std::min(encoder_train_s, seconds_since(t));
+    }
+    for (auto& p : model->encoder->parameters()) p.set_requires_grad(false);
+    torch::optim::AdamW optimizer(model->decoder->parameters(), torch::optim::AdamWOptions(1e-5));
+    const auto tokens = torch::randint(0, 50000, {1, 30}, torch::kLong);
+    const auto target = torch::randint(0, 50000, {30}, torch::kLong);
+    for (int r = 0; r < repeats + 1; ++r) {  // the first builds AdamW's state
+      const auto t = std::chrono::steady_clock::now();
+      auto cache = model->decoder->start(features);
+      const auto loss = torch::nn::functional::cross_entropy(model->decoder->forward(tokens, cache)[0], target);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      if (r > 0) step_s = std::min(step_s, seconds_since(t));
+    }
+    fmt::print("{:<8} {:>7} {:>10.0f}ms {:>10.0f}ms {:>12.0f}ms {:>16} {:>11.1f}M {:>11.1f}M\n", name, threads,
+               1000 * encoder_s, 1000 * encoder_train_s, 1000 * step_s, "", parameter_count(*model->encoder) / 1e6,
+               parameter_count(*model->decoder) / 1e6);
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,10 +132,21 @@ int main(int argc, char** argv) {
   }
   int n_tokens = 64, repeats = 2;
   std::vector<int> thread_counts{1, 2};
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool train = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--train")) {
+      train = true;
+      continue;
+    }
+    if (i + 1 >= argc) break;
     if (!std::strcmp(argv[i], "--tokens")) n_tokens = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--repeats")) repeats = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) thread_counts = {std::atoi(argv[i + 1])};
+    ++i;
+  }
+  if (train) {
+    for (int threads : thread_counts) bench_train(threads, repeats);
+    return 0;
   }
   torch::NoGradGuard no_grad;
   fmt::print("{:<8} {:>7} {:>14} {:>12} {:>16} {:>20}\n", "model", "threads", "encoder 30 s", "decoder", "x real time",

@@ -181,6 +181,22 @@ TEST(StagedPath, OnlyCommittedFilesAppear) {
   EXPECT_EQ(read_file(dir / "video.mp4"), "whole");
 }
 
+TEST(Fs, ReplaceDirectorySwapsInTheWholeNewOne) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "new");
+  write_file_atomic(dir / "new" / "a", "new a");
+  replace_directory(dir / "new", dir / "model");  // no old one: a rename
+  EXPECT_EQ(read_file(dir / "model" / "a"), "new a");
+  std::filesystem::create_directories(dir / "next");
+  write_file_atomic(dir / "next" / "b", "next b");
+  replace_directory(dir / "next", dir / "model");
+  EXPECT_EQ(read_file(dir / "model" / "b"), "next b");
+  EXPECT_FALSE(std::filesystem::exists(dir / "model" / "a")) << "the old directory's files are gone";
+  EXPECT_FALSE(std::filesystem::exists(dir / "next"));
+  EXPECT_THROW(replace_directory(dir / "absent", dir / "model"), EnvironmentError);
+  EXPECT_EQ(read_file(dir / "model" / "b"), "next b");
+}
+
 TEST(Hash, FileAndBytesAgree) {
   test::TempDir dir;
   write_file_atomic(dir / "a.txt", "hello");

@@ -1,6 +1,11 @@
 #include "core/fs.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <fstream>
 #include <sstream>
@@ -46,6 +51,32 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view bytes
     }
   }
   staged.commit();
+}
+
+void replace_directory(const std::filesystem::path& staged, const std::filesystem::path& final_dir) {
+  namespace fs = std::filesystem;
+  auto fail = [&](const std::string& why) {
+    throw EnvironmentError(fmt::format("cannot move {} to {}: {}", staged.string(), final_dir.string(), why));
+  };
+  std::error_code ec;
+  if (!fs::exists(final_dir, ec)) {
+    fs::rename(staged, final_dir, ec);
+    if (ec) fail(ec.message());
+    return;
+  }
+  // ref: rename(2), RENAME_EXCHANGE (Linux 3.15; ext4, xfs, btrfs, tmpfs, overlayfs).
+  if (renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+    fs::remove_all(staged, ec);
+    return;
+  }
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) fail(std::strerror(errno));
+  const fs::path old = final_dir.parent_path() / ("." + final_dir.filename().string() + ".old");
+  fs::remove_all(old, ec);
+  fs::rename(final_dir, old, ec);
+  if (ec) fail(ec.message());
+  fs::rename(staged, final_dir, ec);
+  if (ec) fail(ec.message());
+  fs::remove_all(old, ec);
 }
 
 std::string read_file(const std::filesystem::path& path) {

@@ -14,6 +14,13 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view bytes
 // Reads a whole (small) file. Throws InputError naming the file when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
 
+// Puts the directory `staged` (complete) in the place of `final_dir`, atomically where the file
+// system can exchange two names (Linux renameat2 RENAME_EXCHANGE): a reader, or a kill, sees the
+// old directory or the new one, whole. Elsewhere the old one is moved aside first (a kill between
+// the two renames leaves `final_dir` absent, never half-written). The old one is then removed.
+// Throws EnvironmentError.
+void replace_directory(const std::filesystem::path& staged, const std::filesystem::path& final_dir);
+
 // A temporary path beside `final_path` that is renamed onto it by commit(), and removed if
 // the object dies uncommitted (an exception, an interrupted run).
 class StagedPath {

@@ -5,6 +5,7 @@
 // decode step is memory-bound). With gradients on (training) or off the CPU, torch::matmul.
 // Used by the chat LMs and Whisper alike.
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/types.h>
 
 #include "hf/torch.h"
@@ -42,9 +43,36 @@ torch::Tensor rows_times_weight(const torch::Tensor& x, const torch::Tensor& w) 
   return y;
 }
 
+// a·bᵀ with gradients, each of its three products through the fast path (gradients off inside a
+// custom function's forward and backward): da = g·b, db = gᵀ·a (ref: torch/csrc/autograd/
+// FunctionsManual.cpp mm_mat1_backward / mm_mat2_backward). Fine-tuning Whisper's decoder trains
+// through it: the reference BLAS made a tiny.en step about 7.7 s on one thread (docs/STT.md).
+struct MatmulNt : torch::autograd::Function<MatmulNt> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    torch::NoGradGuard no_grad;
+    return matmul_nt(a, b);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    torch::NoGradGuard no_grad;
+    const auto saved = ctx->get_saved_variables();
+    const auto &a = saved[0], &b = saved[1];
+    const auto g = grads[0].reshape({-1, grads[0].size(-1)}).contiguous();
+    torch::Tensor da, db;
+    if (ctx->needs_input_grad(0)) da = matmul_nt(g, b.t().contiguous()).view(a.sizes());
+    if (ctx->needs_input_grad(1))
+      db = matmul_nt(g.t().contiguous(), a.reshape({-1, a.size(-1)}).t().contiguous());
+    return {da, db};
+  }
+};
+
 }  // namespace
 
 torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b) {
+  if (torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()) && a.is_cpu() && b.is_cpu() &&
+      a.scalar_type() == torch::kFloat && b.scalar_type() == torch::kFloat && b.dim() == 2 && a.dim() >= 2)
+    return MatmulNt::apply(a, b);
   if (a.dim() > 2 && !torch::GradMode::is_enabled() && a.is_cpu() && a.scalar_type() == torch::kFloat) {
     auto sizes = a.sizes().vec();
     sizes.back() = b.size(0);

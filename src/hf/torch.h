@@ -18,7 +18,8 @@ safetensors::Tensor from_torch(const at::Tensor& tensor, safetensors::DType dtyp
 
 // a·bᵀ for a float [..., k] and b [n, k]: through libtorch's oneDNN for 16 rows or more, a
 // vectorised dot per row below (Debian's libtorch multiplies through the reference BLAS, ~10×
-// slower); torch::matmul when gradients are on. Results equal torch::matmul's to rounding.
+// slower); with gradients on (fine-tuning), a custom autograd function whose backward's products
+// take the same path. Results equal torch::matmul's to rounding.
 at::Tensor matmul_nt(const at::Tensor& a, const at::Tensor& b);
 // x·weightᵀ + bias (bias may be undefined) through matmul_nt: a Linear layer's forward.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);

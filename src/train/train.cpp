@@ -3,14 +3,19 @@
 #include "train/train.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/catalog.h"
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
 #include "core/workspace.h"
 #include "stt/stt.h"
 #include "voice/voice.h"
+#include "whisper/finetune.h"
 
 namespace dself::train {
 namespace {
@@ -138,6 +143,99 @@ ModelOutcome train_stt(const TrainOptions& options, Catalog& catalog, bool named
   return outcome;
 }
 
+// What a Whisper fine-tune learns from: the base checkpoint's files (their bytes: its identity),
+// the person's utterances and the options that change the weights.
+std::string whisper_run_hash(const TrainOptions& options, const whisper::FineTuneParams& params) {
+  std::string key = "dself-whisper-finetune v1 decoder\n";
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(options.whisper))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& file : files) key += file.filename().string() + " " + hash_file(file) + "\n";
+  std::vector<fs::path> dirs;
+  const fs::path speech = workspace::speech_root(options.avatar);
+  if (fs::is_directory(speech))
+    for (const auto& e : fs::directory_iterator(speech))
+      if (fs::exists(e.path() / "utterances.json")) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& dir : dirs)
+    key += dir.filename().string() + " " + hash_bytes(read_file(dir / "utterances.json")) + "\n";
+  key += fmt::format("steps {} epochs {} lr {} wd {} seed {} threads {} language {}\n", params.steps, params.epochs,
+                     params.learning_rate, params.weight_decay, params.seed, params.n_threads, params.language);
+  return hash_bytes(key);
+}
+
+// The person's Whisper: the checkpoint the user gave, its decoder fine-tuned on the person's train
+// utterances, judged on the held-out ones, written to models/whisper/ (resumable from
+// models/whisper.checkpoint/). Its errors are always errors: the user asked for it by --whisper.
+ModelOutcome train_whisper(const TrainOptions& options, Catalog& catalog) {
+  ModelOutcome outcome;
+  outcome.model = Model::stt;
+  const fs::path base = options.whisper;
+  if (!fs::is_directory(base))
+    throw InputError(fmt::format("{}: not a directory (--whisper takes a Hugging Face Whisper checkpoint directory: "
+                                 "config.json, model.safetensors and the tokenizer files)",
+                                 base.string()));
+  std::vector<whisper::LabelledAudio> train_clips, held_out;
+  whisper::person_utterances(options.avatar, train_clips, held_out);
+
+  whisper::FineTuneParams params;
+  params.n_threads = options.threads;
+  params.steps = options.steps;
+  params.learning_rate = options.whisper_learning_rate;
+  params.seed = options.seed;
+  params.time_budget_s = options.time_budget_s;
+  params.progress = options.progress;
+  params.should_stop = options.should_stop;
+  const fs::path out_dir = workspace::model_dir(options.avatar, "whisper");
+  params.checkpoint_dir = out_dir.parent_path() / "whisper.checkpoint";
+  const std::string hash = whisper_run_hash(options, params);
+  params.run_hash = hash;
+  params.metrics_extra = {{"input_hash", hash}};
+
+  auto previous = catalog.stage_run("train.whisper", 0);
+  if (!options.force && previous && previous->input_hash == hash && fs::is_regular_file(out_dir / "config.json") &&
+      fs::is_regular_file(out_dir / "model.safetensors")) {
+    outcome.state = "up_to_date";
+    outcome.message = fmt::format("{} was fine-tuned from {} on the speech dataset as it is now (--force: again)",
+                                  out_dir.string(), base.string());
+    return outcome;
+  }
+  const auto result = whisper::fine_tune(base, train_clips, held_out, out_dir, params);
+  if (!result.complete) {
+    outcome.state = "stopped";
+    outcome.message = fmt::format(
+        "Whisper fine-tune stopped at step {} of {} (checkpointed): run `dself train stt --whisper {}` again to resume",
+        result.steps_done, result.step_count, base.string());
+    return outcome;
+  }
+  const bool worse = result.worse_than_base;
+  if (result.n_held_out == 0)
+    outcome.warnings.push_back("no held-out utterances: the fine-tuned Whisper is not judged (prepare more speech)");
+  else if (worse)
+    outcome.warnings.push_back(fmt::format(
+        "the fine-tuned Whisper is WORSE than its base on the {} held-out utterances (WER {:.1f}% -> {:.1f}%, token "
+        "loss {:.3f} -> {:.3f}); it is kept in {} all the same (docs/STT.md): to use the base, give --model {}",
+        result.n_held_out, 100 * result.held_out_wer_before, 100 * result.held_out_wer_after,
+        result.held_out_loss_before, result.held_out_loss_after, out_dir.string(), base.string()));
+  nlohmann::json summary = {{"base", base.string()},
+                            {"steps", result.step_count},
+                            {"held_out_wer_before", result.held_out_wer_before},
+                            {"held_out_wer_after", result.held_out_wer_after},
+                            {"held_out_loss_before", result.held_out_loss_before},
+                            {"held_out_loss_after", result.held_out_loss_after},
+                            {"worse_than_base", worse}};
+  catalog.mark_stage_done(StageRun{"train.whisper", 0, hash, "", summary.dump()});
+  outcome.state = "trained";
+  outcome.message = fmt::format(
+      "Whisper fine-tuned on {} utterances in {} steps{}: held-out WER {:.1f}% -> {:.1f}%, token loss {:.3f} -> "
+      "{:.3f} ({} held out{}); {}",
+      result.n_train, result.step_count, result.resumed_at > 0 ? fmt::format(" (resumed at {})", result.resumed_at) : "",
+      100 * result.held_out_wer_before, 100 * result.held_out_wer_after, result.held_out_loss_before,
+      result.held_out_loss_after, result.n_held_out, worse ? ", WORSE than the base" : "", out_dir.string());
+  return outcome;
+}
+
 }  // namespace
 
 const char* model_name(Model model) {
@@ -171,7 +269,8 @@ std::vector<ModelOutcome> train(const TrainOptions& options) {
           outcomes.push_back(train_voice(options, catalog, named));
           break;
         case Model::stt:
-          outcomes.push_back(train_stt(options, catalog, named));
+          outcomes.push_back(options.whisper.empty() ? train_stt(options, catalog, named)
+                                                     : train_whisper(options, catalog));
           break;
       }
     }

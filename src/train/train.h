@@ -12,6 +12,7 @@
 
 #include "core/progress.h"
 #include "voice/voice.h"
+#include "whisper/finetune.h"
 
 namespace dself::train {
 
@@ -29,6 +30,10 @@ struct TrainOptions {
   uint64_t seed = 1;
   bool stt_acoustic = true;     // stt: adapt the acoustic model too (else the language model only)
   bool stt_map = true;          // stt: MAP re-estimation (else MLLR alone)
+  // stt: fine-tune this Hugging Face Whisper checkpoint on the person (into models/whisper/)
+  // instead of adapting PocketSphinx; empty: PocketSphinx.
+  std::filesystem::path whisper;
+  double whisper_learning_rate = whisper::FineTuneParams{}.learning_rate;  // AdamW, constant
   ProgressSink progress;
   StopRequested should_stop;
 };
