@@ -177,6 +177,9 @@ TEST_F(PersonaTrainTest, LoraLowersTheHeldOutPerplexityAndIsThenUpToDate) {
   auto metrics = nlohmann::json::parse(read_file(dir / "metrics.json"));
   const double before = metrics["held_out_perplexity_before"], after = metrics["held_out_perplexity_after"];
   EXPECT_LT(after, 0.8 * before) << before << " -> " << after;
+  // The figures, for --gtest_output=xml (docs/PERSONA.md quotes them).
+  RecordProperty("held_out_perplexity_before", std::to_string(before));
+  RecordProperty("held_out_perplexity_after", std::to_string(after));
   EXPECT_GT(metrics["tokens_per_s"].get<double>(), 0);
   EXPECT_FALSE(metrics["loss_curve"].empty());
   EXPECT_FALSE(fs::exists(dir / "checkpoint"));
