@@ -54,7 +54,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
                       "persona: projections to adapt, comma-separated, of q_proj,k_proj,v_proj,o_proj,gate_proj,"
                       "up_proj,down_proj")
       ->delimiter(',')
-      ->capture_default_str();
+      ->default_str(fmt::format("{}", fmt::join(p.lora_targets, ",")));
   command->add_option("--learning-rate", p.learning_rate, "persona: AdamW learning rate")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -62,6 +62,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
       ->check(CLI::Range(16, 1 << 20))
       ->capture_default_str();
   command->footer(
+      "persona is trained by `all` only when --base is given (docs/PERSONA.md, \"Fine-tuning\").\n"
       "A model already trained on the data as it is now is skipped. Training checkpoints as it goes:\n"
       "Ctrl-C (or --time-budget) stops it at the next step, and running train again resumes there\n"
       "(a second Ctrl-C ends the process at once: at most the time since the last checkpoint is lost).\n"
