@@ -45,7 +45,7 @@ fs::path make_tiny_chat_model(const fs::path& dir) {
   llm::Config c;
   c.model_type = "llama";
   c.hidden_size = 32, c.intermediate_size = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 8;
-  c.vocab_size = im_end + 1, c.max_position_embeddings = 1024, c.tie_word_embeddings = true;
+  c.vocab_size = im_end + 1, c.max_position_embeddings = 4096, c.tie_word_embeddings = true;
   c.rms_norm_eps = 1e-5;
   c.eos_token_ids = {im_end};
   auto model = llm::random_model(c, 3, 1024);
@@ -200,6 +200,22 @@ TEST_F(PersonaTrainTest, LoraLowersTheHeldOutPerplexityAndIsThenUpToDate) {
   cfg["rms_norm_eps"] = 1e-6;
   write_file_atomic(other / "config.json", cfg.dump());
   EXPECT_TRUE(persona::person_adapter(avatar_, other).empty());
+
+  // The engine with the person's adapter answers otherwise than the base alone (greedy, same question).
+  {
+    persona::Memory memory(avatar_);
+    persona::LlmOptions o;
+    o.model_dir = base_;
+    o.max_tokens = 8;
+    o.threads = 1;
+    o.temperature = 0;
+    const std::vector<persona::Message> question = {{"user", memory.all_sentences().at(5).text, {}}};
+    const auto adapted = persona::make_llm_engine(memory, o)->reply(question, nullptr);
+    o.no_adapter = true;
+    const auto plain = persona::make_llm_engine(memory, o)->reply(question, nullptr);
+    ASSERT_EQ(adapted.kind, "answer");
+    EXPECT_NE(adapted.text, plain.text);
+  }
 
   // eval persona --adapter scores the held-out sentences as training measured them.
   auto base_run = test::run_dself(
