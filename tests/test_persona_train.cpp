@@ -191,6 +191,9 @@ TEST_F(PersonaTrainTest, LoraLowersTheHeldOutPerplexityAndIsThenUpToDate) {
   outcomes = train::train(options_for(avatar_, base_, 60));
   EXPECT_EQ(outcomes[0].state, "up_to_date");
   EXPECT_EQ(train::model_state(avatar_, train::Model::persona), "current");
+  auto status = test::run_dself({"--avatar", avatar_.string(), "status"});
+  EXPECT_NE(status.output.find("persona  LoRA adapter, current: held-out perplexity"), std::string::npos)
+      << status.output;
 
   // The llm engine finds it for this base, not for another.
   EXPECT_EQ(persona::person_adapter(avatar_, base_), dir);
