@@ -72,7 +72,8 @@ void check_fits(const Model& model, const Adapter& adapter, const std::string& w
     for (const auto& module : adapter.config.target_modules) {
       Linear* l = target_linear(m.layers[li], module);
       const int64_t out = l->weight.size(0), in = l->weight.size(1);
-      for (auto [ab, shape] : {std::pair{'A', std::vector<int64_t>{r, in}}, std::pair{'B', std::vector<int64_t>{out, r}}}) {
+      for (auto [ab, shape] :
+           {std::pair{'A', std::vector<int64_t>{r, in}}, std::pair{'B', std::vector<int64_t>{out, r}}}) {
         const std::string name = tensor_name(int64_t(li), module, ab);
         expected.insert(name);
         auto it = adapter.tensors.find(name);
@@ -81,18 +82,20 @@ void check_fits(const Model& model, const Adapter& adapter, const std::string& w
                                        where, name, module));
         }
         if (it->second.sizes() != torch::IntArrayRef(shape)) {
-          throw InputError(fmt::format("{}: the tensor \"{}\" has shape {} but the base model implies {}: an adapter "
-                                       "for another base model (or another rank)",
-                                       where, name, shape_text(it->second.sizes()), shape_text(shape)));
+          throw InputError(
+              fmt::format("{}: the tensor \"{}\" has shape {} but the base model implies {}: an adapter "
+                          "for another base model (or another rank)",
+                          where, name, shape_text(it->second.sizes()), shape_text(shape)));
         }
       }
     }
   }
   for (const auto& [name, t] : adapter.tensors) {
     if (!expected.count(name)) {
-      throw InputError(fmt::format("{}: the tensor \"{}\" is not a LoRA weight of this base model's layers and "
-                                   "target modules (an adapter for another base model, or of another kind)",
-                                   where, name));
+      throw InputError(
+          fmt::format("{}: the tensor \"{}\" is not a LoRA weight of this base model's layers and "
+                      "target modules (an adapter for another base model, or of another kind)",
+                      where, name));
     }
   }
 }
@@ -119,14 +122,15 @@ Linear* target_linear(Layer& layer, const std::string& module) {
 }
 
 const std::vector<std::string>& lora_target_modules() {
-  static const std::vector<std::string> modules = {"q_proj", "k_proj",    "v_proj",   "o_proj",
+  static const std::vector<std::string> modules = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                    "gate_proj", "up_proj", "down_proj"};
   return modules;
 }
 
 void check_lora_config(const LoraConfig& c, const std::string& where) {
   if (c.rank < 1) throw InputError(fmt::format("{}: the LoRA rank must be at least 1 (it is {})", where, c.rank));
-  if (!(c.alpha > 0)) throw InputError(fmt::format("{}: lora_alpha must be a positive number (it is {})", where, c.alpha));
+  if (!(c.alpha > 0))
+    throw InputError(fmt::format("{}: lora_alpha must be a positive number (it is {})", where, c.alpha));
   if (!(c.dropout >= 0 && c.dropout < 1)) {
     throw InputError(fmt::format("{}: lora_dropout must be in [0, 1) (it is {})", where, c.dropout));
   }
@@ -154,7 +158,8 @@ Adapter new_adapter(const Model& model, const LoraConfig& config, uint64_t seed)
       const int64_t out = l->weight.size(0), in = l->weight.size(1);
       // kaiming_uniform_(a=sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain · sqrt(3 / fan_in) = 1 / sqrt(fan_in).
       const double bound = 1.0 / std::sqrt(double(in));
-      adapter.tensors[tensor_name(int64_t(li), module, 'A')] = at::empty({config.rank, in}).uniform_(-bound, bound, gen);
+      adapter.tensors[tensor_name(int64_t(li), module, 'A')] =
+          at::empty({config.rank, in}).uniform_(-bound, bound, gen);
       adapter.tensors[tensor_name(int64_t(li), module, 'B')] = torch::zeros({out, config.rank});
     }
   }
@@ -185,8 +190,10 @@ void save_adapter(const fs::path& dir, const Adapter& adapter) {
 
 Adapter load_adapter(const fs::path& dir, const Model& model) {
   if (!fs::is_directory(dir)) {
-    throw InputError(fmt::format("{}: not a directory (an adapter is a directory with adapter_config.json and "
-                                 "adapter_model.safetensors)", dir.string()));
+    throw InputError(
+        fmt::format("{}: not a directory (an adapter is a directory with adapter_config.json and "
+                    "adapter_model.safetensors)",
+                    dir.string()));
   }
   const fs::path config_path = dir / "adapter_config.json";
   const fs::path weights_path = dir / "adapter_model.safetensors";
@@ -194,8 +201,10 @@ Adapter load_adapter(const fs::path& dir, const Model& model) {
     throw InputError(fmt::format("{}: no adapter_config.json (not a PEFT adapter directory)", dir.string()));
   }
   if (!fs::is_regular_file(weights_path)) {
-    throw InputError(fmt::format("{}: the adapter weights are missing (adapter_model.safetensors; a PEFT adapter "
-                                 "saved with safe_serialization=False is not read)", weights_path.string()));
+    throw InputError(
+        fmt::format("{}: the adapter weights are missing (adapter_model.safetensors; a PEFT adapter "
+                    "saved with safe_serialization=False is not read)",
+                    weights_path.string()));
   }
   const auto json = hf::read_json(config_path, "the adapter's config");
   const std::string where = config_path.string();
@@ -230,9 +239,12 @@ Adapter load_adapter(const fs::path& dir, const Model& model) {
     throw InputError(fmt::format("{}: not a LoRA adapter config ({})", where, e.what()));
   }
   const std::string bias = json.value("bias", "none");
-  if (bias != "none") throw InputError(fmt::format("{}: bias \"{}\": dself applies LoRA with bias \"none\" only", where, bias));
-  if (json.value("fan_in_fan_out", false)) throw InputError(fmt::format("{}: fan_in_fan_out is for GPT-2's Conv1D, not these models", where));
-  if (json.value("use_rslora", false)) throw InputError(fmt::format("{}: use_rslora (scale alpha/sqrt(r)) is not supported", where));
+  if (bias != "none")
+    throw InputError(fmt::format("{}: bias \"{}\": dself applies LoRA with bias \"none\" only", where, bias));
+  if (json.value("fan_in_fan_out", false))
+    throw InputError(fmt::format("{}: fan_in_fan_out is for GPT-2's Conv1D, not these models", where));
+  if (json.value("use_rslora", false))
+    throw InputError(fmt::format("{}: use_rslora (scale alpha/sqrt(r)) is not supported", where));
   for (const char* key : {"rank_pattern", "alpha_pattern"}) {
     if (json.contains(key) && !json[key].is_null() && !json[key].empty()) {
       throw InputError(fmt::format("{}: a {} (per-layer ranks or alphas) is not supported", where, key));

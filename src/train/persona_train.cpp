@@ -156,8 +156,10 @@ PersonaTrainResult train_persona_adapter(const PersonaTrainOptions& o) {
   persona::Memory memory(o.avatar);
   const PersonaData data = persona_data(memory);
   if (data.train.size() < 2 || data.held_out.empty()) {
-    throw InputError(fmt::format("the avatar at {} has {} sentences: too few to fine-tune on (at least 3 are needed, "
-                                 "one held out)", o.avatar.string(), memory.sentence_count()));
+    throw InputError(
+        fmt::format("the avatar at {} has {} sentences: too few to fine-tune on (at least 3 are needed, "
+                    "one held out)",
+                    o.avatar.string(), memory.sentence_count()));
   }
   llm::LoadOptions load;
   load.context_length = std::max(o.max_tokens, 512);
@@ -209,9 +211,18 @@ PersonaTrainResult train_persona_adapter(const PersonaTrainOptions& o) {
   auto run_s = [&] { return std::chrono::duration<double>(Clock::now() - started).count(); };
   auto checkpoint = [&] {
     write_checkpoint(checkpoint_dir, adapter, adam,
-                     {{"hash", hash}, {"step", step}, {"step_count", step_count}, {"adam_step", adam.step},
-                      {"seed", o.seed}, {"threads", o.threads}, {"elapsed_s", elapsed_before + run_s()},
-                      {"tokens", tokens_before + tokens_run}, {"curve", curve}, {"loss_sum", loss_sum}, {"loss_count", loss_count}, {"perplexity_before", ppl_before},
+                     {{"hash", hash},
+                      {"step", step},
+                      {"step_count", step_count},
+                      {"adam_step", adam.step},
+                      {"seed", o.seed},
+                      {"threads", o.threads},
+                      {"elapsed_s", elapsed_before + run_s()},
+                      {"tokens", tokens_before + tokens_run},
+                      {"curve", curve},
+                      {"loss_sum", loss_sum},
+                      {"loss_count", loss_count},
+                      {"perplexity_before", ppl_before},
                       {"held_out_tokens", held_out_tokens}});
   };
   Progress progress("train persona", step_count, "steps", o.progress);
@@ -229,8 +240,8 @@ PersonaTrainResult train_persona_adapter(const PersonaTrainOptions& o) {
       spdlog::info("train persona: stopped at step {} of {} (checkpointed; run again to resume)", step, step_count);
       return result;
     }
-    if (o.checkpoint_every_s > 0 && std::chrono::duration<double>(Clock::now() - last_checkpoint).count() >=
-                                        o.checkpoint_every_s) {
+    if (o.checkpoint_every_s > 0 &&
+        std::chrono::duration<double>(Clock::now() - last_checkpoint).count() >= o.checkpoint_every_s) {
       checkpoint();
       last_checkpoint = Clock::now();
     }
@@ -269,25 +280,26 @@ PersonaTrainResult train_persona_adapter(const PersonaTrainOptions& o) {
   result.perplexity_before = ppl_before;
   result.perplexity_after = ppl_after;
   result.tokens_per_s = training_s > 0 ? double(tokens_run) / training_s : 0;
-  const json metrics = {{"format", "dself-persona"},
-                        {"version", kFormatVersion},
-                        {"base", lora.base_model},
-                        {"base_fingerprint", llm::base_fingerprint(o.base)},
-                        {"lora", {{"r", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout},
-                                  {"target_modules", lora.target_modules}}},
-                        {"conversations", examples.size()},
-                        {"held_out_sentences", data.held_out.size()},
-                        {"held_out_tokens", held_out_tokens},
-                        {"held_out_perplexity_before", ppl_before},
-                        {"held_out_perplexity_after", ppl_after},
-                        {"steps", step_count},
-                        {"learning_rate", o.learning_rate},
-                        {"seed", o.seed},
-                        {"threads", o.threads},
-                        {"loss_curve", curve},
-                        {"train_tokens", tokens_before + tokens_run},
-                        {"tokens_per_s", result.tokens_per_s},
-                        {"training_s", elapsed_before + training_s}};
+  const json metrics = {
+      {"format", "dself-persona"},
+      {"version", kFormatVersion},
+      {"base", lora.base_model},
+      {"base_fingerprint", llm::base_fingerprint(o.base)},
+      {"lora",
+       {{"r", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"target_modules", lora.target_modules}}},
+      {"conversations", examples.size()},
+      {"held_out_sentences", data.held_out.size()},
+      {"held_out_tokens", held_out_tokens},
+      {"held_out_perplexity_before", ppl_before},
+      {"held_out_perplexity_after", ppl_after},
+      {"steps", step_count},
+      {"learning_rate", o.learning_rate},
+      {"seed", o.seed},
+      {"threads", o.threads},
+      {"loss_curve", curve},
+      {"train_tokens", tokens_before + tokens_run},
+      {"tokens_per_s", result.tokens_per_s},
+      {"training_s", elapsed_before + training_s}};
   write_file_atomic(model_dir / "metrics.json", metrics.dump(2) + "\n");
   fs::remove_all(checkpoint_dir);
   result.complete = true;

@@ -34,7 +34,7 @@ PersonaData persona_data(const persona::Memory& memory);
 
 struct PersonaTrainOptions {
   std::filesystem::path avatar;
-  std::filesystem::path base;      // the base checkpoint directory
+  std::filesystem::path base;  // the base checkpoint directory
   llm::LoraConfig lora;
   int steps = 0;                   // 0: two passes over the conversations, at most kMaxDefaultSteps
   double learning_rate = 1e-3;     // AdamW, after a linear warm-up over the first 5% of steps
