@@ -235,23 +235,26 @@ Adapter load_adapter(const fs::path& dir, const Model& model) {
     if (json.contains("base_model_name_or_path") && json["base_model_name_or_path"].is_string()) {
       c.base_model = json["base_model_name_or_path"].get<std::string>();
     }
+    const std::string bias = json.value("bias", "none");
+    if (bias != "none")
+      throw InputError(fmt::format("{}: bias \"{}\": dself applies LoRA with bias \"none\" only", where, bias));
+    if (json.value("fan_in_fan_out", false))
+      throw InputError(fmt::format("{}: fan_in_fan_out is for GPT-2's Conv1D, not these models", where));
+    if (json.value("use_dora", false)) {
+      throw InputError(fmt::format("{}: use_dora (weight-decomposed LoRA) is not supported", where));
+    }
+    if (json.value("use_rslora", false))
+      throw InputError(fmt::format("{}: use_rslora (scale alpha/sqrt(r)) is not supported", where));
+    for (const char* key : {"rank_pattern", "alpha_pattern"}) {
+      if (json.contains(key) && !json[key].is_null() && !json[key].empty()) {
+        throw InputError(fmt::format("{}: a {} (per-layer ranks or alphas) is not supported", where, key));
+      }
+    }
+    if (json.contains("modules_to_save") && !json["modules_to_save"].is_null() && !json["modules_to_save"].empty()) {
+      throw InputError(fmt::format("{}: modules_to_save (fully trained extra modules) is not supported", where));
+    }
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("{}: not a LoRA adapter config ({})", where, e.what()));
-  }
-  const std::string bias = json.value("bias", "none");
-  if (bias != "none")
-    throw InputError(fmt::format("{}: bias \"{}\": dself applies LoRA with bias \"none\" only", where, bias));
-  if (json.value("fan_in_fan_out", false))
-    throw InputError(fmt::format("{}: fan_in_fan_out is for GPT-2's Conv1D, not these models", where));
-  if (json.value("use_rslora", false))
-    throw InputError(fmt::format("{}: use_rslora (scale alpha/sqrt(r)) is not supported", where));
-  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
-    if (json.contains(key) && !json[key].is_null() && !json[key].empty()) {
-      throw InputError(fmt::format("{}: a {} (per-layer ranks or alphas) is not supported", where, key));
-    }
-  }
-  if (json.contains("modules_to_save") && !json["modules_to_save"].is_null() && !json["modules_to_save"].empty()) {
-    throw InputError(fmt::format("{}: modules_to_save (fully trained extra modules) is not supported", where));
   }
   const auto file = safetensors::read(weights_path);
   for (const auto& [name, t] : file.tensors) {
