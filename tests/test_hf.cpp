@@ -1,6 +1,7 @@
 // Hugging Face checkpoints and the byte-level BPE tokenizer. The tokenizer's expected ids come
 // from OpenAI's GPT-2 encoder.py run on the same small tokenizer (tests/data/hf/make_bpe.py).
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 // The llm stage on small random checkpoints in the Hugging Face layout (tests/data/llm/, made with
 // their expected logits by tests/data/llm/make_expected.py, an independent computation).
 #include <gtest/gtest.h>
+#include <torch/types.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>

@@ -5,6 +5,7 @@
 // decode step is memory-bound). With gradients on (training) or off the CPU, torch::matmul.
 // Used by the chat LMs and Whisper alike.
 #include <ATen/Parallel.h>
+#include <torch/types.h>
 
 #include "hf/torch.h"
 
@@ -62,9 +63,9 @@ torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b) {
 
 namespace dself::hf {
 
-torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  auto y = matmul_nt(x, layer->weight);
-  return layer->bias.defined() ? y + layer->bias : y;
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  auto y = matmul_nt(x, weight);
+  return bias.defined() ? y + bias : y;
 }
 
 }  // namespace dself::hf

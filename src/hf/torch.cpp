@@ -1,5 +1,7 @@
 #include "hf/torch.h"
 
+#include <torch/types.h>
+
 #include <cstring>
 
 namespace dself::hf {

@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "llm/llm.h"
 
+#include <torch/types.h>
+
 namespace dself::llm {
 
 Generation generate(const Model& model, KvCache& cache, const std::vector<int64_t>& prompt,

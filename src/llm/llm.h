@@ -15,7 +15,12 @@
 #include <string>
 #include <vector>
 
-#include <torch/torch.h>
+// The API names only the tensor type; <torch/torch.h> would cost every includer ~15 s of compile.
+#include <ATen/core/Tensor.h>
+
+namespace torch {
+using at::Tensor;
+}  // namespace torch
 
 namespace dself::llm {
 

@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "llm/llm.h"
 
+#include <torch/types.h>
+
 namespace dself::llm {
 
 namespace {

@@ -1,6 +1,7 @@
 // The llm engine: the person's memory decides what may be answered, a local chat model says it.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <ATen/Parallel.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -100,7 +101,7 @@ class LlmEngine : public ChatEngine {
 
     auto& m = *loaded_;
     std::lock_guard lock(m.mutex);
-    if (options_.threads > 0) torch::set_num_threads(options_.threads);
+    if (options_.threads > 0) at::set_num_threads(options_.threads);
     auto prompt = prompt_tokens(history, hits);
 
     llm::GenerateParams params;

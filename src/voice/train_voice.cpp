@@ -2,6 +2,7 @@
 // The model is in acoustic_model.cpp, the data in voice_data.cpp; docs/VOICE.md, "Training".
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <torch/optim/adamw.h>
 
 #include <chrono>
 #include <cmath>

@@ -1,6 +1,7 @@
 #include "whisper/finetune.h"
 
 #include <fmt/format.h>
+#include <torch/optim/adamw.h>
 
 #include <algorithm>
 #include <random>

@@ -1,5 +1,7 @@
 #include "whisper/detail/frontend.h"
 
+#include <torch/types.h>
+
 #include <cmath>
 #include <cstring>
 #include <map>

@@ -10,6 +10,13 @@
 
 namespace dself::whisper {
 
+namespace {
+// A Linear layer's forward through hf's fast product (inference); torch's own when training.
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return hf::linear(x, layer->weight, layer->bias);
+}
+}  // namespace
+
 namespace F = torch::nn::functional;
 
 WhisperConfig WhisperConfig::from_json(const nlohmann::json& json, const std::string& where) {
@@ -59,7 +66,7 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& x, const torch::Tensor&
                                     const torch::Tensor& mask) {
   // ref: whisper/model.py MultiHeadAttention.qkv_attention (scores scaled by head_dim^-1/2).
   const auto B = x.size(0), T = x.size(1), S = k.size(1), d = x.size(2), hd = d / n_heads;
-  auto q = hf::linear(q_proj, x).view({B, T, n_heads, hd}).transpose(1, 2);
+  auto q = linear(q_proj, x).view({B, T, n_heads, hd}).transpose(1, 2);
   auto kh = k.view({B, S, n_heads, hd}).transpose(1, 2);
   auto vh = v.view({B, S, n_heads, hd}).transpose(1, 2);
   const double scale = 1.0 / std::sqrt(double(hd));
@@ -81,7 +88,7 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& x, const torch::Tensor&
     }
     out = torch::stack(heads).view({B, n_heads, T, hd}).transpose(1, 2).reshape({B, T, d});
   }
-  return hf::linear(out_proj, out);
+  return linear(out_proj, out);
 }
 
 EncoderLayerImpl::EncoderLayerImpl(int d, int h, int ffn) {
@@ -96,8 +103,8 @@ EncoderLayerImpl::EncoderLayerImpl(int d, int h, int ffn) {
 torch::Tensor EncoderLayerImpl::forward(torch::Tensor x) {
   // ref: whisper/model.py ResidualAttentionBlock.forward (pre-norm residual blocks).
   auto h = self_attn_layer_norm->forward(x);
-  x = x + self_attn->attend(h, hf::linear(self_attn->k_proj, h), hf::linear(self_attn->v_proj, h), {});
-  return x + hf::linear(fc2, F::gelu(hf::linear(fc1, final_layer_norm->forward(x))));
+  x = x + self_attn->attend(h, linear(self_attn->k_proj, h), linear(self_attn->v_proj, h), {});
+  return x + linear(fc2, F::gelu(linear(fc1, final_layer_norm->forward(x))));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(int d, int h, int ffn) {
@@ -148,8 +155,8 @@ DecoderCache DecoderImpl::start(const torch::Tensor& audio) {
   DecoderCache cache;
   for (const auto& m : *layers) {
     auto* layer = m->as<DecoderLayer>();
-    cache.cross_k.push_back(hf::linear(layer->encoder_attn->k_proj, audio));
-    cache.cross_v.push_back(hf::linear(layer->encoder_attn->v_proj, audio));
+    cache.cross_k.push_back(linear(layer->encoder_attn->k_proj, audio));
+    cache.cross_v.push_back(linear(layer->encoder_attn->v_proj, audio));
     cache.self_k.emplace_back();
     cache.self_v.emplace_back();
   }
@@ -170,7 +177,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tokens, DecoderCache& ca
   for (auto& m : *layers) {
     auto* layer = m->as<DecoderLayer>();
     auto h = layer->self_attn_layer_norm->forward(x);
-    auto k = hf::linear(layer->self_attn->k_proj, h), v = hf::linear(layer->self_attn->v_proj, h);
+    auto k = linear(layer->self_attn->k_proj, h), v = linear(layer->self_attn->v_proj, h);
     if (cache.self_k[i].defined()) {
       k = torch::cat({cache.self_k[i], k}, 1);
       v = torch::cat({cache.self_v[i], v}, 1);
@@ -180,7 +187,7 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& tokens, DecoderCache& ca
     x = x + layer->self_attn->attend(h, k, v, mask);
     h = layer->encoder_attn_layer_norm->forward(x);
     x = x + layer->encoder_attn->attend(h, cache.cross_k[i], cache.cross_v[i], {});
-    x = x + hf::linear(layer->fc2, F::gelu(hf::linear(layer->fc1, layer->final_layer_norm->forward(x))));
+    x = x + linear(layer->fc2, F::gelu(linear(layer->fc1, layer->final_layer_norm->forward(x))));
     ++i;
   }
   cache.length += T;

@@ -5,7 +5,7 @@
 // ref: Łańcucki, "FastPitch: Parallel Text-to-Speech with Pitch Prediction", ICASSP 2021
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/nn.h>
 
 #include <nlohmann/json_fwd.hpp>
 

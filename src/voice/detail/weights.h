@@ -1,7 +1,7 @@
 // A libtorch module's parameters <-> safetensors (core/safetensors.h), by their dotted names.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/nn.h>
 
 #include <string>
 

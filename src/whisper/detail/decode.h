@@ -2,7 +2,6 @@
 // special tokens of a Whisper tokenizer. Internal to dself_whisper (and its tests).
 #pragma once
 
-#include <torch/torch.h>
 
 #include <string>
 #include <vector>
