@@ -5,6 +5,8 @@
 // scaling = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora; get_delta_weight = B @ A *
 // scaling) and its save_pretrained (tensor names without the adapter name, "adapter_model.safetensors").
 #include <fmt/format.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/nn/functional/loss.h>
 
 #include <algorithm>
 #include <cmath>

@@ -3,6 +3,9 @@
 // moments, step) so that a stopped run resumes exactly where it was.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <torch/types.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/utils.h>
 
 #include <chrono>
 #include <cmath>
