@@ -105,6 +105,12 @@ void add_llm_options(CLI::App& command, persona::LlmOptions& o) {
   command.add_option("--llm-threads", o.threads, "llm engine: CPU threads (0: libtorch's default)")
       ->check(CLI::Range(0, 256))
       ->capture_default_str();
+  command.add_option("--adapter", o.adapter_dir,
+                     "llm engine: a LoRA adapter directory (PEFT layout) to apply; default: the person's own "
+                     "(models/persona, from `dself train persona`) when it was trained on --model");
+  command.add_flag("--no-adapter", o.no_adapter, "llm engine: the base model alone, even when the person's adapter fits it");
+  command.add_flag("--merge-adapter", o.merge_adapter,
+                   "llm engine: merge the adapter into the weights at load (W + alpha/r * B A: no cost per token)");
 }
 
 void add_chat_command(CLI::App& app, const GlobalOptions& globals) {

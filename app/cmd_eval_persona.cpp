@@ -21,11 +21,13 @@ namespace {
 
 // Each line of `file` scored as plain text by the model: token ids, total log-probability, tokens
 // scored (the first token of a line is context only); blank lines are skipped.
-nlohmann::json score_lines(const std::string& file, const std::string& model_dir) {
+// With an adapter, the model with the adapter applied.
+nlohmann::json score_lines(const std::string& file, const std::string& model_dir, const std::string& adapter_dir) {
   std::ifstream in(file);
   if (!in) throw InputError(fmt::format("--perplexity {}: cannot read the file", file));
   auto tokenizer = hf::Tokenizer::load(model_dir);
   auto model = llm::Model::load(model_dir);
+  if (!adapter_dir.empty()) llm::apply_adapter(model, llm::load_adapter(adapter_dir, model));
   nlohmann::json lines = nlohmann::json::array();
   double total = 0;
   int64_t count = 0;
@@ -50,6 +52,7 @@ nlohmann::json score_lines(const std::string& file, const std::string& model_dir
   if (count == 0) throw InputError(fmt::format("--perplexity {}: no line of two tokens or more to score", file));
   return {{"file", file},
           {"model", model_dir},
+          {"adapter", adapter_dir.empty() ? nlohmann::json(nullptr) : nlohmann::json(adapter_dir)},
           {"lines", lines},
           {"total_log_probability", total},
           {"total_tokens", count},
@@ -63,6 +66,7 @@ void add_eval_persona_command(CLI::App& eval, const GlobalOptions& globals) {
     std::string questions;
     std::string perplexity;
     std::string model;
+    std::string adapter;
     int generated = 200;
     bool json = false;
   };
@@ -80,13 +84,15 @@ void add_eval_persona_command(CLI::App& eval, const GlobalOptions& globals) {
                       "Score each line of FILE as plain text under --model (token ids, log-probability, tokens) "
                       "instead; no avatar needed");
   command->add_option("--model", options->model, "With --perplexity: a Hugging Face chat checkpoint directory");
+  command->add_option("--adapter", options->adapter,
+                      "With --perplexity: a LoRA adapter directory (PEFT layout, e.g. models/persona) applied to --model");
   command->add_flag("--json", options->json, "Print the JSON document only (format: docs/FORMATS.md)");
   command->callback([options, &globals] {
-    if (!options->perplexity.empty() || !options->model.empty()) {
+    if (!options->perplexity.empty() || !options->model.empty() || !options->adapter.empty()) {
       if (options->perplexity.empty() || options->model.empty()) {
-        throw InputError("--perplexity FILE and --model DIR go together");
+        throw InputError("--perplexity FILE and --model DIR go together (and --adapter DIR goes with them)");
       }
-      auto result = score_lines(options->perplexity, options->model);
+      auto result = score_lines(options->perplexity, options->model, options->adapter);
       if (options->json) {
         std::printf("%s\n", result.dump(2).c_str());
       } else {

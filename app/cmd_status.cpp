@@ -180,6 +180,18 @@ void print_text(const nlohmann::json& status) {
                 figure(models["render"], {"lip_sync", "opening_correlation"}).c_str(),
                 figure(models["render"], {"reenactment", "face", "psnr_db"}).c_str());
   }
+  // The persona's LoRA adapter (`dself train persona`), applied by `--engine llm --model BASE`.
+  if (models.contains("persona") && status["trained"].contains("persona")) {
+    const auto& persona_model = models["persona"];
+    const auto& trained_persona = status["trained"]["persona"];
+    const std::string state = trained_persona.value("state", std::string("none"));
+    std::printf("persona  LoRA adapter, %s%s%s: held-out perplexity %s -> %s; `--engine llm --model %s` applies it\n",
+                state.c_str(), state == "stale" ? ": " : "",
+                state == "stale" ? trained_persona.value("why", std::string()).c_str() : "",
+                figure(persona_model, {"held_out_perplexity_before"}).c_str(),
+                figure(persona_model, {"held_out_perplexity_after"}).c_str(),
+                persona_model.value("base", std::string("BASE")).c_str());
+  }
   std::printf("stages  ");
   if (done_per_stage.empty()) std::printf(" none done yet");
   for (const auto& [stage, count] : done_per_stage) std::printf(" %s: %d done", stage.c_str(), count);

@@ -16,9 +16,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
   auto model = std::make_shared<std::string>("all");
   auto* command = app.add_subcommand("train", "Train the person's models on the prepared data (resumable)");
   command->add_option("model", *model,
-                      "Which model: voice, stt (speech recognition adapted to the person), or all (every model "
-                      "whose data is ready)")
-      ->check(CLI::IsMember({"voice", "stt", "all"}))
+                      "Which model: voice, stt (speech recognition adapted to the person), persona (a LoRA adapter "
+                      "of a chat checkpoint, --base), or all (every model whose data is ready)")
+      ->check(CLI::IsMember({"voice", "stt", "persona", "all"}))
       ->capture_default_str();
   command->add_option("--steps", options->steps, "Training steps per model; 0: the model's default for the data")
       ->check(CLI::NonNegativeNumber)
@@ -39,16 +39,40 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
   command->add_flag("--mllr-only", *mllr_only,
                     "stt: adapt the acoustic model by MLLR alone (the default, MAP, measured better: docs/STT.md)");
   auto whisper = std::make_shared<std::string>();
+  auto learning_rate = std::make_shared<double>(0.0);
   command->add_option("--whisper", *whisper,
                       fmt::format("stt: fine-tune this Hugging Face Whisper checkpoint directory on the person "
                                   "(decoder, encoder frozen) into <avatar>/models/whisper/, instead of adapting "
                                   "PocketSphinx; --steps 0: {} passes over the train utterances",
                                   whisper::FineTuneParams{}.epochs))
       ->type_name("DIR");
-  command->add_option("--learning-rate", options->whisper_learning_rate, "stt --whisper: AdamW's learning rate")
+  auto& p = options->persona;
+  command->add_option("--base", p.base,
+                      "persona: the Hugging Face chat checkpoint to fine-tune (Llama, Qwen2, SmolLM; docs/LLM.md)");
+  command->add_option("--lora-rank", p.lora_rank, "persona: LoRA rank r")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  command->add_option("--lora-alpha", p.lora_alpha, "persona: LoRA alpha (the update is scaled by alpha / r)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  command->add_option("--lora-dropout", p.lora_dropout, "persona: dropout on the adapter's input while training")
+      ->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
+  command->add_option("--lora-targets", p.lora_targets,
+                      "persona: projections to adapt, comma-separated, of q_proj,k_proj,v_proj,o_proj,gate_proj,"
+                      "up_proj,down_proj")
+      ->delimiter(',')
+      ->default_str(fmt::format("{}", fmt::join(p.lora_targets, ",")));
+  command->add_option("--learning-rate", *learning_rate,
+                      fmt::format("AdamW's learning rate; 0: the model's own (stt --whisper {}, persona {})",
+                                  options->whisper_learning_rate, p.learning_rate))
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  command->add_option("--persona-max-tokens", p.max_tokens, "persona: longest training conversation, tokens")
+      ->check(CLI::Range(16, 1 << 20))
+      ->capture_default_str();
   command->footer(
+      "persona is trained by `all` only when --base is given (docs/PERSONA.md, \"Fine-tuning\").\n"
       "A model already trained on the data as it is now is skipped. Training checkpoints as it goes:\n"
       "Ctrl-C (or --time-budget) stops it at the next step, and running train again resumes there\n"
       "(a second Ctrl-C ends the process at once: at most the time since the last checkpoint is lost).\n"
@@ -57,7 +81,8 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
       "Exit status: 0 trained, up to date or stopped by the budget; 1 bad input (e.g. too little\n"
       "speech, not prepared, a bad --whisper directory); 2 a dependency or the environment failed;\n"
       "130 interrupted.");
-  command->callback([options, model, lm_only, mllr_only, whisper, &globals] {
+  command->callback([options, model, lm_only, mllr_only, whisper, learning_rate, &globals] {
+    if (*learning_rate > 0) options->whisper_learning_rate = options->persona.learning_rate = *learning_rate;
     options->avatar = globals.avatar;
     options->whisper = *whisper;
     if (!whisper->empty() && *model == "voice")
@@ -67,6 +92,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
     options->models.clear();
     if (*model == "voice") options->models.push_back(train::Model::voice);
     if (*model == "stt") options->models.push_back(train::Model::stt);
+    if (*model == "persona") options->models.push_back(train::Model::persona);
     options->should_stop = stop_on_interrupt();
     auto outcomes = train::train(*options);
     for (const auto& outcome : outcomes) {

@@ -73,6 +73,10 @@ torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b) {
   if (torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()) && a.is_cpu() && b.is_cpu() &&
       a.scalar_type() == torch::kFloat && b.scalar_type() == torch::kFloat && b.dim() == 2 && a.dim() >= 2)
     return MatmulNt::apply(a, b);
+  if (torch::GradMode::is_enabled() && !a.requires_grad() && !b.requires_grad()) {
+    torch::NoGradGuard no_grad;  // nothing to differentiate (a frozen layer before any adapter): the fast path
+    return matmul_nt(a, b);
+  }
   if (a.dim() > 2 && !torch::GradMode::is_enabled() && a.is_cpu() && a.scalar_type() == torch::kFloat) {
     auto sizes = a.sizes().vec();
     sizes.back() = b.size(0);

@@ -182,6 +182,98 @@ struct TextScore {
 };
 TextScore score_tokens(const Model& model, const std::vector<int64_t>& tokens);
 
+// LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models"): a frozen weight W
+// [out, in] of a target projection gains a low-rank update, y = x Wᵀ + (alpha/r) · x Aᵀ Bᵀ with
+// A [r, in] and B [out, r]; B starts at zero, so a new adapter changes nothing. Saved in the
+// layout of Hugging Face PEFT (adapter_config.json, adapter_model.safetensors), so an adapter made
+// here loads in PEFT and one made by PEFT (LoRA on these projections, bias "none") loads here.
+//
+// adapter_config.json (the fields written; on reading, those that change the arithmetic are checked):
+// {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 8, "lora_alpha": 16, "lora_dropout": 0.05,
+//  "target_modules": ["q_proj", "v_proj"], "bias": "none", "base_model_name_or_path": "...",
+//  "fan_in_fan_out": false, "use_rslora": false, "inference_mode": true, "modules_to_save": null}
+struct LoraConfig {
+  int64_t rank = 8;                                          // r
+  double alpha = 16;                                         // lora_alpha; the update is scaled by alpha / r
+  double dropout = 0.05;                                     // lora_dropout, on the adapter's input while training
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // of lora_target_modules()
+  std::string base_model;                                    // base_model_name_or_path (informative)
+  double scale() const { return alpha / double(rank); }
+};
+
+// The projections an adapter may target: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj.
+const std::vector<std::string>& lora_target_modules();
+
+// Checks a LoRA config (rank ≥ 1, alpha > 0, 0 ≤ dropout < 1, known and non-empty targets);
+// throws InputError naming `where` (a flag or a file) and what is allowed.
+void check_lora_config(const LoraConfig& config, const std::string& where);
+
+// LoRA weights for one base model: tensors by PEFT name
+// ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "...lora_B.weight").
+struct Adapter {
+  LoraConfig config;
+  std::map<std::string, torch::Tensor> tensors;  // float32
+};
+
+// A new adapter for `model`: A drawn as PEFT draws it (kaiming_uniform with a = sqrt(5): uniform
+// in ±1/sqrt(in)), B zero. The same seed gives the same adapter.
+Adapter new_adapter(const Model& model, const LoraConfig& config, uint64_t seed);
+
+// Writes <dir>/adapter_config.json and <dir>/adapter_model.safetensors (F32), each atomically.
+void save_adapter(const std::filesystem::path& dir, const Adapter& adapter);
+
+// Reads an adapter saved in the PEFT layout and checks it against `model`: every tensor named for
+// a layer and target it has, of the shape the base implies. Throws InputError naming the file for
+// a missing file, a config that is not a LoRA this code applies (another peft_type, bias, rank
+// pattern, fan_in_fan_out), an unknown target module, a missing tensor, or a tensor of another
+// shape (an adapter for another base model).
+Adapter load_adapter(const std::filesystem::path& dir, const Model& model);
+
+// Attaches the adapter to the model's projections (its tensors shared, not copied: training them
+// changes the model's output); replaces any adapter attached before. Throws InputError when the
+// adapter does not fit the model.
+void apply_adapter(Model& model, const Adapter& adapter);
+// Detaches any adapter: the base model again.
+void remove_adapter(Model& model);
+// Adds scale · B A into the targeted weights (W' = W + (alpha/r) · B A) and detaches: the model
+// then computes as with the adapter applied, at no cost per token. Saving it writes the merged
+// weights (as float32 where the base was stored so).
+void merge_adapter(Model& model, const Adapter& adapter);
+
+// What identifies a base checkpoint for its adapters (recorded when one is trained, compared when
+// one would be applied): a hash of its config.json and the names and sizes of its weights files.
+std::string base_fingerprint(const std::filesystem::path& base_dir);
+
+// Training (LoRA only: the base weights stay frozen).
+//
+// One training example: tokens and, for each, whether it is predicted (the assistant's tokens)
+// or context only (the system and the user's turn, the template's markers).
+struct TrainingExample {
+  std::vector<int64_t> tokens;
+  std::vector<uint8_t> predicted;  // 1: the loss counts this token (as a target of the one before)
+};
+
+// The mean cross-entropy (natural log) of the predicted tokens given those before them, over a
+// forward pass without a cache; with dropout > 0 and a generator, the adapter's input dropout
+// of training is drawn from it. Differentiable with respect to the attached adapter.
+torch::Tensor training_loss(const Model& model, const TrainingExample& example, double dropout = 0,
+                            at::Generator* generator = nullptr);
+
+// AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization", Algorithm 2) over the
+// adapter's tensors; its state is plain tensors (first and second moments) and a step count, so a
+// checkpoint holds it exactly.
+struct AdamW {
+  double learning_rate = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  int64_t step = 0;                             // updates made
+  std::map<std::string, torch::Tensor> m, v;    // by tensor name, as the adapter's
+  // One update of every tensor of `params` that has a gradient, at this learning rate; clears the gradients.
+  void update(std::map<std::string, torch::Tensor>& params, double lr);
+};
+
 // Chat templates: the checkpoint's tokenizer_config.json "chat_template", recognised by family.
 enum class TemplateFamily { chatml, llama3 };
 struct ChatMessage {

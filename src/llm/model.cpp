@@ -47,10 +47,19 @@ torch::Tensor rope_inverse_frequencies(const Config& c) {
 
 }  // namespace
 
-torch::Tensor Linear::operator()(const torch::Tensor& x) const {
+// ref: PEFT's lora.Linear.forward: result + lora_B(lora_A(dropout(x))) * scaling.
+torch::Tensor Linear::operator()(const torch::Tensor& x, const LoraDropout* dropout) const {
   auto y = matmul_nt(x, weight);
   if (bias.defined()) y = y + bias;
-  if (lora_a.defined()) y = y + matmul_nt(matmul_nt(x, lora_a), lora_b) * lora_scale;
+  if (lora_a.defined()) {
+    auto in = x;
+    if (dropout && dropout->p > 0) {
+      auto keep = at::bernoulli(torch::full_like(x, 1 - dropout->p), dropout->generator ? *dropout->generator
+                                                                                      : c10::optional<at::Generator>());
+      in = x * keep / (1 - dropout->p);
+    }
+    y = y + matmul_nt(matmul_nt(in, lora_a), lora_b) * lora_scale;
+  }
   return y;
 }
 
@@ -138,7 +147,11 @@ KvCache::KvCache(const Model& model) {
 }
 
 torch::Tensor Model::forward(const std::vector<int64_t>& tokens, KvCache* cache, bool all_positions) const {
-  const auto& m = *impl_;
+  return forward_tokens(*impl_, tokens, cache, all_positions, nullptr);
+}
+
+torch::Tensor forward_tokens(const Model::Impl& m, const std::vector<int64_t>& tokens, KvCache* cache,
+                             bool all_positions, const LoraDropout* dropout) {
   const Config& c = m.config;
   const int64_t n = int64_t(tokens.size());
   if (n == 0) throw InputError("the model was given no tokens");
@@ -169,9 +182,9 @@ torch::Tensor Model::forward(const std::vector<int64_t>& tokens, KvCache* cache,
   for (size_t li = 0; li < m.layers.size(); ++li) {
     const Layer& l = m.layers[li];
     auto hn = rms_norm(x, l.input_layernorm, c.rms_norm_eps);
-    auto q = l.q_proj(hn).view({n, c.n_heads, c.head_dim}).transpose(0, 1);      // [H, n, d]
-    auto k = l.k_proj(hn).view({n, c.n_kv_heads, c.head_dim}).transpose(0, 1);   // [KV, n, d]
-    auto v = l.v_proj(hn).view({n, c.n_kv_heads, c.head_dim}).transpose(0, 1);
+    auto q = l.q_proj(hn, dropout).view({n, c.n_heads, c.head_dim}).transpose(0, 1);      // [H, n, d]
+    auto k = l.k_proj(hn, dropout).view({n, c.n_kv_heads, c.head_dim}).transpose(0, 1);   // [KV, n, d]
+    auto v = l.v_proj(hn, dropout).view({n, c.n_kv_heads, c.head_dim}).transpose(0, 1);
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
     torch::Tensor keys = k, values = v;
@@ -191,9 +204,9 @@ torch::Tensor Model::forward(const std::vector<int64_t>& tokens, KvCache* cache,
       heads.push_back(matmul_nt(probs, values[g].t()));  // [n_rep * n, d]
     }
     auto att = torch::stack(heads).view({c.n_heads, n, c.head_dim}).transpose(0, 1).reshape({n, -1});
-    x = x + l.o_proj(att);
+    x = x + l.o_proj(att, dropout);
     auto h2 = rms_norm(x, l.post_attention_layernorm, c.rms_norm_eps);
-    x = x + l.down_proj(torch::silu(l.gate_proj(h2)) * l.up_proj(h2));
+    x = x + l.down_proj(torch::silu(l.gate_proj(h2, dropout)) * l.up_proj(h2, dropout), dropout);
   }
   if (cache) {
     cache->length = total;

@@ -4,9 +4,12 @@
 #include <ATen/Parallel.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <mutex>
 
 #include "core/error.h"
+#include "core/fs.h"
+#include "core/workspace.h"
 #include "hf/tokenizer.h"
 #include "llm/llm.h"
 #include "persona/detail/text.h"
@@ -28,7 +31,10 @@ struct LoadedModel {
 };
 
 std::string fs_key(const LlmOptions& o) {
-  return fmt::format("{}|{}", std::filesystem::absolute(o.model_dir).lexically_normal().string(), o.context_length);
+  auto norm = [](const std::filesystem::path& p) {
+    return p.empty() ? std::string() : std::filesystem::absolute(p).lexically_normal().string();
+  };
+  return fmt::format("{}|{}|{}|{}", norm(o.model_dir), o.context_length, norm(o.adapter_dir), o.merge_adapter);
 }
 
 std::shared_ptr<LoadedModel> load_shared(const LlmOptions& options) {
@@ -42,6 +48,17 @@ std::shared_ptr<LoadedModel> load_shared(const LlmOptions& options) {
   auto template_ = llm::read_chat_template(options.model_dir);  // before the weights: a cheap refusal first
   auto tokenizer = hf::Tokenizer::load(options.model_dir);
   auto model = llm::Model::load(options.model_dir, load);
+  if (!options.adapter_dir.empty()) {
+    auto adapter = llm::load_adapter(options.adapter_dir, model);
+    if (options.merge_adapter) {
+      llm::merge_adapter(model, adapter);
+    } else {
+      llm::apply_adapter(model, adapter);
+    }
+    spdlog::info("llm: the LoRA adapter {} is {} (r {}, alpha {}, {})", options.adapter_dir.string(),
+                 options.merge_adapter ? "merged into the weights" : "applied", adapter.config.rank,
+                 adapter.config.alpha, fmt::join(adapter.config.target_modules, ","));
+  }
   auto shared = std::make_shared<LoadedModel>(std::move(model), std::move(tokenizer), template_);
   for (int64_t id : shared->model.config().eos_token_ids) shared->stop_tokens.push_back(id);
   for (const auto& s : template_.stop_strings) {
@@ -169,11 +186,29 @@ class LlmEngine : public ChatEngine {
 
 }  // namespace
 
+std::filesystem::path person_adapter(const std::filesystem::path& avatar, const std::filesystem::path& model_dir) {
+  const auto dir = workspace::model_dir(avatar, "persona");
+  if (!std::filesystem::is_regular_file(dir / "metrics.json") ||
+      !std::filesystem::is_regular_file(dir / "adapter_model.safetensors") ||
+      !std::filesystem::is_regular_file(model_dir / "config.json")) {
+    return {};
+  }
+  const auto metrics = nlohmann::json::parse(read_file(dir / "metrics.json"), nullptr, false);
+  if (!metrics.is_object() || metrics.value("base_fingerprint", "") != llm::base_fingerprint(model_dir)) return {};
+  return dir;
+}
+
 std::unique_ptr<ChatEngine> make_llm_engine(const Memory& memory, const LlmOptions& options) {
   if (options.model_dir.empty()) throw InputError("--engine llm needs --model DIR (a Hugging Face chat checkpoint)");
   if (options.max_tokens < 1) throw InputError("--llm-max-tokens must be at least 1");
   if (options.context_length < 64) throw InputError("--llm-context must be at least 64 tokens");
-  return std::make_unique<LlmEngine>(memory, options);
+  LlmOptions o = options;
+  if (o.no_adapter) {
+    o.adapter_dir.clear();
+  } else if (o.adapter_dir.empty()) {
+    o.adapter_dir = person_adapter(memory.avatar(), o.model_dir);
+  }
+  return std::make_unique<LlmEngine>(memory, o);
 }
 
 }  // namespace dself::persona

@@ -122,6 +122,7 @@ class Memory {
   Memory& operator=(const Memory&) = delete;
 
   bool rebuilt() const { return rebuilt_; }  // true when this open (re)built the index
+  const std::filesystem::path& avatar() const { return avatar_; }
   const PersonaCard& card() const { return card_; }
   // Words the transcripts write capitalised (names, places), lower case: for readable replies.
   const std::set<std::string>& names() const { return names_; }
@@ -239,7 +240,16 @@ struct LlmOptions {
   uint64_t seed = 1;                // same seed, same question: same reply
   int context_length = 2048;        // tokens the cache holds (at most the model's own)
   int threads = 0;                  // libtorch threads; 0: leave as it is
+  // A LoRA adapter (PEFT layout) applied to the model; empty: the person's own (models/persona, from
+  // `dself train persona`) when it was trained on this model_dir, else none.
+  std::filesystem::path adapter_dir;
+  bool no_adapter = false;          // run the base model even when the person's adapter matches it
+  bool merge_adapter = false;       // merge the adapter into the weights at load (no cost per token)
 };
+
+// The person's adapter (<avatar>/models/persona) when it was trained on the checkpoint in
+// model_dir (the base fingerprint in its metrics.json matches); empty otherwise.
+std::filesystem::path person_adapter(const std::filesystem::path& avatar, const std::filesystem::path& model_dir);
 
 // Loads (once per process and model directory; later engines share it) the model, its tokenizer
 // and chat template. Throws InputError naming the file for a missing or malformed checkpoint, an

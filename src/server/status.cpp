@@ -74,7 +74,7 @@ nlohmann::json status_document(const std::filesystem::path& avatar, const Catalo
   }
   // What each trainable model was trained on, and whether that is still the data there now.
   nlohmann::json trained = nlohmann::json::object();
-  for (train::Model model : {train::Model::voice, train::Model::stt}) {
+  for (train::Model model : {train::Model::voice, train::Model::stt, train::Model::persona}) {
     std::string why;
     const std::string state = train::model_state(avatar, model, &why);
     nlohmann::json entry = {{"state", state}, {"why", why}, {"summary", nullptr}};

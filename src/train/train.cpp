@@ -14,6 +14,7 @@
 #include "core/hash.h"
 #include "core/workspace.h"
 #include "stt/stt.h"
+#include "train/detail/persona.h"
 #include "voice/voice.h"
 #include "whisper/finetune.h"
 
@@ -36,6 +37,10 @@ void require_prepared(const fs::path& avatar, const Catalog& catalog) {
 bool model_files_present(const fs::path& avatar, Model model) {
   const fs::path dir = workspace::model_dir(avatar, model_name(model));
   if (model == Model::stt) return fs::is_regular_file(dir / "config.json") && fs::is_regular_file(dir / "person.arpa");
+  if (model == Model::persona) {
+    return fs::is_regular_file(dir / "adapter_config.json") && fs::is_regular_file(dir / "adapter_model.safetensors") &&
+           fs::is_regular_file(dir / "metrics.json");
+  }
   return fs::is_regular_file(dir / "config.json") && fs::is_regular_file(dir / "model.safetensors");
 }
 
@@ -45,6 +50,12 @@ std::string data_hash(const fs::path& avatar, Model model) {
       return voice::voice_data_hash(avatar);
     case Model::stt:
       return stt::stt_data_hash(avatar);
+    case Model::persona: {
+      // The person's sentences (what `status` can judge without the training options).
+      std::string text;
+      for (const auto& s : persona::Memory(avatar).all_sentences()) text += s.text + "\n";
+      return hash_bytes(text);
+    }
   }
   return {};
 }
@@ -236,6 +247,69 @@ ModelOutcome train_whisper(const TrainOptions& options, Catalog& catalog) {
   return outcome;
 }
 
+// The persona's LoRA adapter (src/train/persona_train.cpp): needs a base checkpoint (--base).
+ModelOutcome train_persona(const TrainOptions& options, Catalog& catalog, bool named) {
+  ModelOutcome outcome;
+  outcome.model = Model::persona;
+  if (options.persona.base.empty()) {
+    if (named) {
+      throw InputError("train persona needs --base DIR: a Hugging Face chat checkpoint directory (docs/LLM.md)");
+    }
+    outcome.state = "not_ready";
+    outcome.message = "no --base chat checkpoint given";
+    return outcome;
+  }
+  PersonaTrainOptions o;
+  o.avatar = options.avatar;
+  o.base = options.persona.base;
+  o.lora.rank = options.persona.lora_rank;
+  o.lora.alpha = options.persona.lora_alpha;
+  o.lora.dropout = options.persona.lora_dropout;
+  o.lora.target_modules = options.persona.lora_targets;
+  o.learning_rate = options.persona.learning_rate;
+  o.max_tokens = options.persona.max_tokens;
+  o.steps = options.steps;
+  o.time_budget_s = options.time_budget_s;
+  o.threads = options.threads;
+  o.seed = options.seed;
+  o.progress = options.progress;
+  o.should_stop = options.should_stop;
+  llm::check_lora_config(o.lora, "--lora-rank/--lora-alpha/--lora-dropout/--lora-targets");
+  if (!fs::is_directory(o.base)) {
+    throw InputError(fmt::format("--base {}: not a directory (a Hugging Face chat checkpoint directory)",
+                                 o.base.string()));
+  }
+  const std::string hash = persona_input_hash(persona::Memory(options.avatar), o);
+  auto previous = catalog.stage_run(stage_name(Model::persona), 0);
+  if (!options.force && previous && previous->input_hash == hash &&
+      model_files_present(options.avatar, Model::persona)) {
+    outcome.state = "up_to_date";
+    outcome.message = "the persona adapter was trained on this base and the person's sentences as they are now";
+    return outcome;
+  }
+  const auto result = train_persona_adapter(o);
+  if (!result.complete) {
+    outcome.state = "stopped";
+    outcome.message = fmt::format("stopped at step {} of {} (checkpointed): run `dself train persona` again to resume",
+                                  result.steps_done, result.step_count);
+    return outcome;
+  }
+  nlohmann::json summary = {{"steps", result.steps_done},
+                            {"conversations", result.conversations},
+                            {"held_out_sentences", result.held_out_sentences},
+                            {"held_out_perplexity_before", result.perplexity_before},
+                            {"held_out_perplexity_after", result.perplexity_after},
+                            {"tokens_per_s", result.tokens_per_s},
+                            {"sentences_hash", data_hash(options.avatar, Model::persona)}};
+  catalog.mark_stage_done(StageRun{stage_name(Model::persona), 0, hash, "", summary.dump()});
+  outcome.state = "trained";
+  outcome.message = fmt::format(
+      "LoRA on {} conversations in {} steps: held-out perplexity {:.2f} -> {:.2f} ({} sentences), {:.0f} tokens/s",
+      result.conversations, result.steps_done, result.perplexity_before, result.perplexity_after,
+      result.held_out_sentences, result.tokens_per_s);
+  return outcome;
+}
+
 }  // namespace
 
 const char* model_name(Model model) {
@@ -244,6 +318,8 @@ const char* model_name(Model model) {
       return "voice";
     case Model::stt:
       return "stt";
+    case Model::persona:
+      return "persona";
   }
   return "?";
 }
@@ -256,7 +332,8 @@ std::vector<ModelOutcome> train(const TrainOptions& options) {
   // Holding the lock, no other train runs: a job still marked running was killed.
   catalog.interrupt_stale_jobs("train");
   const bool named = !options.models.empty();
-  const std::vector<Model> models = named ? options.models : std::vector<Model>{Model::voice, Model::stt};
+  std::vector<Model> models = named ? options.models : std::vector<Model>{Model::voice, Model::stt};
+  if (!named && !options.persona.base.empty()) models.push_back(Model::persona);
 
   std::string arguments;
   for (Model model : models) arguments += std::string(arguments.empty() ? "" : " ") + model_name(model);
@@ -271,6 +348,9 @@ std::vector<ModelOutcome> train(const TrainOptions& options) {
         case Model::stt:
           outcomes.push_back(options.whisper.empty() ? train_stt(options, catalog, named)
                                                      : train_whisper(options, catalog));
+          break;
+        case Model::persona:
+          outcomes.push_back(train_persona(options, catalog, named));
           break;
       }
     }
@@ -301,9 +381,18 @@ std::string model_state(const fs::path& avatar, Model model, std::string* why) {
       case Model::stt:
         stt::person_recognizer_options(avatar);
         break;
+      case Model::persona:
+        if (!nlohmann::json::parse(read_file(workspace::model_dir(avatar, "persona") / "adapter_config.json"))
+                 .is_object()) {
+          throw InputError("adapter_config.json is not a JSON object");
+        }
+        break;
     }
   } catch (const std::exception& e) {
-    if (why) *why = describe(e) + ": the fallback voice speaks; run `dself train voice --force`";
+    if (why) {
+      *why = describe(e) + (model == Model::persona ? ": the llm engine runs without it; run `dself train persona --force`"
+                                                     : ": the fallback voice speaks; run `dself train voice --force`");
+    }
     return "broken";
   }
   Catalog catalog(avatar);
@@ -311,6 +400,14 @@ std::string model_state(const fs::path& avatar, Model model, std::string* why) {
   if (!run) {
     if (why) *why = "the catalog has no record of its training";
     return "stale";
+  }
+  if (model == Model::persona) {
+    const auto summary = nlohmann::json::parse(run->summary, nullptr, false);
+    if (summary.is_discarded() || summary.value("sentences_hash", "") != data_hash(avatar, model)) {
+      if (why) *why = "the person's transcripts changed since the adapter was trained: run `dself train persona` again";
+      return "stale";
+    }
+    return "current";
   }
   if (run->input_hash != data_hash(avatar, model)) {
     if (why) *why = "the speech dataset changed since it was trained: run `dself train` again";

@@ -16,9 +16,21 @@
 
 namespace dself::train {
 
-// The models dself trains, in the order `train all` runs them.
-enum class Model { voice, stt };
-const char* model_name(Model model);  // "voice", "stt"
+// The models dself trains, in the order `train all` runs them (persona only with --base).
+enum class Model { voice, stt, persona };
+const char* model_name(Model model);  // "voice", "stt", "persona"
+
+// `train persona`: a LoRA adapter of a Hugging Face chat checkpoint, fine-tuned on the person's
+// transcripts (docs/PERSONA.md, "Fine-tuning"), written to models/persona/ in the PEFT layout.
+struct PersonaOptions {
+  std::filesystem::path base;            // --base: the chat checkpoint directory; empty: persona not trained
+  int lora_rank = 8;                     // r
+  double lora_alpha = 16;                // the update is scaled by alpha / r
+  double lora_dropout = 0.05;            // on the adapter's input while training
+  std::vector<std::string> lora_targets = {"q_proj", "v_proj"};
+  double learning_rate = 1e-3;           // AdamW, after a linear warm-up over the first 5% of steps
+  int max_tokens = 256;                  // longest training conversation, tokens
+};
 
 struct TrainOptions {
   std::filesystem::path avatar = "avatar";
@@ -36,6 +48,7 @@ struct TrainOptions {
   double whisper_learning_rate = whisper::FineTuneParams{}.learning_rate;  // AdamW, constant
   ProgressSink progress;
   StopRequested should_stop;
+  PersonaOptions persona;
 };
 
 struct ModelOutcome {

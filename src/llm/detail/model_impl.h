@@ -15,6 +15,13 @@
 
 namespace dself::llm {
 
+// The adapter's input dropout while training (PEFT's lora_dropout): each input element kept with
+// probability 1 - p and scaled by 1/(1 - p), drawn from `generator` (so a run repeats exactly).
+struct LoraDropout {
+  double p = 0;
+  at::Generator* generator = nullptr;
+};
+
 // y = x Wᵀ + b, plus a LoRA update (x Aᵀ Bᵀ · alpha/r) when an adapter is attached.
 struct Linear {
   torch::Tensor weight;  // [out, in]
@@ -22,7 +29,7 @@ struct Linear {
   torch::Tensor lora_a;  // [r, in] or undefined
   torch::Tensor lora_b;  // [out, r]
   double lora_scale = 0;
-  torch::Tensor operator()(const torch::Tensor& x) const;
+  torch::Tensor operator()(const torch::Tensor& x, const LoraDropout* dropout = nullptr) const;
 };
 
 struct Layer {
@@ -44,8 +51,16 @@ struct Model::Impl {
   std::map<std::string, safetensors::DType> dtypes;              // as read, for save()
 };
 
-// a · bᵀ for a [m, k], b [n, k] (float32): the fastest way Debian's CPU libtorch has (src/hf/matmul.cpp).
+// a · bᵀ for a [..., k], b [n, k] (float32): the fastest way Debian's CPU libtorch has, with or
+// without gradients (src/hf/matmul.cpp; LoRA training takes its backward).
 using hf::matmul_nt;
+
+// The forward pass of Model::forward, with the adapter's training dropout when given.
+torch::Tensor forward_tokens(const Model::Impl& m, const std::vector<int64_t>& tokens, KvCache* cache,
+                             bool all_positions, const LoraDropout* dropout);
+
+// The projection of a layer by target module name (q_proj ... down_proj); nullptr for another name.
+Linear* target_linear(Layer& layer, const std::string& module);
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
