@@ -31,6 +31,12 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   command->add_option("--seed", options->seed, "Random seed")->capture_default_str();
+  auto min_speech_minutes = std::make_shared<double>(options->voice_min_speech_s / 60);
+  command->add_option("--min-speech-minutes", *min_speech_minutes,
+                      "voice: the least train-split speech to train on, minutes (below the default the voice is "
+                      "poor; lower it to train on what there is)")
+      ->check(CLI::Range(0.1, 100000.0))
+      ->capture_default_str();
   command->add_flag("--force", options->force, "Train again even when the model is up to date");
   auto lm_only = std::make_shared<bool>(false);
   command->add_flag("--lm-only", *lm_only,
@@ -81,7 +87,8 @@ void add_train_command(CLI::App& app, const GlobalOptions& globals) {
       "Exit status: 0 trained, up to date or stopped by the budget; 1 bad input (e.g. too little\n"
       "speech, not prepared, a bad --whisper directory); 2 a dependency or the environment failed;\n"
       "130 interrupted.");
-  command->callback([options, model, lm_only, mllr_only, whisper, learning_rate, &globals] {
+  command->callback([options, model, lm_only, mllr_only, whisper, learning_rate, min_speech_minutes, &globals] {
+    options->voice_min_speech_s = *min_speech_minutes * 60;
     if (*learning_rate > 0) options->whisper_learning_rate = options->persona.learning_rate = *learning_rate;
     options->avatar = globals.avatar;
     options->whisper = *whisper;

@@ -12,41 +12,13 @@
 #include "llm/detail/model_impl.h"
 #include "llm/llm.h"
 #include "persona/persona.h"
+#include "llm_checkpoint.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
 using namespace dself;
 
 namespace {
-
-const char* kChatMl =
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou "
-    "are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + "
-    "message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt "
-    "%}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-// A SmolLM-shaped (tied, grouped-query) random chat checkpoint of a few thousand parameters.
-fs::path make_tiny_chat_model(const fs::path& dir) {
-  auto tokenizer = nlohmann::json::parse(read_file(fs::path(DSELF_TESTS_DIR) / "data/hf/bpe/llama3/tokenizer.json"));
-  int64_t next = 0;
-  for (const auto& [token, id] : tokenizer["model"]["vocab"].items()) next = std::max<int64_t>(next, id.get<int64_t>() + 1);
-  for (const auto& t : tokenizer["added_tokens"]) next = std::max<int64_t>(next, t["id"].get<int64_t>() + 1);
-  const int64_t im_start = next, im_end = next + 1;
-  for (auto [content, id] : {std::pair{"<|im_start|>", im_start}, std::pair{"<|im_end|>", im_end}}) {
-    tokenizer["added_tokens"].push_back({{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},
-                                         {"rstrip", false}, {"normalized", false}, {"special", true}});
-  }
-  llm::Config c;
-  c.model_type = "llama";
-  c.hidden_size = 32, c.intermediate_size = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 8;
-  c.vocab_size = im_end + 1, c.max_position_embeddings = 4096, c.tie_word_embeddings = true;
-  c.rms_norm_eps = 1e-5;
-  c.eos_token_ids = {im_end};
-  llm::random_model(c, 3, 4096).save(dir);
-  write_file_atomic(dir / "tokenizer.json", tokenizer.dump());
-  write_file_atomic(dir / "tokenizer_config.json", nlohmann::json{{"chat_template", kChatMl}}.dump());
-  return dir;
-}
 
 persona::LlmOptions options_for(const fs::path& model) {
   persona::LlmOptions o;
@@ -63,7 +35,7 @@ class LlmEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     avatar_ = test::copy_avatar(dir_.path());
-    model_ = make_tiny_chat_model(dir_ / "model");
+    model_ = dself::test::write_tiny_chat_model(dir_ / "model");
   }
   test::TempDir dir_;
   fs::path avatar_, model_;
@@ -153,7 +125,7 @@ TEST_F(LlmEngineTest, BadModelsAreRefusedClearly) {
 
 TEST(LlmEvalPerplexity, ScoresEachLineOfAFile) {
   test::TempDir dir;
-  auto model = make_tiny_chat_model(dir / "model");
+  auto model = dself::test::write_tiny_chat_model(dir / "model");
   write_file_atomic(dir / "held_out.txt", "I bake bread every Sunday.\n\nThe garden is full of tomatoes.\n");
   auto run = test::run_dself({"eval", "persona", "--perplexity", (dir / "held_out.txt").string(), "--model",
                               model.string(), "--json"});

@@ -16,6 +16,7 @@
 #include "llm/detail/model_impl.h"
 #include "llm/llm.h"
 #include "persona/persona.h"
+#include "llm_checkpoint.h"
 #include "support.h"
 #include "train/detail/persona.h"
 #include "train/train.h"
@@ -24,48 +25,6 @@ namespace fs = std::filesystem;
 using namespace dself;
 
 namespace {
-
-const char* kChatMl =
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou "
-    "are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + "
-    "message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt "
-    "%}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-// A SmolLM-shaped (tied, grouped-query) random chat checkpoint (as tests/test_llm_engine.cpp makes).
-fs::path make_tiny_chat_model(const fs::path& dir) {
-  auto tokenizer = nlohmann::json::parse(read_file(fs::path(DSELF_TESTS_DIR) / "data/hf/bpe/llama3/tokenizer.json"));
-  int64_t next = 0;
-  for (const auto& [token, id] : tokenizer["model"]["vocab"].items())
-    next = std::max<int64_t>(next, id.get<int64_t>() + 1);
-  for (const auto& t : tokenizer["added_tokens"]) next = std::max<int64_t>(next, t["id"].get<int64_t>() + 1);
-  const int64_t im_start = next, im_end = next + 1;
-  for (auto [content, id] : {std::pair{"<|im_start|>", im_start}, std::pair{"<|im_end|>", im_end}}) {
-    tokenizer["added_tokens"].push_back({{"id", id},
-                                         {"content", content},
-                                         {"single_word", false},
-                                         {"lstrip", false},
-                                         {"rstrip", false},
-                                         {"normalized", false},
-                                         {"special", true}});
-  }
-  llm::Config c;
-  c.model_type = "llama";
-  c.hidden_size = 32, c.intermediate_size = 64, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 8;
-  c.vocab_size = im_end + 1, c.max_position_embeddings = 4096, c.tie_word_embeddings = true;
-  c.rms_norm_eps = 1e-5;
-  c.eos_token_ids = {im_end};
-  auto model = llm::random_model(c, 3, 1024);
-  // Embeddings of std 0.2 rather than 0.02: logits of a real model's range (a 32-wide model with
-  // tiny tied embeddings can barely move its logits, whatever it learns).
-  torch::NoGradGuard no_grad;
-  for (auto& [name, t] : model.named_parameters()) {
-    if (name == "model.embed_tokens.weight") t.mul_(10);
-  }
-  model.save(dir);
-  write_file_atomic(dir / "tokenizer.json", tokenizer.dump());
-  write_file_atomic(dir / "tokenizer_config.json", nlohmann::json{{"chat_template", kChatMl}}.dump());
-  return dir;
-}
 
 // The sample person says four sentences; a fine-tuning test needs more of their talk. These are
 // hand-written in their manner (the workshop, the night train), added as a third transcript.
@@ -150,7 +109,7 @@ class PersonaTrainTest : public ::testing::Test {
   void SetUp() override {
     avatar_ = test::copy_avatar(dir_.path());
     add_more_talk(avatar_);
-    base_ = make_tiny_chat_model(dir_ / "base");
+    base_ = dself::test::write_tiny_chat_model(dir_ / "base", 1024, 10);
   }
   test::TempDir dir_;
   fs::path avatar_, base_;

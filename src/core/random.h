@@ -2,8 +2,12 @@
 // distributions are not), so that a seed names one sample person, or one head motion, exactly.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <random>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace dself {
 
@@ -34,5 +38,16 @@ class Random {
  private:
   uint64_t state_;
 };
+
+// The order of 0..n-1 in one training epoch: a Fisher-Yates shuffle seeded by (seed, epoch), so
+// that a run resumed at any epoch draws what an unbroken one would (the voice, Whisper and the
+// persona's LoRA train in it).
+inline std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + uint64_t(epoch));
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+  return order;
+}
 
 }  // namespace dself

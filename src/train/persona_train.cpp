@@ -88,14 +88,6 @@ double perplexity(const llm::Model& model, const hf::Tokenizer& tokenizer, const
   return count > 0 ? std::exp(-total / double(count)) : 0;
 }
 
-std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
-  std::vector<size_t> order(n);
-  for (size_t i = 0; i < n; ++i) order[i] = i;
-  Random random(seed, "persona order", uint64_t(epoch));
-  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[random.below(i)]);  // Fisher–Yates
-  return order;
-}
-
 void write_checkpoint(const fs::path& dir, const llm::Adapter& adapter, const llm::AdamW& adam, const json& state) {
   fs::create_directories(dir);
   safetensors::File file;

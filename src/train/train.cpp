@@ -76,6 +76,7 @@ ModelOutcome train_voice(const TrainOptions& options, Catalog& catalog, bool nam
   voice_options.time_budget_s = options.time_budget_s;
   voice_options.threads = options.threads;
   voice_options.seed = options.seed;
+  voice_options.min_speech_s = options.voice_min_speech_s;
   voice_options.progress = options.progress;
   voice_options.should_stop = options.should_stop;
   voice::VoiceTrainResult result;

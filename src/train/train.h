@@ -40,6 +40,9 @@ struct TrainOptions {
   double time_budget_s = 0;     // per model; 0: no limit (a stopped model resumes next run)
   int threads = 2;
   uint64_t seed = 1;
+  // voice: the least train-split speech it trains on; less is "not ready" (or an error when the
+  // voice was named). Lowering it trains a voice of poor quality on what there is.
+  double voice_min_speech_s = voice::kMinVoiceSpeechS;
   bool stt_acoustic = true;     // stt: adapt the acoustic model too (else the language model only)
   bool stt_map = true;          // stt: MAP re-estimation (else MLLR alone)
   // stt: fine-tune this Hugging Face Whisper checkpoint on the person (into models/whisper/)

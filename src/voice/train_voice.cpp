@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 
+#include "core/random.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
@@ -58,16 +59,6 @@ double learning_rate(int step, int step_count) {
   if (step < warmup) return kPeakLearningRate * (step + 1) / warmup;
   const double progress = double(step - warmup) / std::max(1, step_count - warmup);
   return kPeakLearningRate * (0.1 + 0.45 * (1 + std::cos(M_PI * std::min(1.0, progress))));
-}
-
-// The batch order of one epoch: a Fisher-Yates shuffle seeded by (seed, epoch), so that a resumed
-// run draws the same batches as one that never stopped.
-std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
-  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + uint64_t(epoch));
-  std::vector<size_t> order(n);
-  for (size_t i = 0; i < n; ++i) order[i] = i;
-  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
-  return order;
 }
 
 double held_out_loss(AcousticModel& model, const std::vector<VoiceExample>& examples,

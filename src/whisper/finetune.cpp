@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 
+#include "core/random.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/safetensors.h"
@@ -104,16 +105,6 @@ HeldOut held_out_figures(Model::Impl& m, const std::vector<LabelledAudio>& clips
   }
   out.wer = transcript::word_error_rate(ref, hyp);
   return out;
-}
-
-// The clip order of one epoch: a Fisher-Yates shuffle seeded by (seed, epoch), so a resumed run
-// draws the clips an unbroken one would (as the voice's epoch_order).
-std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
-  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + uint64_t(epoch));
-  std::vector<size_t> order(n);
-  for (size_t i = 0; i < n; ++i) order[i] = i;
-  for (size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
-  return order;
 }
 
 // AdamW's state is keyed by the parameter's TensorImpl (torch/optim/adamw.cpp).
