@@ -155,15 +155,11 @@ ModelOutcome train_stt(const TrainOptions& options, Catalog& catalog, bool named
   return outcome;
 }
 
-// What a Whisper fine-tune learns from: the base checkpoint's files (their bytes: its identity),
-// the person's utterances and the options that change the weights.
+// What a Whisper fine-tune learns from: the base checkpoint (its identity, as prepare's hashes
+// take it: no reading of gigabytes of weights), the person's utterances and the options that
+// change the weights.
 std::string whisper_run_hash(const TrainOptions& options, const whisper::FineTuneParams& params) {
-  std::string key = "dself-whisper-finetune v1 decoder\n";
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(options.whisper))
-    if (e.is_regular_file()) files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) key += file.filename().string() + " " + hash_file(file) + "\n";
+  std::string key = "dself-whisper-finetune v1 decoder\n" + whisper::model_identity(options.whisper) + "\n";
   std::vector<fs::path> dirs;
   const fs::path speech = workspace::speech_root(options.avatar);
   if (fs::is_directory(speech))
